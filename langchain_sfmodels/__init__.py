@@ -1,0 +1,1 @@
+"""LangChain components for the Salesforce Models API and Databricks model serving."""

@@ -1,0 +1,1 @@
+"""LlamaIndex components for the Salesforce Models API and Databricks model serving."""

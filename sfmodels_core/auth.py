@@ -1,0 +1,335 @@
+"""Token sources and the ``httpx.Auth`` that attaches them.
+
+A :class:`TokenSource` knows how to build a token request and parse its answer (pure). A
+:class:`BearerAuth` caches the token, refreshes it ahead of expiry, lets one mint happen at a
+time however many threads and asyncio tasks ask at once, and on a 401 re-mints once and resends
+once. Its sync and async flows share every decision and differ only in how they send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pydantic_core
+from pydantic import SecretStr
+
+from .errors import TokenError
+
+SALESFORCE_TOKEN_LIFETIME = 30 * 60.0  # documented default when the JWT carries no exp
+
+
+@dataclass(frozen=True)
+class Token:
+    value: SecretStr
+    expires_at: float | None  # epoch seconds; None: never expires as far as we know
+    issued_at: float = field(default_factory=time.time)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def needs_refresh(self, now: float) -> bool:
+        if self.expires_at is None:
+            return False
+        lifetime = max(self.expires_at - self.issued_at, 0.0)
+        # Refresh a tenth of the lifetime early, at most a minute early.
+        margin = min(60.0, lifetime / 10)
+        return now >= self.expires_at - margin
+
+
+class TokenSource:
+    """Where access tokens come from. Subclasses that mint set ``refreshable = True``."""
+
+    refreshable = False
+    provider = "token endpoint"
+
+    def static_token(self) -> Token | None:
+        return None
+
+    def build_request(self) -> httpx.Request:  # pragma: no cover - abstract for minting sources
+        raise NotImplementedError
+
+    def parse_response(self, response: httpx.Response) -> Token:  # pragma: no cover
+        raise NotImplementedError
+
+
+class StaticToken(TokenSource):
+    """A token the user already has: a pre-minted Salesforce JWT or a Databricks PAT."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = Token(value=token, expires_at=None)
+
+    def static_token(self) -> Token:
+        return self._token
+
+    def __repr__(self) -> str:
+        return "StaticToken(token=SecretStr('**********'))"
+
+
+def _oauth_error(response: httpx.Response) -> tuple[str | None, str | None]:
+    try:
+        body = pydantic_core.from_json(response.content)
+    except ValueError:
+        return None, response.text[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        code = body.get("error") or body.get("error_code") or body.get("errorCode")
+        message = (body.get("error_description") or body.get("message")
+                   or body.get("error_message"))
+        return (str(code) if code else None), (str(message) if message else None)
+    return None, str(body)[:500]
+
+
+def _token_failure(provider: str, response: httpx.Response, hint: str | None) -> TokenError:
+    code, message = _oauth_error(response)
+    return TokenError(
+        f"Could not get an access token from {provider}: {message or code or 'no reason given'}",
+        status_code=response.status_code,
+        error_code=code,
+        provider_message=message,
+        request_id=response.headers.get("x-request-id"),
+        provider=provider,
+        hint=hint,
+    )
+
+
+def _json_object(response: httpx.Response, provider: str) -> dict[str, Any]:
+    try:
+        body = pydantic_core.from_json(response.content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+        raise TokenError(
+            f"{provider} answered the token request without an access token",
+            status_code=response.status_code, provider=provider,
+            hint="Check that the URL points at the token endpoint of the right host.")
+    return body
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT, without verifying it (we only read ``exp``); {} if not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = pydantic_core.from_json(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def salesforce_token_hint(code: str | None, message: str | None) -> str | None:
+    text = f"{code or ''} {message or ''}".lower()
+    if "not supported on this domain" in text:
+        return ("Use your org's My Domain URL (Setup > My Domain > Current My Domain URL, e.g. "
+                "https://acme.my.salesforce.com) as `domain` / SALESFORCE_DOMAIN; "
+                "login.salesforce.com and test.salesforce.com do not issue these tokens.")
+    if "client credentials user" in text or "run as" in text:
+        return ("Enable the Client Credentials Flow on the External Client App and choose its "
+                "Run As user.")
+    if "invalid_client" in text or "client identifier" in text or "client credentials" in text:
+        return ("Check SALESFORCE_CLIENT_ID (the consumer key) and SALESFORCE_CLIENT_SECRET "
+                "(the consumer secret) of the External Client App.")
+    return None
+
+
+class SalesforceClientCredentials(TokenSource):
+    """OAuth 2.0 client credentials against ``{My Domain}/services/oauth2/token``."""
+
+    refreshable = True
+    provider = "Salesforce"
+
+    def __init__(self, domain: str, client_id: str, client_secret: SecretStr) -> None:
+        self.domain = domain.rstrip("/")
+        self.client_id = client_id
+        self.client_secret = client_secret
+
+    def __repr__(self) -> str:
+        return f"SalesforceClientCredentials(domain={self.domain!r}, client_id='***')"
+
+    def build_request(self) -> httpx.Request:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.get_secret_value(),
+        }
+        return httpx.Request(
+            "POST", f"{self.domain}/services/oauth2/token", content=urlencode(form).encode(),
+            headers={"content-type": "application/x-www-form-urlencoded",
+                     "accept": "application/json"})
+
+    def parse_response(self, response: httpx.Response) -> Token:
+        if not response.is_success:
+            code, message = _oauth_error(response)
+            raise _token_failure("Salesforce", response, salesforce_token_hint(code, message))
+        body = _json_object(response, "Salesforce")
+        access = body["access_token"]
+        now = time.time()
+        issued = now
+        with contextlib.suppress(TypeError, ValueError):
+            issued = float(body.get("issued_at", "")) / 1000.0
+        exp = jwt_claims(access).get("exp")
+        expires_at = float(exp) if isinstance(exp, (int, float)) else (
+            issued + SALESFORCE_TOKEN_LIFETIME)
+        extra: dict[str, Any] = {k: body[k] for k in ("api_instance_url", "instance_url")
+                                 if k in body}
+        # Lifetimes are measured on our clock: the server's issued_at only sets the expiry.
+        return Token(value=SecretStr(access), expires_at=expires_at,
+                     issued_at=min(issued, now), extra=extra)
+
+
+class DatabricksM2M(TokenSource):
+    """Databricks OAuth machine-to-machine: ``{host}/oidc/v1/token`` with ``scope=all-apis``."""
+
+    refreshable = True
+    provider = "Databricks"
+
+    def __init__(self, host: str, client_id: str, client_secret: SecretStr) -> None:
+        self.host = host.rstrip("/")
+        self.client_id = client_id
+        self.client_secret = client_secret
+
+    def __repr__(self) -> str:
+        return f"DatabricksM2M(host={self.host!r}, client_id='***')"
+
+    def build_request(self) -> httpx.Request:
+        basic = base64.b64encode(
+            f"{self.client_id}:{self.client_secret.get_secret_value()}".encode()).decode()
+        return httpx.Request(
+            "POST", f"{self.host}/oidc/v1/token",
+            content=urlencode({"grant_type": "client_credentials", "scope": "all-apis"}).encode(),
+            headers={"content-type": "application/x-www-form-urlencoded",
+                     "accept": "application/json", "authorization": f"Basic {basic}"})
+
+    def parse_response(self, response: httpx.Response) -> Token:
+        if not response.is_success:
+            raise _token_failure(
+                "Databricks", response,
+                "Check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET of the service "
+                "principal, and that it may use the workspace.")
+        body = _json_object(response, "Databricks")
+        now = time.time()
+        try:
+            lifetime = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        return Token(value=SecretStr(body["access_token"]), expires_at=now + lifetime,
+                     issued_at=now)
+
+
+Sender = Callable[[httpx.Request], httpx.Response]
+AsyncSender = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+class BearerAuth(httpx.Auth):
+    """Attaches ``Authorization: Bearer`` from a token source, minting and caching as needed."""
+
+    requires_response_body = True
+
+    def __init__(self, source: TokenSource, send: Sender | None = None,
+                 asend: AsyncSender | None = None) -> None:
+        self.source = source
+        self.send = send
+        self.asend = asend
+        self.mints = 0
+        self._token: Token | None = source.static_token()
+        self._lock = threading.Lock()  # held while minting
+        self._table_lock = threading.Lock()  # guards the per-event-loop lock table
+        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary())
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(source={self.source!r})"
+
+    @property
+    def token(self) -> Token | None:
+        """The cached token, if any (for reading its ``extra``, never for printing)."""
+        return self._token
+
+    def _usable(self, stale: SecretStr | None) -> Token | None:
+        token = self._token
+        if token is None:
+            return None
+        if not self.source.refreshable:
+            return token
+        if stale is not None and token.value.get_secret_value() == stale.get_secret_value():
+            return None
+        return None if token.needs_refresh(time.time()) else token
+
+    def _store(self, response: httpx.Response) -> Token:
+        token = self.source.parse_response(response)
+        self._token = token
+        self.mints += 1
+        return token
+
+    # -- getting a token: same decisions, sync or async I/O ------------------------------------
+    def get_token(self, stale: SecretStr | None = None) -> Token:
+        token = self._usable(stale)
+        if token is not None:
+            return token
+        with self._lock:
+            token = self._usable(stale)
+            if token is not None:
+                return token
+            if self.send is None:
+                raise TokenError("No way to mint a token: this auth has no transport")
+            return self._store(self.send(self.source.build_request()))
+
+    async def aget_token(self, stale: SecretStr | None = None) -> Token:
+        token = self._usable(stale)
+        if token is not None:
+            return token
+        async with self._loop_lock():  # one task per event loop goes on to the thread lock
+            token = self._usable(stale)
+            if token is not None:
+                return token
+            while not self._lock.acquire(blocking=False):  # another thread is minting
+                await asyncio.sleep(0.002)
+            try:
+                token = self._usable(stale)
+                if token is not None:
+                    return token
+                if self.asend is None:
+                    raise TokenError("No way to mint a token: this auth has no transport")
+                return self._store(await self.asend(self.source.build_request()))
+            finally:
+                self._lock.release()
+
+    def _loop_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._table_lock:
+            lock = self._loop_locks.get(loop)
+            if lock is None:
+                lock = self._loop_locks[loop] = asyncio.Lock()
+            return lock
+
+    # -- the flow ------------------------------------------------------------------------------
+    @staticmethod
+    def _authorize(request: httpx.Request, token: Token) -> httpx.Request:
+        request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
+        return request
+
+    def _should_resend(self, response: httpx.Response) -> bool:
+        return response.status_code == 401 and self.source.refreshable
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
+                                                                   None]:
+        token = self.get_token()
+        response = yield self._authorize(request, token)
+        if self._should_resend(response):
+            yield self._authorize(request, self.get_token(stale=token.value))
+
+    async def async_auth_flow(self, request: httpx.Request) -> Any:
+        token = await self.aget_token()
+        response = yield self._authorize(request, token)
+        if self._should_resend(response):
+            yield self._authorize(request, await self.aget_token(stale=token.value))
+

@@ -1,0 +1,211 @@
+"""Settings resolution: constructor argument, then environment, then (Databricks) config profile.
+
+Credentials are resolved as a group so that a token from one place never mixes silently with a
+client id from another: the first place that names any credential provides them, and a place
+that names both a token and a client id is ambiguous.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from .auth import DatabricksM2M, SalesforceClientCredentials, StaticToken, TokenSource
+from .errors import ConfigurationError
+
+DEFAULT_SALESFORCE_API_BASE = "https://api.salesforce.com/einstein/platform/v1"
+GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
+
+Secret = str | SecretStr | None
+
+
+def _secret(value: Secret) -> SecretStr | None:
+    if value is None or isinstance(value, SecretStr):
+        return value if (value is None or value.get_secret_value()) else None
+    return SecretStr(value) if value else None
+
+
+def _text(value: str | None) -> str | None:
+    return value.strip() or None if isinstance(value, str) else value
+
+
+def normalize_url(value: str, setting: str, *, allow_path: bool = False) -> str:
+    """A base URL with a scheme and no trailing slash; a clear error when it cannot be one."""
+    raw = value.strip()
+    if not raw:
+        raise ConfigurationError(f"{setting} is empty")
+    if "://" not in raw:
+        raw = "https://" + raw
+    try:
+        url = httpx.URL(raw)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ConfigurationError(f"{setting} is not a valid URL: {value!r} ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host or " " in raw:
+        raise ConfigurationError(
+            f"{setting} must be an http(s) URL such as https://example.com, got {value!r}")
+    if url.query or url.fragment or (not allow_path and url.path not in ("", "/")):
+        raise ConfigurationError(
+            f"{setting} must be just the scheme and host (e.g. https://example.com), got {value!r}")
+    return raw.rstrip("/")
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    token_source: TokenSource
+    api_base: str | None  # None: take it from the token, else the documented default
+
+
+def resolve_salesforce(
+    *,
+    domain: str | None = None,
+    client_id: str | None = None,
+    client_secret: Secret = None,
+    api_key: Secret = None,
+    api_base: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SalesforceSettings:
+    env = os.environ if env is None else env
+    domain = _text(domain) or _text(env.get("SALESFORCE_DOMAIN"))
+    base = _text(api_base) or _text(env.get("SALESFORCE_API_BASE"))
+    base = normalize_url(base, "api_base / SALESFORCE_API_BASE", allow_path=True) if base else None
+
+    token = _secret(api_key)
+    cid, csecret = _text(client_id), _secret(client_secret)
+    if token is None and cid is None and csecret is None:  # nothing given: the environment
+        token = _secret(env.get("SALESFORCE_ACCESS_TOKEN"))
+        cid = _text(env.get("SALESFORCE_CLIENT_ID"))
+        csecret = _secret(env.get("SALESFORCE_CLIENT_SECRET"))
+        if token is not None and (cid or csecret):
+            raise ConfigurationError(
+                "Ambiguous Salesforce credentials: both SALESFORCE_ACCESS_TOKEN and "
+                "SALESFORCE_CLIENT_ID/SALESFORCE_CLIENT_SECRET are set.",
+                hint="Unset one of them, or pass api_key= or client_id=/client_secret= "
+                     "explicitly.")
+    elif token is None:  # a client id or secret was passed: complete the pair from the environment
+        cid = cid or _text(env.get("SALESFORCE_CLIENT_ID"))
+        csecret = csecret or _secret(env.get("SALESFORCE_CLIENT_SECRET"))
+
+    if token is not None:
+        return SalesforceSettings(StaticToken(token), base)
+    missing = [name for name, value in (
+        ("domain (SALESFORCE_DOMAIN)", domain),
+        ("client_id (SALESFORCE_CLIENT_ID)", cid),
+        ("client_secret (SALESFORCE_CLIENT_SECRET)", csecret)) if not value]
+    if missing:
+        raise ConfigurationError(
+            "Salesforce credentials are missing: " + ", ".join(missing) + ".",
+            hint="Set SALESFORCE_DOMAIN, SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET (an "
+                 "External Client App with the client credentials flow), or "
+                 "SALESFORCE_ACCESS_TOKEN to a token you already have.")
+    assert domain and cid and csecret
+    domain_url = normalize_url(domain, "domain / SALESFORCE_DOMAIN")
+    if httpx.URL(domain_url).host in GENERIC_LOGIN_HOSTS:
+        raise ConfigurationError(
+            f"{domain_url} cannot issue tokens for the Models API.",
+            hint="Use your org's My Domain URL (Setup > My Domain > Current My Domain URL, e.g. "
+                 "https://acme.my.salesforce.com).")
+    return SalesforceSettings(SalesforceClientCredentials(domain_url, cid, csecret), base)
+
+
+@dataclass(frozen=True)
+class DatabricksSettings:
+    host: str
+    token_source: TokenSource
+
+
+def _profile(profile: str | None, config_file: str | None,
+             env: Mapping[str, str]) -> dict[str, str]:
+    """The named (or DEFAULT) section of the Databricks config file, {} when there is none."""
+    named = _text(profile) or _text(env.get("DATABRICKS_CONFIG_PROFILE"))
+    path = Path(_text(config_file) or _text(env.get("DATABRICKS_CONFIG_FILE"))
+                or "~/.databrickscfg").expanduser()
+    if not path.is_file():
+        if named:
+            raise ConfigurationError(
+                f"Databricks profile {named!r} was asked for, but {path} does not exist.")
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        raise ConfigurationError(
+            f"Could not read the Databricks config file {path}: {exc}") from None
+    section = named or "DEFAULT"
+    if section == "DEFAULT":
+        return dict(parser.defaults())
+    if not parser.has_section(section):
+        raise ConfigurationError(
+            f"Databricks profile {section!r} is not in {path}; it has: "
+            f"{', '.join(parser.sections()) or 'no profiles'}.")
+    return {k: v for k, v in parser.items(section)}
+
+
+def resolve_databricks(
+    *,
+    host: str | None = None,
+    api_key: Secret = None,
+    client_id: str | None = None,
+    client_secret: Secret = None,
+    profile: str | None = None,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> DatabricksSettings:
+    env = os.environ if env is None else env
+    layers: list[tuple[str, Mapping[str, str | SecretStr | None]]] = [
+        ("arguments", {"host": host, "token": api_key, "client_id": client_id,
+                       "client_secret": client_secret}),
+        ("environment", {"host": env.get("DATABRICKS_HOST"), "token": env.get("DATABRICKS_TOKEN"),
+                         "client_id": env.get("DATABRICKS_CLIENT_ID"),
+                         "client_secret": env.get("DATABRICKS_CLIENT_SECRET")}),
+    ]
+
+    def first(key: str) -> str | SecretStr | None:
+        for _, layer in layers:
+            if layer.get(key):
+                return layer[key]
+        return None
+
+    has_credentials = any(first(k) for k in ("token", "client_id", "client_secret"))
+    if not (first("host") and has_credentials) or profile or env.get("DATABRICKS_CONFIG_PROFILE"):
+        section = _profile(profile, config_file, env)
+        layers.append(("profile", {k: section.get(k) for k in
+                                   ("host", "token", "client_id", "client_secret")}))
+
+    raw_host = first("host")
+    if not raw_host:
+        raise ConfigurationError(
+            "The Databricks workspace is missing: set host= or DATABRICKS_HOST "
+            "(e.g. https://adb-1234567890123456.7.azuredatabricks.net), or a profile in "
+            "~/.databrickscfg.")
+    host_url = normalize_url(str(raw_host), "host / DATABRICKS_HOST")
+
+    for where, layer in layers:
+        token = _secret(layer.get("token"))
+        cid = _text(str(layer["client_id"])) if layer.get("client_id") else None
+        csecret = _secret(layer.get("client_secret"))
+        if token is None and cid is None and csecret is None:
+            continue
+        if token is not None and cid:
+            raise ConfigurationError(
+                f"Ambiguous Databricks credentials in the {where}: both a token and a client id "
+                "are set.",
+                hint="Use either a personal access token (DATABRICKS_TOKEN) or a service "
+                     "principal (DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET), not both.")
+        if token is not None:
+            return DatabricksSettings(host_url, StaticToken(token))
+        if not (cid and csecret):
+            missing = "client_secret (DATABRICKS_CLIENT_SECRET)" if cid else \
+                "client_id (DATABRICKS_CLIENT_ID)"
+            raise ConfigurationError(f"Databricks service principal is incomplete in the "
+                                     f"{where}: {missing} is missing.")
+        return DatabricksSettings(host_url, DatabricksM2M(host_url, cid, csecret))
+    raise ConfigurationError(
+        "Databricks credentials are missing: set api_key= (DATABRICKS_TOKEN), or client_id= and "
+        "client_secret= (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET), or a profile in "
+        "~/.databrickscfg (DATABRICKS_CONFIG_PROFILE).")

@@ -1,0 +1,407 @@
+"""Salesforce Models API: wire format (request bodies, response parsing, errors) and the client.
+
+Request building and parsing are pure module-level functions; :class:`SalesforceClient` only adds
+I/O, and its sync and async methods differ only in ``await``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import batching
+from .auth import BearerAuth
+from .config import DEFAULT_SALESFORCE_API_BASE, Secret, resolve_salesforce
+from .errors import InvalidInputError
+from .transport import Transport, loads
+from .types import EmbeddingResult, ParsedBatch, Usage, combine_embedding_batches
+from .validation import require_messages, require_name, require_texts
+
+PROVIDER = "Salesforce"
+ROLES = ("system", "user", "assistant")
+DEFAULT_CHAT_MODEL = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+DEFAULT_EMBEDDING_MODEL = "sfdc_ai__DefaultOpenAITextEmbeddingAda_002"
+DEFAULT_EMBED_BATCH_SIZE = 16
+HEADERS = {
+    "x-sfdc-app-context": "EinsteinGPT",
+    "x-client-feature-id": "ai-platform-models-connected-app",
+    "accept": "application/json",
+}
+FeedbackValue = Literal["GOOD", "BAD"]
+
+
+# -- results --------------------------------------------------------------------------------------
+class ContentQuality(BaseModel):
+    """Salesforce's toxicity scan of a generation."""
+
+    is_toxicity_detected: bool | None = None
+    #: Score per category name (higher: more likely toxic).
+    scores: dict[str, float] = Field(default_factory=dict)
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ContentQuality | None:
+        scan = data.get("scanToxicity") if isinstance(data, dict) else None
+        if not isinstance(scan, dict):
+            return None
+        scores = {str(c.get("categoryName")): float(c.get("score") or 0.0)
+                  for c in scan.get("categories") or [] if isinstance(c, dict)}
+        return cls(is_toxicity_detected=scan.get("isDetected"), scores=scores)
+
+
+class Generation(BaseModel):
+    """One generated answer. ``id`` is the generation id that feedback refers to."""
+
+    id: str | None
+    text: str
+    role: str = "assistant"
+    finish_reason: str | None = None
+    index: int = 0
+    timestamp: int | None = None
+    content_quality: ContentQuality | None = None
+
+
+class ChatResult(BaseModel):
+    """A chat-generations answer. ``text`` and ``generation_id`` are those of the first choice."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    generations: list[Generation]
+    model: str | None = None
+    usage: Usage | None = None
+    raw: dict[str, Any] = Field(repr=False)
+
+    @property
+    def text(self) -> str:
+        return self.generations[0].text if self.generations else ""
+
+    @property
+    def generation_id(self) -> str | None:
+        return self.generations[0].id if self.generations else None
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.generations[0].finish_reason if self.generations else None
+
+
+class GenerationResult(ChatResult):
+    """A generations (text completion) answer; same accessors as :class:`ChatResult`."""
+
+
+class FeedbackResult(BaseModel):
+    feedback_id: str
+    generation_id: str
+    message: str | None = None
+
+
+# -- wire format (pure) ---------------------------------------------------------------------------
+def _options(localization: Mapping[str, Any] | None,
+             tags: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if localization is not None:
+        if not isinstance(localization, Mapping) or not isinstance(
+                localization.get("defaultLocale"), str):
+            raise InvalidInputError(
+                "localization must be a dict with a 'defaultLocale' such as 'en_US'")
+        out["localization"] = dict(localization)
+    if tags is not None:
+        if not isinstance(tags, Mapping):
+            raise InvalidInputError("tags must be a dict")
+        out["tags"] = dict(tags)
+    return out
+
+
+def chat_request(model: str, messages: Any, localization: Mapping[str, Any] | None = None,
+                 tags: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    name = require_name(model, "model")
+    msgs = [{"role": m["role"], "content": m["content"]}
+            for m in require_messages(messages, ROLES)]
+    return f"/models/{name}/chat-generations", {"messages": msgs, **_options(localization, tags)}
+
+
+def generation_request(model: str, prompt: Any, localization: Mapping[str, Any] | None = None,
+                       tags: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    name = require_name(model, "model")
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    return f"/models/{name}/generations", {"prompt": prompt, **_options(localization, tags)}
+
+
+def embedding_request(model: str, texts: Sequence[str], localization: Mapping[str, Any] | None,
+                      tags: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    return f"/models/{model}/embeddings", {"input": list(texts), **_options(localization, tags)}
+
+
+def feedback_request(generation_id: str, feedback: str | None, *, text: str | None = None,
+                     source: str | None = None, app_feedback: Mapping[str, Any] | None = None,
+                     app_generation_id: str | None = None, app_generation: str | None = None,
+                     feedback_id: str | None = None) -> dict[str, Any]:
+    if not isinstance(generation_id, str) or not generation_id.strip():
+        raise InvalidInputError("generation_id must be a non-empty string")
+    value: str | None = None
+    if feedback is not None:
+        if not isinstance(feedback, str) or feedback.upper() not in ("GOOD", "BAD"):
+            raise InvalidInputError(f"feedback must be 'GOOD', 'BAD' or None, got {feedback!r}")
+        value = feedback.upper()
+    body: dict[str, Any] = {"id": feedback_id or str(uuid.uuid4()),
+                            "generationId": generation_id, "feedback": value}
+    for key, item in (("feedbackText", text), ("source", source),
+                      ("appGenerationId", app_generation_id), ("appGeneration", app_generation)):
+        if item is not None:
+            if not isinstance(item, str):
+                raise InvalidInputError(f"{key} must be a string, got {type(item).__name__}")
+            body[key] = item
+    if app_feedback is not None:
+        if not isinstance(app_feedback, Mapping):
+            raise InvalidInputError("app_feedback must be a dict")
+        body["appFeedback"] = dict(app_feedback)
+    return body
+
+
+def _generation(data: dict[str, Any], text_key: str, index: int) -> Generation:
+    params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    assert isinstance(params, dict)
+    return Generation(
+        id=data.get("id"), text=data.get(text_key) or "", role=data.get("role") or "assistant",
+        finish_reason=params.get("finish_reason"), index=params.get("index", index),
+        timestamp=data.get("timestamp"),
+        content_quality=ContentQuality.from_wire(data.get("contentQuality")))
+
+
+def _model_and_usage(params: Any) -> dict[str, Any]:
+    params = params if isinstance(params, dict) else {}
+    return {"model": params.get("model"), "usage": Usage.from_wire(params.get("usage"))}
+
+
+def parse_chat(body: dict[str, Any]) -> ChatResult:
+    details = body.get("generationDetails") or {}
+    gens = [_generation(g, "content", i) for i, g in enumerate(details.get("generations") or [])]
+    return ChatResult(id=body.get("id") or "", generations=gens, raw=body,
+                      **_model_and_usage(details.get("parameters")))
+
+
+def parse_generation(body: dict[str, Any]) -> GenerationResult:
+    items = [body.get("generation") or {}, *list(body.get("moreGenerations") or [])]
+    gens = [_generation(g, "generatedText", i) for i, g in enumerate(items)]
+    return GenerationResult(id=body.get("id") or "", generations=gens, raw=body,
+                            **_model_and_usage(body.get("parameters")))
+
+
+def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
+    """(vectors in input order, model, usage, the body without the vectors)."""
+    items = sorted(body.get("embeddings") or [], key=lambda e: e.get("index", 0))
+    rest = {k: v for k, v in body.items() if k != "embeddings"}
+    info = _model_and_usage(rest.get("parameters"))
+    return [item["embedding"] for item in items], info["model"], info["usage"], rest
+
+
+def parse_error(status: int, body: Any) -> tuple[str | None, str | None, str | None]:
+    """(error code, message, hint) from a Models API or OAuth error body."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    code = message = None
+    if isinstance(body, dict):
+        code = body.get("errorCode") or body.get("error")
+        message = body.get("message") or body.get("error_description")
+    elif isinstance(body, str):
+        message = body[:500]
+    hint = {
+        401: "The access token is missing, invalid or expired. Check that the External Client "
+             "App has the api and sfap_api scopes and issues JWT-based access tokens; a "
+             "pre-minted token may have expired or been truncated.",
+        403: "The credentials may not use this model: check the app's scopes (api, sfap_api) "
+             "and that Einstein generative AI is enabled for the org.",
+        404: "Check the model API name (e.g. sfdc_ai__DefaultOpenAIGPT4OmniMini). Salesforce "
+             "also answers 404 for missing scopes or a truncated token.",
+        429: "The org's per-minute limit was reached; set requests_per_minute to stay under it.",
+    }.get(status)
+    return (str(code) if code else None), (str(message) if message else None), hint
+
+
+# -- the client -----------------------------------------------------------------------------------
+class SalesforceClient:
+    """Client for the Salesforce Models API: chat, generations, embeddings and feedback.
+
+    Settings come from the arguments, then the environment (``SALESFORCE_DOMAIN``,
+    ``SALESFORCE_CLIENT_ID``, ``SALESFORCE_CLIENT_SECRET``, ``SALESFORCE_ACCESS_TOKEN``,
+    ``SALESFORCE_API_BASE``). One instance holds one pooled sync and one async HTTP client:
+    share it, and close it (or use it as a context manager) when done.
+    """
+
+    def __init__(
+        self,
+        *,
+        domain: str | None = None,
+        client_id: str | None = None,
+        client_secret: Secret = None,
+        api_key: Secret = None,
+        access_token: Secret = None,
+        api_base: str | None = None,
+        timeout: float | None = 60.0,
+        max_retries: int = 3,
+        batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+        max_concurrency: int = 4,
+        requests_per_minute: float | None = None,
+        max_connections: int = 100,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if batch_size < 1 or max_concurrency < 1:
+            raise InvalidInputError("batch_size and max_concurrency must be at least 1")
+        settings = resolve_salesforce(domain=domain, client_id=client_id,
+                                      client_secret=client_secret,
+                                      api_key=api_key if api_key is not None else access_token,
+                                      api_base=api_base, env=env)
+        self._api_base = settings.api_base
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        self.auth = BearerAuth(settings.token_source)
+        self._transport = Transport(
+            provider=PROVIDER, parse_error=parse_error, headers=HEADERS, auth=self.auth,
+            timeout=timeout, max_retries=max_retries, requests_per_minute=requests_per_minute,
+            max_connections=max_connections, transport=transport,
+            async_transport=async_transport)
+        self.auth.send = self._transport.send_token_request
+        self.auth.asend = self._transport.asend_token_request
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient(api_base={self._api_base!r}, auth={self.auth.source!r})"
+
+    # -- lifecycle
+    def close(self) -> None:
+        self._transport.close()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    def __enter__(self) -> SalesforceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SalesforceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- where to send: the user's base, else the token's api_instance_url, else the default
+    def _base_from(self, token_extra: Mapping[str, Any] | None) -> str:
+        if self._api_base:
+            return self._api_base
+        instance = (token_extra or {}).get("api_instance_url")
+        if isinstance(instance, str) and instance:
+            return instance.rstrip("/") + "/einstein/platform/v1"
+        return DEFAULT_SALESFORCE_API_BASE
+
+    def api_base(self) -> str:
+        if self._api_base or not self.auth.source.refreshable:
+            return self._base_from(None)
+        return self._base_from(self.auth.get_token().extra)
+
+    async def aapi_base(self) -> str:
+        if self._api_base or not self.auth.source.refreshable:
+            return self._base_from(None)
+        return self._base_from((await self.auth.aget_token()).extra)
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        return loads(self._transport.request("POST", self.api_base() + path, body).content)
+
+    async def _apost(self, path: str, body: dict[str, Any]) -> Any:
+        base = await self.aapi_base()
+        return loads((await self._transport.arequest("POST", base + path, body)).content)
+
+    # -- chat
+    def chat(self, model: str, messages: Sequence[Any], *,
+             localization: Mapping[str, Any] | None = None,
+             tags: Mapping[str, Any] | None = None) -> ChatResult:
+        """Send ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``."""
+        return parse_chat(self._post(*chat_request(model, messages, localization, tags)))
+
+    async def achat(self, model: str, messages: Sequence[Any], *,
+                    localization: Mapping[str, Any] | None = None,
+                    tags: Mapping[str, Any] | None = None) -> ChatResult:
+        return parse_chat(await self._apost(*chat_request(model, messages, localization, tags)))
+
+    # -- generations
+    def generate(self, model: str, prompt: str, *, localization: Mapping[str, Any] | None = None,
+                 tags: Mapping[str, Any] | None = None) -> GenerationResult:
+        return parse_generation(
+            self._post(*generation_request(model, prompt, localization, tags)))
+
+    async def agenerate(self, model: str, prompt: str, *,
+                        localization: Mapping[str, Any] | None = None,
+                        tags: Mapping[str, Any] | None = None) -> GenerationResult:
+        return parse_generation(
+            await self._apost(*generation_request(model, prompt, localization, tags)))
+
+    # -- embeddings: any number of texts, batched, in input order
+    def _embed_plan(self, model: str, texts: Any) -> tuple[str, list[Sequence[str]]]:
+        return require_name(model, "model"), batching.split(require_texts(texts), self.batch_size)
+
+    def embed(self, model: str, texts: Sequence[str], *,
+              localization: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None) -> EmbeddingResult:
+        name, batches = self._embed_plan(model, texts)
+
+        def one(batch: Sequence[str]) -> ParsedBatch:
+            return parse_embeddings(self._post(*embedding_request(name, batch, localization, tags)))
+
+        return combine_embedding_batches(batching.run_batches(one, batches, self.max_concurrency))
+
+    async def aembed(self, model: str, texts: Sequence[str], *,
+                     localization: Mapping[str, Any] | None = None,
+                     tags: Mapping[str, Any] | None = None) -> EmbeddingResult:
+        name, batches = self._embed_plan(model, texts)
+
+        async def one(batch: Sequence[str]) -> ParsedBatch:
+            body = await self._apost(*embedding_request(name, batch, localization, tags))
+            return parse_embeddings(body)
+
+        return combine_embedding_batches(
+            await batching.arun_batches(one, batches, self.max_concurrency))
+
+    # -- feedback
+    def submit_feedback(self, generation_id: str, feedback: FeedbackValue | str | None, *,
+                        text: str | None = None, source: str | None = None,
+                        app_feedback: Mapping[str, Any] | None = None,
+                        app_generation_id: str | None = None, app_generation: str | None = None,
+                        feedback_id: str | None = None) -> FeedbackResult:
+        """Tell Salesforce a generation was GOOD or BAD; returns the stored feedback id."""
+        body = feedback_request(generation_id, feedback, text=text, source=source,
+                                app_feedback=app_feedback, app_generation_id=app_generation_id,
+                                app_generation=app_generation, feedback_id=feedback_id)
+        return _feedback_result(body, self._post("/feedback", body))
+
+    async def asubmit_feedback(self, generation_id: str, feedback: FeedbackValue | str | None, *,
+                               text: str | None = None, source: str | None = None,
+                               app_feedback: Mapping[str, Any] | None = None,
+                               app_generation_id: str | None = None,
+                               app_generation: str | None = None,
+                               feedback_id: str | None = None) -> FeedbackResult:
+        body = feedback_request(generation_id, feedback, text=text, source=source,
+                                app_feedback=app_feedback, app_generation_id=app_generation_id,
+                                app_generation=app_generation, feedback_id=feedback_id)
+        return _feedback_result(body, await self._apost("/feedback", body))
+
+
+def _feedback_result(body: dict[str, Any], answer: Any) -> FeedbackResult:
+    message = answer.get("message") if isinstance(answer, dict) else None
+    return FeedbackResult(feedback_id=body["id"], generation_id=body["generationId"],
+                          message=message)
+
+
+__all__ = [
+    "ChatResult",
+    "ContentQuality",
+    "FeedbackResult",
+    "Generation",
+    "GenerationResult",
+    "SalesforceClient",
+]

@@ -1,0 +1,422 @@
+"""One retrying HTTP layer for both providers, sync and async.
+
+Every decision (retry or not, how long to wait, which error to raise) lives in pure code shared by
+both paths: :class:`RetryState` and :func:`error_from_response`. The sync and async methods of
+:class:`Transport` differ only in how they send, sleep and read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pydantic_core
+
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SFModelsError,
+)
+
+logger = logging.getLogger("sfmodels")
+
+RETRYABLE_STATUS = frozenset({408, 409, 423, 429})
+
+# A provider turns an error response into (error code, message, hint).
+ErrorParser = Callable[[int, Any], "tuple[str | None, str | None, str | None]"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. ``max_retries`` counts retries, so a call makes at most that plus one."""
+
+    max_retries: int = 3
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+    #: Waits the server asks for (Retry-After) beyond this are not honoured: we give up instead.
+    max_retry_after: float = 60.0
+    #: Give up once this much time has gone by since the first attempt (None: no limit beyond
+    #: ``max_retries``, each attempt being bounded by the timeout).
+    max_elapsed: float | None = None
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUS or status >= 500
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, float(when.timestamp()) - (time.time() if now is None else now))
+
+
+def backoff_delay(retry_number: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """Capped exponential backoff with full jitter on the upper half: in [d/2, d]."""
+    ceiling = min(policy.max_backoff, policy.initial_backoff * 2.0 ** (retry_number - 1))
+    return ceiling / 2 + rng.random() * ceiling / 2
+
+
+def error_from_response(
+    response: httpx.Response, provider: str, parse: ErrorParser
+) -> SFModelsError:
+    """Map an error response to the right error class, with the provider's code and message."""
+    status = response.status_code
+    try:
+        body: Any = pydantic_core.from_json(response.content) if response.content else None
+    except ValueError:
+        body = response.text or None
+    code, message, hint = parse(status, body)
+    request_id = response.headers.get("x-request-id") or response.headers.get("x-sfdc-request-id")
+    cls: type[SFModelsError]
+    if status == 401:
+        cls = AuthenticationError
+    elif status == 403:
+        cls = PermissionDeniedError
+    elif status == 404:
+        cls = NotFoundError
+    elif status == 429:
+        cls = RateLimitError
+    elif is_retryable_status(status):
+        cls = ServerError
+    elif 400 <= status < 500:
+        cls = BadRequestError
+    else:
+        cls = SFModelsError
+    text = message or (body if isinstance(body, str) else None) or response.reason_phrase
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "error_code": code,
+        "provider_message": message,
+        "request_id": request_id,
+        "provider": provider,
+        "hint": hint,
+        "body": body,
+    }
+    if cls is RateLimitError:
+        kwargs["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
+    return cls(f"{provider} returned an error: {text}", **kwargs)
+
+
+def error_from_exception(exc: Exception, provider: str) -> SFModelsError:
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{provider} did not answer in time: {type(exc).__name__}",
+                               provider=provider)
+    return APIConnectionError(
+        f"Could not talk to {provider}: {type(exc).__name__}: {exc}", provider=provider
+    )
+
+
+class RetryState:
+    """The retry decisions for one logical call. Pure: it never sends or sleeps.
+
+    ``delay_after_response`` / ``delay_after_exception`` return how long to wait before the next
+    attempt, or raise the error the call ends with.
+    """
+
+    def __init__(self, policy: RetryPolicy, provider: str, parse: ErrorParser,
+                 rng: random.Random) -> None:
+        self.policy = policy
+        self.provider = provider
+        self.parse = parse
+        self.rng = rng
+        self.retries = 0
+        self.started = time.monotonic()
+
+    def _next_delay(self, suggested: float | None) -> float | None:
+        if self.retries >= self.policy.max_retries:
+            return None
+        if suggested is not None and suggested > self.policy.max_retry_after:
+            return None
+        self.retries += 1
+        delay = suggested if suggested is not None else backoff_delay(
+            self.retries, self.policy, self.rng)
+        if self.policy.max_elapsed is not None and (
+            time.monotonic() - self.started + delay > self.policy.max_elapsed
+        ):
+            return None
+        return delay
+
+    def delay_after_response(self, response: httpx.Response) -> float:
+        error = error_from_response(response, self.provider, self.parse)
+        if is_retryable_status(response.status_code):
+            delay = self._next_delay(parse_retry_after(response.headers.get("retry-after")))
+            if delay is not None:
+                logger.debug("%s answered %s; retry %d in %.3fs", self.provider,
+                             response.status_code, self.retries, delay)
+                return delay
+        raise error
+
+    def delay_after_exception(self, exc: Exception) -> float:
+        error = error_from_exception(exc, self.provider)
+        delay = self._next_delay(None)
+        if delay is None:
+            raise error from exc
+        logger.debug("%s: %s; retry %d in %.3fs", self.provider, type(exc).__name__,
+                     self.retries, delay)
+        return delay
+
+
+class RateLimiter:
+    """Client-side request pacing, shared by every call of one client across threads and tasks.
+
+    Requests are spaced evenly at ``60 / requests_per_minute`` seconds; ``reserve`` books the next
+    slot and says how long the caller must wait for it.
+    """
+
+    def __init__(self, requests_per_minute: float) -> None:
+        if requests_per_minute <= 0:
+            raise ValueError("requests_per_minute must be positive")
+        self.interval = 60.0 / requests_per_minute
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._next, now)
+            self._next = slot + self.interval
+            return slot - now
+
+
+def dumps(body: Any) -> bytes:
+    return pydantic_core.to_json(body)
+
+
+def loads(content: bytes) -> Any:
+    return pydantic_core.from_json(content)
+
+
+class Transport:
+    """One pooled sync client and one async client per owner, created lazily, and the retry loop.
+
+    ``auth`` is applied to API calls; token calls made by the auth itself go through
+    :meth:`send_token_request` / :meth:`asend_token_request` without it.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        parse_error: ErrorParser,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        timeout: float | httpx.Timeout | None = 60.0,
+        max_retries: int = 3,
+        retry_policy: RetryPolicy | None = None,
+        requests_per_minute: float | None = None,
+        max_connections: int = 100,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self.parse_error = parse_error
+        self.headers = dict(headers or {})
+        self.auth = auth
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.policy = retry_policy or RetryPolicy(max_retries=max_retries)
+        self.limiter = RateLimiter(requests_per_minute) if requests_per_minute else None
+        self.limits = httpx.Limits(max_connections=max_connections,
+                                   max_keepalive_connections=max_connections)
+        self._transport = transport
+        self._async_transport = async_transport
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._client_lock = threading.Lock()
+        self._rng = random.Random()
+
+    # -- clients -------------------------------------------------------------------------------
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        headers=self.headers, timeout=self.timeout, limits=self.limits,
+                        transport=self._transport, follow_redirects=False)
+        return self._client
+
+    @property
+    def aclient(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            with self._client_lock:
+                if self._aclient is None:
+                    self._aclient = httpx.AsyncClient(
+                        headers=self.headers, timeout=self.timeout, limits=self.limits,
+                        transport=self._async_transport, follow_redirects=False)
+        return self._aclient
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+        self.close()
+
+    def _state(self) -> RetryState:
+        return RetryState(self.policy, self.provider, self.parse_error, self._rng)
+
+    def _build(self, client: httpx.Client | httpx.AsyncClient, method: str, url: str,
+               body: Any) -> httpx.Request:
+        if body is None:
+            return client.build_request(method, url)
+        return client.build_request(method, url, content=dumps(body),
+                                    headers={"content-type": "application/json"})
+
+    def _pace(self) -> float:
+        return self.limiter.reserve() if self.limiter else 0.0
+
+    # -- plain requests ------------------------------------------------------------------------
+    def request(self, method: str, url: str, body: Any = None) -> httpx.Response:
+        """Send with retries; return the successful, fully read response or raise."""
+        return self._send_with_retries(self._build(self.client, method, url, body), self.auth)
+
+    async def arequest(self, method: str, url: str, body: Any = None) -> httpx.Response:
+        request = self._build(self.aclient, method, url, body)
+        return await self._asend_with_retries(request, self.auth)
+
+    def send_token_request(self, request: httpx.Request) -> httpx.Response:
+        return self._send_with_retries(request, None, check=False)
+
+    async def asend_token_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._asend_with_retries(request, None, check=False)
+
+    def _send_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
+                           check: bool = True) -> httpx.Response:
+        state = self._state()
+        while True:
+            time.sleep(self._pace())
+            try:
+                response = self.client.send(request, auth=auth)
+            except httpx.TransportError as exc:
+                delay = state.delay_after_exception(exc)
+            else:
+                _log_response(response, state)
+                if response.is_success or not (check or is_retryable_status(
+                        response.status_code)):
+                    return response
+                delay = state.delay_after_response(response)
+            time.sleep(delay)
+
+    async def _asend_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
+                                  check: bool = True) -> httpx.Response:
+        state = self._state()
+        while True:
+            await _asleep(self._pace())
+            try:
+                response = await self.aclient.send(request, auth=auth)
+            except httpx.TransportError as exc:
+                delay = state.delay_after_exception(exc)
+            else:
+                _log_response(response, state)
+                if response.is_success or not (check or is_retryable_status(
+                        response.status_code)):
+                    return response
+                delay = state.delay_after_response(response)
+            await _asleep(delay)
+
+    # -- streams -------------------------------------------------------------------------------
+    # Retries happen only before the first byte: the first chunk is read inside the retry loop.
+    # A break after that surfaces as APIConnectionError.
+
+    def stream(self, method: str, url: str, body: Any = None) -> Iterator[bytes]:
+        """Yield the body of a successful response as it arrives."""
+        request = self._build(self.client, method, url, body)
+        state = self._state()
+        while True:
+            time.sleep(self._pace())
+            response = None
+            try:
+                response = self.client.send(request, auth=self.auth, stream=True)
+                if response.is_success:
+                    chunks = response.iter_bytes()
+                    first = next(chunks, b"")
+                    break
+                response.read()
+            except httpx.TransportError as exc:
+                if response is not None:
+                    response.close()
+                delay = state.delay_after_exception(exc)
+            else:
+                response.close()
+                delay = state.delay_after_response(response)
+            time.sleep(delay)
+        try:
+            yield first
+            yield from chunks
+        except httpx.TransportError as exc:
+            raise error_from_exception(exc, self.provider) from exc
+        finally:
+            response.close()
+
+    async def astream(self, method: str, url: str, body: Any = None) -> AsyncGenerator[bytes, None]:
+        request = self._build(self.aclient, method, url, body)
+        state = self._state()
+        while True:
+            await _asleep(self._pace())
+            response = None
+            try:
+                response = await self.aclient.send(request, auth=self.auth, stream=True)
+                if response.is_success:
+                    chunks = response.aiter_bytes()
+                    first = await anext(chunks, b"")
+                    break
+                await response.aread()
+            except httpx.TransportError as exc:
+                if response is not None:
+                    await response.aclose()
+                delay = state.delay_after_exception(exc)
+            else:
+                await response.aclose()
+                delay = state.delay_after_response(response)
+            await _asleep(delay)
+        try:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        except httpx.TransportError as exc:
+            raise error_from_exception(exc, self.provider) from exc
+        finally:
+            await response.aclose()
+
+
+def _log_response(response: httpx.Response, state: RetryState) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        # Method, URL and status only: headers and bodies may hold secrets.
+        logger.debug("%s %s %s -> %s (attempt %d)", state.provider, response.request.method,
+                     response.request.url.copy_with(query=None), response.status_code,
+                     state.retries + 1)
+
+
+async def _asleep(delay: float) -> None:
+    if delay > 0:
+        await asyncio.sleep(delay)

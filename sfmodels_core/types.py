@@ -1,0 +1,60 @@
+"""Result types shared by both providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Usage(BaseModel):
+    """Token counts of one call (or the sum over the batches of one bulk call)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        return cls.model_validate({k: (v if v is not None else 0) for k, v in data.items()})
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                     completion_tokens=self.completion_tokens + other.completion_tokens,
+                     total_tokens=self.total_tokens + other.total_tokens)
+
+
+class EmbeddingResult(BaseModel):
+    """One vector per input text, in input order."""
+
+    vectors: list[list[float]]
+    model: str | None = None
+    usage: Usage | None = None
+    #: Response bodies of each batch request, vectors left out (they are in ``vectors``).
+    raw: list[dict[str, Any]] = Field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+
+ParsedBatch = tuple[list[list[float]], "str | None", "Usage | None", dict[str, Any]]
+
+
+def combine_embedding_batches(batches: list[ParsedBatch]) -> EmbeddingResult:
+    """One result from the parsed batches of a bulk call, in batch order, usage summed."""
+    vectors: list[list[float]] = []
+    raw: list[dict[str, Any]] = []
+    usage: Usage | None = None
+    model = None
+    for batch_vectors, batch_model, batch_usage, rest in batches:
+        vectors.extend(batch_vectors)
+        raw.append(rest)
+        model = model or batch_model
+        if batch_usage is not None:
+            usage = batch_usage if usage is None else usage + batch_usage
+    # The vectors are floats straight from JSON: skip re-validating thousands of them.
+    return EmbeddingResult.model_construct(vectors=vectors, model=model, usage=usage, raw=raw)

@@ -1,0 +1,71 @@
+"""Checks of user input that can be made before anything is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import InvalidInputError
+
+
+def require_name(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
+    name = value.strip()
+    if not name:
+        raise InvalidInputError(f"{what} must not be empty")
+    if "/" in name or any(c.isspace() for c in name):
+        raise InvalidInputError(f"{what} must not contain '/' or spaces, got {value!r}")
+    return name
+
+
+def require_texts(texts: Any) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise InvalidInputError("texts must be a list of strings, not a single string "
+                                "(wrap it in a list)")
+    if not isinstance(texts, Iterable):
+        raise InvalidInputError(f"texts must be a list of strings, got {type(texts).__name__}")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"texts[{i}] must be a string, got {type(text).__name__}")
+    return out
+
+
+def message_dict(message: Any, index: int) -> dict[str, Any]:
+    """A plain dict from a dict or a typed message model (anything with ``model_dump``)."""
+    if isinstance(message, Mapping):
+        return dict(message)
+    dump = getattr(message, "model_dump", None)
+    if callable(dump):
+        data = dump(exclude_none=True)
+        if isinstance(data, dict):
+            return data
+    raise InvalidInputError(
+        f"messages[{index}] must be a dict with 'role' and 'content', got "
+        f"{type(message).__name__}")
+
+
+def require_messages(messages: Any, roles: Sequence[str], *,
+                     content_may_be_list: bool = False) -> list[dict[str, Any]]:
+    if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
+        raise InvalidInputError("messages must be a list of {'role': ..., 'content': ...} dicts")
+    out = [message_dict(m, i) for i, m in enumerate(messages)]
+    if not out:
+        raise InvalidInputError("messages must not be empty")
+    for i, message in enumerate(out):
+        role = message.get("role")
+        if role not in roles:
+            raise InvalidInputError(
+                f"messages[{i}] has role {role!r}; this API accepts only "
+                f"{', '.join(repr(r) for r in roles)}")
+        content = message.get("content")
+        ok = isinstance(content, str) or (content_may_be_list and (
+            isinstance(content, list) or (content is None and (
+                message.get("tool_calls") or role == "assistant"))))
+        if not ok:
+            kinds = "a string or a list of content parts" if content_may_be_list else "a string"
+            raise InvalidInputError(
+                f"messages[{i}].content must be {kinds}, got {type(content).__name__}")
+    return out

@@ -1,0 +1,26 @@
+"""Shared fixtures.
+
+The emulator runs once per test session on 127.0.0.1; each test that asks for ``emulator`` gets
+it back in its start state (configuration, counters and recorded feedback reset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sfmodels_core.emulator import Emulator
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(emulator_server: Emulator) -> Iterator[Emulator]:
+    emulator_server.reset()
+    yield emulator_server
+    emulator_server.reset()
