@@ -314,7 +314,7 @@ class Transport:
                            check: bool = True) -> httpx.Response:
         state = self._state()
         while True:
-            time.sleep(self._pace())
+            _sleep(self._pace())
             try:
                 response = self.client.send(request, auth=auth)
             except httpx.TransportError as exc:
@@ -325,7 +325,7 @@ class Transport:
                         response.status_code)):
                     return response
                 delay = state.delay_after_response(response)
-            time.sleep(delay)
+            _sleep(delay)
 
     async def _asend_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
                                   check: bool = True) -> httpx.Response:
@@ -353,7 +353,7 @@ class Transport:
         request = self._build(self.client, method, url, body)
         state = self._state()
         while True:
-            time.sleep(self._pace())
+            _sleep(self._pace())
             response = None
             try:
                 response = self.client.send(request, auth=self.auth, stream=True)
@@ -369,7 +369,7 @@ class Transport:
             else:
                 response.close()
                 delay = state.delay_after_response(response)
-            time.sleep(delay)
+            _sleep(delay)
         try:
             yield first
             yield from chunks
@@ -415,6 +415,11 @@ def _log_response(response: httpx.Response, state: RetryState) -> None:
         logger.debug("%s %s %s -> %s (attempt %d)", state.provider, response.request.method,
                      response.request.url.copy_with(query=None), response.status_code,
                      state.retries + 1)
+
+
+def _sleep(delay: float) -> None:
+    if delay > 0:
+        time.sleep(delay)
 
 
 async def _asleep(delay: float) -> None:

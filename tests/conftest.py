@@ -7,14 +7,18 @@ it back in its start state (configuration, counters and recorded feedback reset)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from sfmodels_core.emulator import Emulator
+if TYPE_CHECKING:
+    from sfmodels_core.emulator import Emulator
 
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[Emulator]:
+    from sfmodels_core.emulator import Emulator
+
     with Emulator() as emu:
         yield emu
 

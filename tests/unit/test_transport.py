@@ -1,0 +1,191 @@
+"""The retry loop, Retry-After, error mapping and streams, against scripted fake services."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from sfmodels_core import DatabricksClient
+from sfmodels_core.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from sfmodels_core.transport import RetryPolicy, backoff_delay, parse_retry_after
+
+from .fakes import Recorder
+
+OK = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"},
+                   "finish_reason": "stop"}]}
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+def scripted(*answers: httpx.Response | Exception) -> Recorder:
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = queue.pop(0) if queue else httpx.Response(200, json=OK)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return Recorder(handler)
+
+
+def client_for(rec: Recorder, **kwargs: object) -> DatabricksClient:
+    return DatabricksClient(host="https://adb.example.test", api_key="pat", env={},
+                            **rec.transports(), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_429_with_retry_after_waits_that_long(sleeps: list[float], use_async: bool) -> None:
+    rec = scripted(httpx.Response(429, headers={"Retry-After": "7"},
+                                  json={"error_code": "REQUEST_LIMIT_EXCEEDED",
+                                        "message": "Exceeded workspace QPS rate limit"}))
+    client = client_for(rec)
+    result = await client.achat("ep", MSGS) if use_async else client.chat("ep", MSGS)
+    assert result.text == "fine"
+    assert sleeps == [7.0]
+    assert len(rec.requests) == 2
+
+
+def test_retry_after_as_http_date() -> None:
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now=now) == pytest.approx(30, abs=1)
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after("-3") == 0.0
+
+
+@pytest.mark.parametrize("status, error", [(500, ServerError), (503, ServerError),
+                                           (502, ServerError), (423, ServerError),
+                                           (408, ServerError), (409, ServerError),
+                                           (429, RateLimitError)])
+def test_retryable_statuses_are_retried_up_to_the_limit(
+        sleeps: list[float], status: int, error: type[Exception]) -> None:
+    rec = scripted(*[httpx.Response(status, json={"error_code": "X", "message": "busy"})] * 10)
+    client = client_for(rec, max_retries=3)
+    with pytest.raises(error) as info:
+        client.chat("ep", MSGS)
+    assert len(rec.requests) == 4
+    assert len(sleeps) == 3
+    assert sleeps == sorted(sleeps) or max(sleeps) <= 8  # backoff grows, within the cap
+    assert info.value.status_code == status  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("exc", [httpx.ConnectError("refused"), httpx.ReadError("reset"),
+                                 httpx.RemoteProtocolError("peer closed connection")])
+def test_connection_errors_are_retried_then_raised(sleeps: list[float],
+                                                   exc: Exception) -> None:
+    rec = scripted(exc, exc, exc)
+    client = client_for(rec, max_retries=2)
+    with pytest.raises(APIConnectionError) as info:
+        client.chat("ep", MSGS)
+    assert not isinstance(info.value, APITimeoutError)
+    assert len(rec.requests) == 3
+    recovered = client_for(scripted(exc), max_retries=2)
+    assert recovered.chat("ep", MSGS).text == "fine"
+
+
+def test_timeouts_become_api_timeout_error(sleeps: list[float]) -> None:
+    rec = scripted(*[httpx.ReadTimeout("slow")] * 5)
+    with pytest.raises(APITimeoutError):
+        client_for(rec, max_retries=1).chat("ep", MSGS)
+    assert len(rec.requests) == 2
+
+
+@pytest.mark.parametrize("status, error, code", [
+    (400, BadRequestError, "BAD_REQUEST"), (403, PermissionDeniedError, "PERMISSION_DENIED"),
+    (404, NotFoundError, "RESOURCE_DOES_NOT_EXIST")])
+def test_client_errors_are_not_retried(sleeps: list[float], status: int,
+                                       error: type[Exception], code: str) -> None:
+    rec = scripted(httpx.Response(status, headers={"x-request-id": "req-42"},
+                                  json={"error_code": code, "message": "nope"}))
+    with pytest.raises(error) as info:
+        client_for(rec).chat("ep", MSGS)
+    err = info.value
+    assert len(rec.requests) == 1 and sleeps == []
+    assert (err.status_code, err.error_code, err.provider_message, err.request_id) == (  # type: ignore[attr-defined]
+        status, code, "nope", "req-42")
+    assert "req-42" in str(err) and code in str(err)
+
+
+def test_non_json_error_body_maps_too() -> None:
+    rec = scripted(httpx.Response(404, text="<html>Not Found</html>"))
+    with pytest.raises(NotFoundError, match="Not Found"):
+        client_for(rec).chat("ep", MSGS)
+
+
+def test_retry_after_beyond_the_cap_gives_up_at_once(sleeps: list[float]) -> None:
+    rec = scripted(httpx.Response(429, headers={"Retry-After": "3600"},
+                                  json={"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "x"}))
+    with pytest.raises(RateLimitError) as info:
+        client_for(rec).chat("ep", MSGS)
+    assert info.value.retry_after == 3600
+    assert sleeps == []
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    policy = RetryPolicy(initial_backoff=0.5, max_backoff=8.0)
+    rng = random.Random(1)
+    for n, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (9, 8.0)]:
+        delays = [backoff_delay(n, policy, rng) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_requests_per_minute_paces_calls(sleeps: list[float]) -> None:
+    client = client_for(scripted(), requests_per_minute=600)  # one every 0.1 s
+    for _ in range(4):
+        client.chat("ep", MSGS)
+    # Sleeps are faked, so each call books the slot after the previous one's.
+    assert sleeps == pytest.approx([0.1, 0.2, 0.3], abs=0.01)
+
+
+# -- streams --------------------------------------------------------------------------------------
+class ByteStream(httpx.SyncByteStream):
+    def __init__(self, chunks: list[bytes | Exception]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            if isinstance(chunk, Exception):
+                raise chunk
+            yield chunk
+
+
+def sse(*events: str) -> list[bytes | Exception]:
+    return [f"data: {e}\n\n".encode() for e in events]
+
+
+CHUNK = '{"id":"c1","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}'
+
+
+def test_stream_is_retried_before_the_first_byte(sleeps: list[float]) -> None:
+    rec = scripted(
+        httpx.Response(503, json={"error_code": "TEMPORARILY_UNAVAILABLE", "message": "x"}),
+        httpx.Response(200, stream=ByteStream([httpx.RemoteProtocolError("closed")])),
+        httpx.Response(200, stream=ByteStream(sse(CHUNK % "a", CHUNK % "b", "[DONE]"))))
+    chunks = list(client_for(rec).stream_chat("ep", MSGS))
+    assert "".join(c.text for c in chunks) == "ab"
+    assert len(rec.requests) == 3 and len(sleeps) == 2
+
+
+def test_stream_broken_after_the_first_byte_is_not_retried(sleeps: list[float]) -> None:
+    rec = scripted(httpx.Response(200, stream=ByteStream(
+        [*sse(CHUNK % "a"), httpx.ReadError("reset")])))
+    seen = []
+    with pytest.raises(APIConnectionError):
+        for chunk in client_for(rec).stream_chat("ep", MSGS):
+            seen.append(chunk.text)
+    assert seen == ["a"]
+    assert len(rec.requests) == 1 and sleeps == []
