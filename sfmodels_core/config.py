@@ -130,16 +130,18 @@ def _profile(profile: str | None, config_file: str | None,
             raise ConfigurationError(
                 f"Databricks profile {named!r} was asked for, but {path} does not exist.")
         return {}
-    parser = configparser.ConfigParser(interpolation=None)
+    # DEFAULT is read as a profile of its own, not inherited by the others: a token in DEFAULT
+    # must not mix with a service principal in a named profile.
+    parser = configparser.ConfigParser(interpolation=None, default_section="\x00")
     try:
         parser.read(path, encoding="utf-8")
     except configparser.Error as exc:
         raise ConfigurationError(
             f"Could not read the Databricks config file {path}: {exc}") from None
     section = named or "DEFAULT"
-    if section == "DEFAULT":
-        return dict(parser.defaults())
     if not parser.has_section(section):
+        if not named:
+            return {}
         raise ConfigurationError(
             f"Databricks profile {section!r} is not in {path}; it has: "
             f"{', '.join(parser.sections()) or 'no profiles'}.")
