@@ -1,0 +1,778 @@
+"""Databricks Foundation Model serving endpoints: OAuth M2M tokens, chat, completions, embeddings.
+
+Both the native ``/serving-endpoints/{endpoint}/invocations`` route and the OpenAI-compatible
+``/serving-endpoints/chat/completions``, ``/completions`` and ``/embeddings`` routes are served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .common import (
+    SSE_DONE,
+    BodyError,
+    basic_auth,
+    bearer_token,
+    is_int,
+    is_number,
+    json_response,
+    now_s,
+    parse_form,
+    parse_json_object,
+    sse_event,
+)
+from .server import Reply, Request, Response, StreamResponse
+from .state import State
+from .text import (
+    Turn,
+    apply_stop,
+    count_tokens,
+    embedding_json,
+    generate_reply,
+    json_object_output,
+    plan_tool_calls,
+    split_fragments,
+    split_pieces,
+    structured_output,
+    truncate_tokens,
+)
+
+EMBEDDING_DIMENSIONS = 1024
+MAX_TOOLS = 32
+NOT_FOUND_MESSAGE = (
+    "The given endpoint does not exist, please retry after checking the specified model and "
+    "version deployment exists."
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    task: str  # "chat" or "embeddings"
+    served_model: str
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint(
+            "databricks-meta-llama-3-3-70b-instruct", "chat", "meta-llama-3.3-70b-instruct-121024"
+        ),
+        Endpoint("databricks-claude-sonnet-4-5", "chat", "claude-sonnet-4-5-20250929"),
+        Endpoint("databricks-gpt-oss-120b", "chat", "gpt-oss-120b-080525"),
+        Endpoint("databricks-llama-4-maverick", "chat", "llama-4-maverick-17b-128e-instruct"),
+        Endpoint("databricks-gemini-2-5-pro", "chat", "gemini-2.5-pro"),
+        Endpoint("databricks-gte-large-en", "embeddings", "gte-large-en-v1.5"),
+        Endpoint("databricks-bge-large-en", "embeddings", "bge-large-en-v1.5"),
+    )
+}
+
+_ROLES = ("system", "user", "assistant", "tool")
+_TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def error(
+    status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+) -> Response:
+    return json_response(status, {"error_code": code, "message": message}, headers)
+
+
+def _bad(exc: BodyError) -> Response:
+    return error(400, "BAD_REQUEST", f"Invalid request: {exc.message}")
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+# ---- request validation ------------------------------------------------------------------
+
+
+def _opt_number(
+    body: Mapping[str, Any], name: str, low: float, high: float, *, low_open: bool = False
+) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if not is_number(value):
+        raise BodyError(f"'{name}' must be a number")
+    if value > high or value < low or (low_open and value == low):
+        side = "greater than" if low_open else "at least"
+        raise BodyError(f"'{name}' must be {side} {low} and at most {high}, got {value}")
+
+
+def _opt_int(body: Mapping[str, Any], name: str, low: int, high: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not is_int(value):
+        raise BodyError(f"'{name}' must be an integer")
+    if value < low or (high is not None and value > high):
+        limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BodyError(f"'{name}' must be {limit}, got {value}")
+    return int(value)
+
+
+@dataclass
+class Generation:
+    """Sampling options shared by chat and completions."""
+
+    n: int = 1
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stream: bool = False
+
+
+def _generation_options(body: Mapping[str, Any]) -> Generation:
+    _opt_number(body, "temperature", 0.0, 2.0)
+    _opt_number(body, "top_p", 0.0, 1.0, low_open=True)
+    _opt_int(body, "top_k", 1)
+    n = _opt_int(body, "n", 1, 5) or 1
+    max_tokens = _opt_int(body, "max_tokens", 1)
+    stop_value = body.get("stop")
+    if stop_value is None:
+        stop: list[str] = []
+    elif isinstance(stop_value, str):
+        stop = [stop_value]
+    elif isinstance(stop_value, list) and all(isinstance(s, str) for s in stop_value):
+        stop = list(stop_value)
+    else:
+        raise BodyError("'stop' must be a string or a list of strings")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise BodyError("'stream' must be a boolean")
+    return Generation(n=n, max_tokens=max_tokens, stop=stop, stream=stream)
+
+
+def _content_text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts: list[str] = []
+        for j, part in enumerate(content):
+            if not isinstance(part, Mapping):
+                raise BodyError(f"'{where}.content[{j}]' must be an object")
+            kind = part.get("type")
+            if kind == "text":
+                text = part.get("text")
+                if not isinstance(text, str):
+                    raise BodyError(f"'{where}.content[{j}].text' must be a string")
+                texts.append(text)
+            elif kind != "image_url":
+                raise BodyError(f"'{where}.content[{j}].type' {kind!r} is not supported")
+        return "\n".join(texts)
+    raise BodyError(f"'{where}.content' must be a string or a list of content parts")
+
+
+@dataclass
+class ChatRequest:
+    turns: list[Turn]
+    prompt_tokens: int
+    options: Generation
+    tools: list[Mapping[str, Any]]
+    tool_choice: Any
+    response_format: Mapping[str, Any] | None
+
+
+def _parse_messages(messages: Any) -> tuple[list[Turn], int]:
+    if messages is None:
+        raise BodyError("'messages' is a required field")
+    if not isinstance(messages, list):
+        raise BodyError("'messages' must be a list")
+    if not messages:
+        raise BodyError("'messages' must contain at least one message")
+    turns: list[Turn] = []
+    tokens = 0
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, Mapping):
+            raise BodyError(f"'{where}' must be an object")
+        role = message.get("role")
+        if role not in _ROLES:
+            raise BodyError(f"'{where}.role' must be one of {', '.join(_ROLES)}, got {role!r}")
+        content = message.get("content")
+        tool_calls = message.get("tool_calls")
+        if content is None:
+            if not (role == "assistant" and tool_calls):
+                raise BodyError(f"'{where}.content' is a required field")
+            text = ""
+        else:
+            text = _content_text(content, where)
+        if tool_calls is not None:
+            if role != "assistant":
+                raise BodyError(f"'{where}.tool_calls' is only allowed on assistant messages")
+            if not isinstance(tool_calls, list):
+                raise BodyError(f"'{where}.tool_calls' must be a list")
+            for j, call in enumerate(tool_calls):
+                at = f"{where}.tool_calls[{j}]"
+                function = call.get("function") if isinstance(call, Mapping) else None
+                if (
+                    not isinstance(call, Mapping)
+                    or not isinstance(call.get("id"), str)
+                    or not isinstance(function, Mapping)
+                    or not isinstance(function.get("name"), str)
+                    or not isinstance(function.get("arguments"), str)
+                ):
+                    raise BodyError(
+                        f"'{at}' must have an 'id' and a 'function' with 'name' and 'arguments'"
+                    )
+                tokens += count_tokens(function["name"]) + count_tokens(function["arguments"])
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise BodyError(f"'{where}.tool_call_id' is required on tool messages")
+        tokens += count_tokens(text)
+        turns.append((role, text))
+    return turns, tokens
+
+
+def _parse_tools(body: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], Any]:
+    tools = body.get("tools")
+    if tools is None:
+        tools = []
+    if not isinstance(tools, list):
+        raise BodyError("'tools' must be a list")
+    if len(tools) > MAX_TOOLS:
+        raise BodyError(f"'tools' has {len(tools)} entries; at most {MAX_TOOLS} are allowed")
+    names: list[str] = []
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        if (
+            not isinstance(tool, Mapping)
+            or tool.get("type") != "function"
+            or not isinstance(function, Mapping)
+        ):
+            raise BodyError(f"'tools[{i}]' must be {{'type': 'function', 'function': {{...}}}}")
+        name = function.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME_RE.match(name):
+            raise BodyError(f"'tools[{i}].function.name' must match [A-Za-z0-9_.-]{{1,64}}")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise BodyError(f"'tools[{i}].function.parameters' must be a JSON schema object")
+        description = function.get("description")
+        if description is not None and not isinstance(description, str):
+            raise BodyError(f"'tools[{i}].function.description' must be a string")
+        names.append(name)
+    choice = body.get("tool_choice")
+    if choice is None or choice in ("auto", "none"):
+        return tools, choice
+    if choice == "required":
+        if not tools:
+            raise BodyError("'tool_choice' requires 'tools'")
+        return tools, choice
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(name, str):
+            raise BodyError("'tool_choice.function.name' must be a string")
+        if name not in names:
+            raise BodyError(f"'tool_choice' names a function that is not in 'tools': {name}")
+        return tools, choice
+    raise BodyError(
+        "'tool_choice' must be 'auto', 'none', 'required' or "
+        "{'type': 'function', 'function': {'name': ...}}"
+    )
+
+
+def _parse_response_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    value = body.get("response_format")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise BodyError("'response_format' must be an object")
+    kind = value.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return value
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
+            raise BodyError("'response_format.json_schema.schema' must be a JSON schema object")
+        name = spec.get("name")
+        if name is not None and not isinstance(name, str):
+            raise BodyError("'response_format.json_schema.name' must be a string")
+        return value
+    raise BodyError("'response_format.type' must be 'text', 'json_object' or 'json_schema'")
+
+
+def parse_chat(body: Mapping[str, Any]) -> ChatRequest:
+    turns, tokens = _parse_messages(body.get("messages"))
+    options = _generation_options(body)
+    tools, choice = _parse_tools(body)
+    if tools:
+        tokens += count_tokens(json.dumps(tools))
+    return ChatRequest(turns, tokens, options, tools, choice, _parse_response_format(body))
+
+
+# ---- responses ---------------------------------------------------------------------------
+
+
+@dataclass
+class Choice:
+    content: str | None
+    finish_reason: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def completion_tokens(self) -> int:
+        total = count_tokens(self.content or "")
+        for call in self.tool_calls:
+            function = call["function"]
+            total += count_tokens(function["name"]) + count_tokens(function["arguments"])
+        return total
+
+
+def _finish(text: str, options: Generation) -> tuple[str, str]:
+    text, _ = apply_stop(text, options.stop)
+    if options.max_tokens is not None:
+        text, cut = truncate_tokens(text, options.max_tokens)
+        if cut:
+            return text, "length"
+    return text, "stop"
+
+
+def _last_user_text(turns: Sequence[Turn]) -> str:
+    for role, text in reversed(turns):
+        if role == "user":
+            return text
+    return ""
+
+
+def chat_choices(request: ChatRequest) -> list[Choice]:
+    plans = plan_tool_calls(request.tools, request.tool_choice, request.turns)
+    choices: list[Choice] = []
+    if plans:
+        for _ in range(request.options.n):
+            calls = [
+                {
+                    "id": "call_" + uuid.uuid4().hex[:24],
+                    "type": "function",
+                    "function": {"name": plan.name, "arguments": plan.arguments},
+                }
+                for plan in plans
+            ]
+            choices.append(Choice(None, "tool_calls", calls))
+        return choices
+    answer = generate_reply(request.turns)
+    text = answer
+    fmt = request.response_format
+    if fmt is not None:
+        if fmt.get("type") == "json_schema":
+            schema = fmt["json_schema"]["schema"]
+            text = structured_output(schema, _last_user_text(request.turns), answer)
+        else:
+            conversation = "\n".join(t for r, t in request.turns if r in ("system", "user"))
+            text = json_object_output(conversation, answer)
+    content, finish_reason = _finish(text, request.options)
+    return [Choice(content, finish_reason) for _ in range(request.options.n)]
+
+
+def _chat_body(
+    cid: str, created: int, model: str, choices: Sequence[Choice], prompt_tokens: int
+) -> dict[str, Any]:
+    out = []
+    for index, choice in enumerate(choices):
+        message: dict[str, Any] = {"role": "assistant", "content": choice.content}
+        if choice.tool_calls:
+            message["tool_calls"] = choice.tool_calls
+        out.append(
+            {
+                "index": index,
+                "message": message,
+                "finish_reason": choice.finish_reason,
+                "logprobs": None,
+            }
+        )
+    completion = sum(c.completion_tokens() for c in choices)
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": out,
+        "usage": _usage(prompt_tokens, completion),
+    }
+
+
+class _UsageTracker:
+    def __init__(self, prompt_tokens: int, mode: str) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.mode = mode
+        self.done = 0  # completion tokens of finished parts
+
+    def attach(self, chunk: dict[str, Any], current: int, last: bool) -> dict[str, Any]:
+        if self.mode == "every" or (self.mode == "last" and last):
+            chunk["usage"] = _usage(self.prompt_tokens, self.done + current)
+        return chunk
+
+
+def _chat_stream_events(
+    cid: str,
+    created: int,
+    model: str,
+    choices: Sequence[Choice],
+    prompt_tokens: int,
+    usage_mode: str,
+) -> list[bytes]:
+    usage = _UsageTracker(prompt_tokens, usage_mode)
+    events: list[bytes] = []
+
+    def chunk(
+        index: int, delta: dict[str, Any], finish: str | None, current: int, last: bool = False
+    ) -> None:
+        body = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+            ],
+        }
+        events.append(sse_event(usage.attach(body, current, last)))
+
+    for index, choice in enumerate(choices):
+        chunk(index, {"role": "assistant", "content": ""}, None, 0)
+        text = choice.content or ""
+        sent = ""
+        for piece in split_pieces(text):
+            sent += piece
+            chunk(index, {"content": piece}, None, count_tokens(sent))
+        usage.done += count_tokens(text)
+        for j, call in enumerate(choice.tool_calls):
+            function = call["function"]
+            name_tokens = count_tokens(function["name"])
+            chunk(
+                index,
+                {
+                    "tool_calls": [
+                        {
+                            "index": j,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": function["name"], "arguments": ""},
+                        }
+                    ]
+                },
+                None,
+                name_tokens,
+            )
+            sent = ""
+            for fragment in split_fragments(function["arguments"]):
+                sent += fragment
+                chunk(
+                    index,
+                    {"tool_calls": [{"index": j, "function": {"arguments": fragment}}]},
+                    None,
+                    name_tokens + count_tokens(sent),
+                )
+            usage.done += name_tokens + count_tokens(function["arguments"])
+        final_delta: dict[str, Any] = {} if choice.tool_calls else {"content": ""}
+        chunk(index, final_delta, choice.finish_reason, 0, last=index == len(choices) - 1)
+    events.append(SSE_DONE)
+    return events
+
+
+def _completion_stream_events(
+    cid: str,
+    created: int,
+    model: str,
+    choices: Sequence[tuple[str, str]],
+    prompt_tokens: int,
+    usage_mode: str,
+) -> list[bytes]:
+    usage = _UsageTracker(prompt_tokens, usage_mode)
+    events: list[bytes] = []
+    for index, (text, finish_reason) in enumerate(choices):
+        sent = ""
+        for piece in split_pieces(text):
+            sent += piece
+            body = {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": index, "text": piece, "finish_reason": None, "logprobs": None}
+                ],
+            }
+            events.append(sse_event(usage.attach(body, count_tokens(sent), False)))
+        usage.done += count_tokens(text)
+        body = {
+            "id": cid,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": index, "text": "", "finish_reason": finish_reason, "logprobs": None}
+            ],
+        }
+        events.append(sse_event(usage.attach(body, 0, index == len(choices) - 1)))
+    events.append(SSE_DONE)
+    return events
+
+
+class DatabricksApi:
+    """Handlers for the Databricks routes."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    # ---- tokens --------------------------------------------------------------------------
+
+    def token(self, request: Request) -> Response:
+        form = parse_form(request)
+        if form.get("grant_type") != "client_credentials":
+            return json_response(
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant_type must be client_credentials",
+                },
+            )
+        basic = basic_auth(request)
+        client_id: str | None
+        client_secret: str | None
+        if basic is not None:
+            client_id, client_secret = basic
+        else:
+            client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        credentials = self.state.credentials
+        if (
+            client_id != credentials.databricks_client_id
+            or client_secret != credentials.databricks_client_secret
+        ):
+            return json_response(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+            )
+        scope = form.get("scope") or "all-apis"
+        return json_response(200, self.state.mint_databricks(scope))
+
+    # ---- API routes ----------------------------------------------------------------------
+
+    def _check_access(self, request: Request) -> Response | None:
+        token = bearer_token(request)
+        if token is None:
+            return error(
+                401,
+                "UNAUTHENTICATED",
+                "Credential was not sent or was of an unsupported type for this API.",
+            )
+        if not self.state.databricks_token_valid(token):
+            return error(401, "UNAUTHENTICATED", "Invalid access token or token expired.")
+        return None
+
+    def _rate_limited(self, endpoint: str) -> Response | None:
+        wait = self.state.rate_check(endpoint)
+        if wait is None:
+            return None
+        return error(
+            429,
+            "REQUEST_LIMIT_EXCEEDED",
+            f"Exceeded workspace QPS rate limit for serving endpoint {endpoint}.",
+            headers=(("retry-after", str(wait)),),
+        )
+
+    def invocations(self, request: Request, endpoint_name: str) -> Reply:
+        problem = self._check_access(request)
+        if problem is not None:
+            return problem
+        endpoint = ENDPOINTS.get(endpoint_name)
+        if endpoint is None:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", NOT_FOUND_MESSAGE)
+        try:
+            body = parse_json_object(request)
+        except BodyError as exc:
+            return _bad(exc)
+        if "messages" in body:
+            task = "chat"
+        elif "prompt" in body:
+            task = "completions"
+        elif "input" in body:
+            task = "embeddings"
+        else:
+            return error(
+                400,
+                "BAD_REQUEST",
+                "Invalid request: the body must have 'messages' (chat), 'prompt' "
+                "(completions) or 'input' (embeddings)",
+            )
+        return self._dispatch(endpoint, task, body)
+
+    def openai(self, request: Request, task: str) -> Reply:
+        problem = self._check_access(request)
+        if problem is not None:
+            return problem
+        try:
+            body = parse_json_object(request)
+        except BodyError as exc:
+            return _bad(exc)
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            return error(
+                400,
+                "BAD_REQUEST",
+                "Invalid request: 'model' is required and must name a serving endpoint",
+            )
+        endpoint = ENDPOINTS.get(name)
+        if endpoint is None:
+            return error(404, "RESOURCE_DOES_NOT_EXIST", NOT_FOUND_MESSAGE)
+        return self._dispatch(endpoint, task, body)
+
+    def _dispatch(self, endpoint: Endpoint, task: str, body: Mapping[str, Any]) -> Reply:
+        if (task == "embeddings") != (endpoint.task == "embeddings"):
+            wanted = "embeddings" if task == "embeddings" else "chat or completions"
+            return error(
+                400,
+                "BAD_REQUEST",
+                f"Invalid request: endpoint {endpoint.name} serves {endpoint.task} "
+                f"and does not accept {wanted} requests",
+            )
+        limited = self._rate_limited(endpoint.name)
+        if limited is not None:
+            return limited
+        try:
+            if task == "chat":
+                return self._chat(endpoint, body)
+            if task == "completions":
+                return self._completions(endpoint, body)
+            return self._embeddings(endpoint, body)
+        except BodyError as exc:
+            return _bad(exc)
+
+    def _stream_delay(self) -> float:
+        return self.state.settings.stream_delay_ms / 1000.0
+
+    def _chat(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Reply:
+        request = parse_chat(body)
+        choices = chat_choices(request)
+        cid = "chatcmpl_" + str(uuid.uuid4())
+        created = now_s()
+        if request.options.stream:
+            events = _chat_stream_events(
+                cid,
+                created,
+                endpoint.served_model,
+                choices,
+                request.prompt_tokens,
+                self.state.settings.usage_mode,
+            )
+            return StreamResponse(events, self._stream_delay())
+        return json_response(
+            200, _chat_body(cid, created, endpoint.served_model, choices, request.prompt_tokens)
+        )
+
+    def _completions(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Reply:
+        prompt = body.get("prompt")
+        if isinstance(prompt, str):
+            prompts = [prompt]
+        elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+            prompts = list(prompt)
+        else:
+            raise BodyError("'prompt' must be a string or a non-empty list of strings")
+        options = _generation_options(body)
+        prompt_tokens = sum(count_tokens(p) for p in prompts)
+        results: list[tuple[str, str]] = []
+        for text in prompts:
+            result = _finish(generate_reply([("user", text)]), options)
+            results.extend([result] * options.n)
+        cid = "cmpl_" + str(uuid.uuid4())
+        created = now_s()
+        model = endpoint.served_model
+        if options.stream:
+            events = _completion_stream_events(
+                cid, created, model, results, prompt_tokens, self.state.settings.usage_mode
+            )
+            return StreamResponse(events, self._stream_delay())
+        completion = sum(count_tokens(text) for text, _ in results)
+        return json_response(
+            200,
+            {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": i, "text": text, "finish_reason": finish, "logprobs": None}
+                    for i, (text, finish) in enumerate(results)
+                ],
+                "usage": _usage(prompt_tokens, completion),
+            },
+        )
+
+    def _embeddings(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Response:
+        value = body.get("input")
+        if isinstance(value, str):
+            texts = [value]
+        elif isinstance(value, list) and all(isinstance(t, str) for t in value):
+            texts = list(value)
+        else:
+            raise BodyError("'input' must be a string or a list of strings")
+        if not texts:
+            raise BodyError("'input' must contain at least one string")
+        limit = self.state.settings.embedding_max_batch
+        if len(texts) > limit:
+            raise BodyError(
+                f"'input' has {len(texts)} items; the maximum batch size is {limit} inputs"
+            )
+        instruction = body.get("instruction")
+        if instruction is not None and not isinstance(instruction, str):
+            raise BodyError("'instruction' must be a string")
+        tokens = sum(count_tokens(t) for t in texts)
+        data = ",".join(
+            '{"object":"embedding","index":'
+            + str(i)
+            + ',"embedding":'
+            + embedding_json(t, EMBEDDING_DIMENSIONS)
+            + "}"
+            for i, t in enumerate(texts)
+        )
+        usage = f'{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}'
+        payload = (
+            f'{{"id":"{uuid.uuid4()}","object":"list","model":"{endpoint.served_model}",'
+            f'"data":[{data}],"usage":{usage}}}'
+        )
+        return Response(200, payload.encode("utf-8"))
+
+    # ---- faults and misses ---------------------------------------------------------------
+
+    def fault(self, kind: str) -> Response:
+        retry = (("retry-after", self.state.retry_after()),)
+        if kind == "429":
+            return error(
+                429,
+                "REQUEST_LIMIT_EXCEEDED",
+                "Exceeded workspace QPS rate limit for serving endpoint.",
+                retry,
+            )
+        if kind == "503":
+            return error(
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+                "The service is temporarily unavailable. Please retry.",
+                retry,
+            )
+        return error(500, "INTERNAL_ERROR", "Internal error while serving the request.")
+
+    @staticmethod
+    def not_found(request: Request) -> Response:
+        return error(404, "ENDPOINT_NOT_FOUND", f"No API found for 'POST {request.path}'")
+
+    @staticmethod
+    def method_not_allowed(request: Request) -> Response:
+        return error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"Method {request.method} is not allowed on {request.path}",
+            (("allow", "POST"),),
+        )
