@@ -104,7 +104,9 @@ def resolve_salesforce(
                  "External Client App with the client credentials flow), or "
                  "SALESFORCE_ACCESS_TOKEN to a token you already have.")
     assert domain and cid and csecret
-    domain_url = normalize_url(domain, "domain / SALESFORCE_DOMAIN")
+    # A pasted token URL is forgiven; any other path is kept (e.g. behind a proxy).
+    domain_url = normalize_url(domain, "domain / SALESFORCE_DOMAIN", allow_path=True)
+    domain_url = domain_url.removesuffix("/services/oauth2/token")
     if httpx.URL(domain_url).host in GENERIC_LOGIN_HOSTS:
         raise ConfigurationError(
             f"{domain_url} cannot issue tokens for the Models API.",
