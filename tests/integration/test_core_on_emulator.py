@@ -40,7 +40,7 @@ def dbx(emu: Emulator, **kwargs: object) -> DatabricksClient:
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b)) / math.sqrt(
+    return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(
         sum(x * x for x in a) * sum(y * y for y in b))
 
 
@@ -196,8 +196,10 @@ async def test_chat_and_streams_survive_faults(emulator: Emulator) -> None:
     emulator.configure(fault_rate=0.3, fault_kinds=["429", "500", "503", "reset", "truncated"])
     async with dbx(emulator, max_retries=10) as client:
         answers = await asyncio.gather(*(client.achat(LLAMA, USER) for _ in range(20)))
-        streams = [merge_chunks([c async for c in client.astream_chat(LLAMA, USER)]).text
-                   for _ in range(10)]
+        streams = []
+        for _ in range(10):
+            chunks = [c async for c in client.astream_chat(LLAMA, USER)]
+            streams.append(merge_chunks(chunks).text)
     assert len({a.text for a in answers}) == 1
     assert set(streams) == {answers[0].text}
 
