@@ -1,1 +1,48 @@
-"""LlamaIndex components for the Salesforce Models API and Databricks model serving."""
+"""LlamaIndex components for the Salesforce Models API and Databricks model serving.
+
+- :class:`SalesforceLLM`, :class:`SalesforceEmbedding`: Salesforce Models API (Einstein).
+- :class:`DatabricksLLM`, :class:`DatabricksEmbedding`: Databricks serving endpoints.
+- :class:`SalesforceFeedbackHandler`: records Salesforce generation ids, sends feedback.
+
+The classes are imported on first access, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .databricks_llm import DatabricksLLM
+    from .embeddings import DatabricksEmbedding, SalesforceEmbedding
+    from .feedback import SalesforceFeedbackHandler
+    from .salesforce_llm import SalesforceLLM
+
+__all__ = [
+    "DatabricksEmbedding",
+    "DatabricksLLM",
+    "SalesforceEmbedding",
+    "SalesforceFeedbackHandler",
+    "SalesforceLLM",
+]
+
+_MODULES = {
+    "DatabricksEmbedding": ".embeddings",
+    "DatabricksLLM": ".databricks_llm",
+    "SalesforceEmbedding": ".embeddings",
+    "SalesforceFeedbackHandler": ".feedback",
+    "SalesforceLLM": ".salesforce_llm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,173 @@
+"""Connection settings shared by the LlamaIndex classes, and lazy creation of the core client.
+
+Every setting is optional at construction. The core client is built on first use from the
+settings given, with ``None`` for the rest, so that the core's own resolution (environment, then
+``~/.databrickscfg`` for Databricks) fills the gaps and its ``ConfigurationError`` names what is
+still missing. Secrets are ``SecretStr`` and are left out of ``model_dump``/``to_dict``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+
+if TYPE_CHECKING:
+    from sfmodels_core.databricks import DatabricksClient
+    from sfmodels_core.salesforce import SalesforceClient
+
+C = TypeVar("C")
+
+
+class ClientSlot(Generic[C]):
+    """Holds one core client, created at most once however many threads ask.
+
+    A copy made by pickling or ``deepcopy`` starts empty (a client holds sockets and locks); the
+    copy builds its own client from the same settings on first use.
+    """
+
+    def __init__(self, client: C | None = None) -> None:
+        self.client = client
+        self.owned = client is None
+        self._lock = threading.Lock()
+
+    def get(self, factory: Callable[[], C]) -> C:
+        client = self.client
+        if client is None:
+            with self._lock:
+                if self.client is None:
+                    self.client = factory()
+                    self.owned = True
+                client = self.client
+        return client
+
+    def take_owned(self) -> C | None:
+        """The client if this slot created it, emptying the slot; None otherwise."""
+        with self._lock:
+            client, owned = self.client, self.owned
+            if owned:
+                self.client = None
+        return client if owned else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class _Connection(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    timeout: float | None = Field(
+        default=60.0, description="Seconds to wait for each HTTP request (None: no limit).")
+    max_retries: int = Field(
+        default=3, ge=0, description="Retries of a failed request (429, 5xx, connection errors).")
+
+    _slot: ClientSlot[Any] = PrivateAttr(default_factory=ClientSlot)
+
+    def _adopt(self, client: Any, expected: type) -> None:
+        if client is not None:
+            if not isinstance(client, expected):
+                raise TypeError(
+                    f"client must be a {expected.__name__}, got {type(client).__name__}")
+            self._slot = ClientSlot(client)
+
+    def _client_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for the core client (batching, concurrency)."""
+        return {}
+
+    def close(self) -> None:
+        """Close the HTTP connections of the client this object created (not of a client that
+        was passed in). A later call creates a new client."""
+        client = self._slot.take_owned()
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        client = self._slot.take_owned()
+        if client is not None:
+            await client.aclose()
+
+
+class SalesforceConnection(_Connection):
+    """Salesforce Models API settings: argument, then ``SALESFORCE_*`` environment variables."""
+
+    domain: str | None = Field(
+        default=None, description="My Domain URL, for the client credentials flow "
+                                  "(SALESFORCE_DOMAIN).")
+    client_id: str | None = Field(
+        default=None, description="External Client App consumer key (SALESFORCE_CLIENT_ID).")
+    client_secret: SecretStr | None = Field(
+        default=None, exclude=True,
+        description="External Client App consumer secret (SALESFORCE_CLIENT_SECRET).")
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, validation_alias=AliasChoices("api_key", "access_token"),
+        description="A pre-minted access token, instead of the client credentials "
+                    "(SALESFORCE_ACCESS_TOKEN).")
+    api_base: str | None = Field(
+        default=None, description="Models API base URL (SALESFORCE_API_BASE; default: from the "
+                                  "token, else https://api.salesforce.com/einstein/platform/v1).")
+
+    def __init__(self, *, client: SalesforceClient | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        if client is not None:
+            from sfmodels_core.salesforce import SalesforceClient
+
+            self._adopt(client, SalesforceClient)
+
+    @property
+    def client(self) -> SalesforceClient:
+        """The core client, created on first use."""
+        return self._slot.get(self._new_client)  # type: ignore[no-any-return]
+
+    def _new_client(self) -> SalesforceClient:
+        from sfmodels_core.salesforce import SalesforceClient
+
+        return SalesforceClient(
+            domain=self.domain, client_id=self.client_id, client_secret=self.client_secret,
+            api_key=self.api_key, api_base=self.api_base, timeout=self.timeout,
+            max_retries=self.max_retries, **self._client_options())
+
+
+class DatabricksConnection(_Connection):
+    """Databricks settings: argument, then ``DATABRICKS_*`` variables, then
+    ``~/.databrickscfg``."""
+
+    host: str | None = Field(default=None, description="Workspace URL (DATABRICKS_HOST).")
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, validation_alias=AliasChoices("api_key", "token"),
+        description="Personal access token (DATABRICKS_TOKEN).")
+    client_id: str | None = Field(
+        default=None, description="Service principal id, for OAuth (DATABRICKS_CLIENT_ID).")
+    client_secret: SecretStr | None = Field(
+        default=None, exclude=True,
+        description="Service principal OAuth secret (DATABRICKS_CLIENT_SECRET).")
+    profile: str | None = Field(
+        default=None, description="Profile of the config file (DATABRICKS_CONFIG_PROFILE).")
+    config_file: str | None = Field(
+        default=None, description="Config file (DATABRICKS_CONFIG_FILE, default "
+                                  "~/.databrickscfg).")
+
+    def __init__(self, *, client: DatabricksClient | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        if client is not None:
+            from sfmodels_core.databricks import DatabricksClient
+
+            self._adopt(client, DatabricksClient)
+
+    @property
+    def client(self) -> DatabricksClient:
+        """The core client, created on first use."""
+        return self._slot.get(self._new_client)  # type: ignore[no-any-return]
+
+    def _new_client(self) -> DatabricksClient:
+        from sfmodels_core.databricks import DatabricksClient
+
+        return DatabricksClient(
+            host=self.host, api_key=self.api_key, client_id=self.client_id,
+            client_secret=self.client_secret, profile=self.profile,
+            config_file=self.config_file, timeout=self.timeout, max_retries=self.max_retries,
+            **self._client_options())

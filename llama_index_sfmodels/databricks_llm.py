@@ -1,0 +1,206 @@
+"""``DatabricksLLM``: a Databricks model serving endpoint as a LlamaIndex ``FunctionCallingLLM``.
+
+Chat, completion (derived from chat), real streaming and tool calling, sync and async, over the
+core ``DatabricksClient``, so personal access tokens, OAuth service principals (with token
+refresh) and ``~/.databrickscfg`` profiles all work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.llms.generic_utils import (
+    achat_to_completion_decorator,
+    astream_chat_to_completion_decorator,
+    chat_to_completion_decorator,
+    stream_chat_to_completion_decorator,
+)
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from pydantic import AliasChoices, Field
+
+from ._messages import (
+    ChatStream,
+    databricks_chat_response,
+    first_tool_call_only,
+    resolve_tool_choice,
+    to_databricks_messages,
+    tool_selections,
+    tool_specs,
+)
+from ._settings import DatabricksConnection
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+
+class DatabricksLLM(DatabricksConnection, FunctionCallingLLM):
+    """A Databricks serving endpoint (Foundation Model APIs, external or custom models).
+
+    Credentials come from the arguments, then ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` (or
+    ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET``), then ``~/.databrickscfg``, when the
+    first call is made. Responses carry the provider body in ``raw`` and ``id``, ``model``,
+    ``finish_reason`` and token counts in ``additional_kwargs`` (a stream reports its token
+    counts once, on its last response).
+
+    Example::
+
+        llm = DatabricksLLM(endpoint="databricks-meta-llama-3-3-70b-instruct")
+        agent = FunctionAgent(tools=[...], llm=llm)
+    """
+
+    endpoint: str = Field(
+        min_length=1, validation_alias=AliasChoices("endpoint", "model"),
+        description="Serving endpoint name, e.g. databricks-meta-llama-3-3-70b-instruct.")
+    temperature: float | None = Field(default=None, ge=0.0, description="Sampling temperature.")
+    max_tokens: int | None = Field(default=None, gt=0, description="Most tokens to generate.")
+    stop: list[str] | None = Field(default=None, description="Stop sequences.")
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("additional_kwargs", "extra_params"),
+        description="Other request fields sent with every call (e.g. top_p, top_k).")
+    context_window: int = Field(
+        default=128_000, gt=0, description="Tokens the endpoint's model takes in.")
+    num_output: int = Field(
+        default=4_096, gt=0,
+        description="Tokens to leave for the answer when max_tokens is not set.")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "DatabricksLLM"
+
+    @property
+    def model(self) -> str:
+        return self.endpoint
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(context_window=self.context_window,
+                           num_output=self.max_tokens or self.num_output, is_chat_model=True,
+                           is_function_calling_model=True, model_name=self.endpoint)
+
+    def _params(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                "stop": self.stop, **self.additional_kwargs, **kwargs}
+
+    # -- undecorated implementations (the public methods add callbacks; complete derives
+    #    from these so a completion fires one completion event, not a chat one too)
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        payload, params = to_databricks_messages(messages), self._params(kwargs)
+        return databricks_chat_response(self.client.chat(self.endpoint, payload, **params))
+
+    async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        payload, params = to_databricks_messages(messages), self._params(kwargs)
+        return databricks_chat_response(await self.client.achat(self.endpoint, payload, **params))
+
+    def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        payload, params = to_databricks_messages(messages), self._params(kwargs)
+
+        def gen() -> ChatResponseGen:
+            stream = ChatStream()
+            for chunk in self.client.stream_chat(self.endpoint, payload, **params):
+                yield stream.add(chunk)
+
+        return gen()
+
+    async def _astream_chat(self, messages: Sequence[ChatMessage],
+                            **kwargs: Any) -> ChatResponseAsyncGen:
+        payload, params = to_databricks_messages(messages), self._params(kwargs)
+
+        async def gen() -> ChatResponseAsyncGen:
+            stream = ChatStream()
+            async for chunk in self.client.astream_chat(self.endpoint, payload, **params):
+                yield stream.add(chunk)
+
+        return gen()
+
+    # -- chat
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return await self._achat(messages, **kwargs)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        return self._stream_chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage],
+                           **kwargs: Any) -> ChatResponseAsyncGen:
+        return await self._astream_chat(messages, **kwargs)
+
+    # -- complete: the prompt as one user message
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False,
+                 **kwargs: Any) -> CompletionResponse:
+        return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False,
+                        **kwargs: Any) -> CompletionResponse:
+        return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False,
+                        **kwargs: Any) -> CompletionResponseGen:
+        return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
+
+    @llm_completion_callback()
+    async def astream_complete(self, prompt: str, formatted: bool = False,
+                               **kwargs: Any) -> CompletionResponseAsyncGen:
+        return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
+
+    # -- function calling
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+        elif user_msg is not None:
+            messages.append(user_msg)
+        prepared: dict[str, Any] = {"messages": messages, **kwargs}
+        if tools:
+            prepared["tools"] = tool_specs(tools)
+            prepared["tool_choice"] = resolve_tool_choice(tool_choice, tool_required)
+        return prepared
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        return response if allow_parallel_tool_calls else first_tool_call_only(response)
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        return tool_selections(response, error_on_no_tool_call)

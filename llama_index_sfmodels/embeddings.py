@@ -1,0 +1,126 @@
+"""``SalesforceEmbedding`` and ``DatabricksEmbedding``: LlamaIndex embedding models.
+
+LlamaIndex hands over at most ``embed_batch_size`` texts at a time; the core client is created
+with the same batch size (so one call is one request) and with ``num_workers`` as its
+concurrency for larger inputs. Async batches run concurrently under LlamaIndex's own
+``num_workers`` limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from pydantic import AliasChoices, Field, model_validator
+
+from sfmodels_core.databricks import DEFAULT_EMBED_BATCH_SIZE as DATABRICKS_BATCH_SIZE
+from sfmodels_core.salesforce import DEFAULT_EMBED_BATCH_SIZE as SALESFORCE_BATCH_SIZE
+from sfmodels_core.salesforce import DEFAULT_EMBEDDING_MODEL
+
+from ._settings import DatabricksConnection, SalesforceConnection
+
+
+def _batching(embedding: BaseEmbedding) -> dict[str, Any]:
+    options: dict[str, Any] = {"batch_size": embedding.embed_batch_size}
+    if embedding.num_workers:
+        options["max_concurrency"] = max(1, embedding.num_workers)
+    return options
+
+
+class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
+    """Salesforce Models API embeddings (e.g. ``sfdc_ai__DefaultOpenAITextEmbeddingAda_002``).
+
+    Queries and documents are embedded the same way. Credentials as for ``SalesforceLLM``.
+    """
+
+    model_name: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL, min_length=1,
+        validation_alias=AliasChoices("model_name", "model"),
+        description="API name of the embedding model.")
+    embed_batch_size: int = Field(
+        default=SALESFORCE_BATCH_SIZE, gt=0, le=2048, description="Texts per request.")
+    localization: dict[str, Any] | None = Field(
+        default=None, description="Models API localization, e.g. {'defaultLocale': 'en_US'}.")
+    tags: dict[str, Any] | None = Field(
+        default=None, description="Free-form tags sent with each request.")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SalesforceEmbedding"
+
+    def _client_options(self) -> dict[str, Any]:
+        return _batching(self)
+
+    def _options(self) -> dict[str, Any]:
+        return {"localization": self.localization, "tags": self.tags}
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self.client.embed(self.model_name, texts, **self._options()).vectors
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return (await self.client.aembed(self.model_name, texts, **self._options())).vectors
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._get_text_embeddings([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return (await self._aget_text_embeddings([query]))[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._aget_text_embeddings([text]))[0]
+
+
+class DatabricksEmbedding(DatabricksConnection, BaseEmbedding):
+    """A Databricks embedding endpoint (e.g. ``databricks-gte-large-en``).
+
+    ``query_instruction`` and ``text_instruction`` are sent as the request's ``instruction`` for
+    queries and documents respectively (BGE models recommend one for queries only).
+    Credentials as for ``DatabricksLLM``.
+    """
+
+    endpoint: str = Field(
+        min_length=1, validation_alias=AliasChoices("endpoint", "model", "model_name"),
+        description="Serving endpoint name, e.g. databricks-gte-large-en.")
+    embed_batch_size: int = Field(
+        default=DATABRICKS_BATCH_SIZE, gt=0, le=2048, description="Texts per request.")
+    query_instruction: str | None = Field(
+        default=None, description="Instruction sent with queries.")
+    text_instruction: str | None = Field(
+        default=None, description="Instruction sent with documents.")
+
+    @model_validator(mode="after")
+    def _name_from_endpoint(self) -> DatabricksEmbedding:
+        self.model_name = self.endpoint
+        return self
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "DatabricksEmbedding"
+
+    def _client_options(self) -> dict[str, Any]:
+        return _batching(self)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self.client.embed(self.endpoint, texts, instruction=self.text_instruction).vectors
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        result = await self.client.aembed(self.endpoint, texts, instruction=self.text_instruction)
+        return result.vectors
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self.client.embed(self.endpoint, [query], instruction=self.query_instruction
+                                 ).vectors[0]
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        result = await self.client.aembed(self.endpoint, [query],
+                                          instruction=self.query_instruction)
+        return result.vectors[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._aget_text_embeddings([text]))[0]
