@@ -247,6 +247,7 @@ class Transport:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._client_lock = threading.Lock()
         self._rng = random.Random()
 
@@ -263,12 +264,19 @@ class Transport:
 
     @property
     def aclient(self) -> httpx.AsyncClient:
-        if self._aclient is None:
+        """The async client of the running event loop.
+
+        Connections belong to the loop that opened them, so a client object used from a new
+        loop (each ``asyncio.run``, each async test) gets a fresh async client for it.
+        """
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
             with self._client_lock:
-                if self._aclient is None:
+                if self._aclient is None or self._aclient_loop is not loop:
                     self._aclient = httpx.AsyncClient(
                         headers=self.headers, timeout=self.timeout, limits=self.limits,
                         transport=self._async_transport, follow_redirects=False)
+                    self._aclient_loop = loop
         return self._aclient
 
     def close(self) -> None:
@@ -277,9 +285,9 @@ class Transport:
             self._client = None
 
     async def aclose(self) -> None:
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+        client, self._aclient = self._aclient, None
+        if client is not None and self._aclient_loop is asyncio.get_running_loop():
+            await client.aclose()
         self.close()
 
     def _state(self) -> RetryState:

@@ -240,3 +240,15 @@ async def test_fan_out_runs_concurrently(emulator: Emulator) -> None:
         elapsed = time.monotonic() - started
     assert emulator.counters()["max_in_flight"] >= 50
     assert elapsed < 3  # 100 sequential calls would take at least 5 s
+
+
+def test_one_client_serves_successive_event_loops(emulator: Emulator) -> None:
+    client = dbx(emulator)
+
+    async def call() -> str:
+        return (await client.achat(LLAMA, USER)).text
+
+    # Pooled connections belong to the loop that opened them: a second asyncio.run must work.
+    first = asyncio.run(call())
+    assert asyncio.run(call()) == first
+    client.close()

@@ -189,3 +189,16 @@ def test_stream_broken_after_the_first_byte_is_not_retried(sleeps: list[float]) 
             seen.append(chunk.text)
     assert seen == ["a"]
     assert len(rec.requests) == 1 and sleeps == []
+
+
+def test_one_client_object_serves_successive_event_loops() -> None:
+    import asyncio
+
+    client = client_for(scripted())
+
+    async def call() -> str:
+        return (await client.achat("ep", MSGS)).text
+
+    # Each asyncio.run has a new loop; connections of the old one must not be reused.
+    assert asyncio.run(call()) == "fine"
+    assert asyncio.run(call()) == "fine"
