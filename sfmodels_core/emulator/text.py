@@ -233,6 +233,11 @@ _REPLY_TEMPLATES = (
     "Let me help with {topic}.",
     "Good question about {topic}.",
 )
+_CONTEXT_HINT_RE = re.compile(
+    r"\b(?:context|passages?|documents?|retrieved|excerpts?|sources?|knowledge base)\b", re.I
+)
+_MIN_CONTEXT_WORDS = 12
+_LONG_MESSAGE_WORDS = 40
 _GREETINGS = frozenset({"hi", "hello", "hey", "greetings", "howdy"})
 
 
@@ -351,9 +356,9 @@ def generate_reply(turns: Sequence[Turn]) -> str:
     """What the model says to a conversation. The one place that decides reply content.
 
     1. Right after tool results: a sentence that includes them.
-    2. With context (system messages, earlier user or tool messages, or a ``Question:`` section in
-       the last user message): the context sentence that best matches the question, or a plain
-       "I don't know" when nothing matches.
+    2. With context (passages in system or tool messages, in a message that mentions "context",
+       "documents" and the like, or around a ``Question:`` section of the last user message): the
+       context sentence that best matches the question, or "I don't know" when nothing matches.
     3. Otherwise: a short deterministic reply derived from the last user message.
     """
     if not turns:
@@ -364,18 +369,22 @@ def generate_reply(turns: Sequence[Turn]) -> str:
     if last < 0:
         return _fallback_reply(turns[-1][1])
     user_text = turns[last][1]
-    context_blocks = [
-        text
-        for i, (role, text) in enumerate(turns)
-        if i != last and role in ("system", "user", "tool")
-    ]
+    blocks: list[str] = []
+    explicit = False
+    for i, (role, text) in enumerate(turns):
+        if i == last or role == "assistant":
+            continue
+        hinted = bool(_CONTEXT_HINT_RE.search(text))
+        if role in ("system", "tool") or hinted or len(text.split()) >= _LONG_MESSAGE_WORDS:
+            blocks.append(text)
+            explicit = explicit or hinted
+    question = user_text
     split = _split_question(user_text)
     if split is not None:
-        question, rest = split
-        context_blocks.append(rest)
-    else:
-        question = user_text
-    context = _sentences(context_blocks)
+        question = split[0]
+        blocks.append(split[1])
+        explicit = True
+    context = _sentences(blocks)
     if split is None and not any(s.words for s in context):
         # A single message may hold passages and then the question.
         own = _sentences([user_text])
@@ -384,13 +393,14 @@ def generate_reply(turns: Sequence[Turn]) -> str:
             target = asks[-1] if asks else own[-1]
             question = target.text
             context = [s for s in own if s is not target]
-    if any(s.words for s in context):
+            explicit = bool(_CONTEXT_HINT_RE.search(user_text))
+    if explicit or sum(len(s.words) for s in context) >= _MIN_CONTEXT_WORDS:
         answer = _best_sentence(question, context)
         if answer is not None:
             return answer
-        if _question_words(question):
+        if explicit and _question_words(question):
             return "I don't know based on the provided context."
-    return _fallback_reply(question or user_text)
+    return _fallback_reply(question)
 
 
 # --------------------------------------------------------------------------------------------
