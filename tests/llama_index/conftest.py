@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index_instrumentation import get_dispatcher
+from pydantic import Field
 
 from llama_index_sfmodels import (
     DatabricksEmbedding,
@@ -102,7 +103,7 @@ def feedback_handler(sf_llm: SalesforceLLM) -> Iterator[SalesforceFeedbackHandle
 class EventLog(BaseEventHandler):
     """Collects every instrumentation event."""
 
-    events: list[Any] = []
+    events: list[Any] = Field(default_factory=list)
 
     @classmethod
     def class_name(cls) -> str:
@@ -117,7 +118,7 @@ class EventLog(BaseEventHandler):
 
 @pytest.fixture
 def events() -> Iterator[EventLog]:
-    log = EventLog(events=[])
+    log = EventLog()
     dispatcher = get_dispatcher()
     dispatcher.add_event_handler(log)
     yield log
