@@ -1,0 +1,326 @@
+"""``ChatDatabricks``: a Databricks model serving chat endpoint as a LangChain chat model.
+
+A drop-in for databricks-langchain's class of the same name: same constructor names
+(``endpoint``/``model``, ``temperature``, ``max_tokens``, ``stop``, ``n``, ``extra_params``,
+``streaming``, ``stream_usage``), tool calling and structured output, over ``sfmodels_core``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._messages import (
+    DATABRICKS,
+    DatabricksStream,
+    databricks_chat_result,
+    to_databricks_messages,
+)
+from ._settings import DatabricksSettings
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
+#: Body keys the class itself controls; ``extra_params`` may set any other key.
+RESERVED_BODY_KEYS = ("messages", "stream")
+#: Call options that are about the call, not the request body.
+_NOT_BODY = ("stream", "stream_usage", "model", "endpoint")
+
+
+def _invalid(message: str) -> Exception:
+    from sfmodels_core.errors import InvalidInputError
+
+    return InvalidInputError(message)
+
+
+def generation_params(owner: Any, stop: list[str] | None,
+                      kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(endpoint, request params) of one call: ``extra_params``, then the instance's settings,
+    then the call's options, each overriding the one before."""
+    endpoint = kwargs.get("model") or kwargs.get("endpoint") or owner.model
+    params: dict[str, Any] = dict(owner.extra_params)
+    for name in ("temperature", "max_tokens"):
+        if getattr(owner, name) is not None:
+            params[name] = getattr(owner, name)
+    if owner.n != 1:
+        params["n"] = owner.n
+    stop = stop if stop is not None else owner.stop
+    if stop:
+        params["stop"] = list(stop)
+    params.update({k: v for k, v in kwargs.items() if k not in _NOT_BODY})
+    reserved = [key for key in RESERVED_BODY_KEYS if key in params]
+    if reserved:
+        raise _invalid(f"{', '.join(reserved)} cannot be set through options or extra_params: "
+                       "the chat model sets them itself")
+    return endpoint, params
+
+
+def tool_choice_value(choice: Any, names: Sequence[str]) -> Any:
+    """LangChain's ``tool_choice`` spellings as the API's values."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    if choice == "any" or (choice is True and len(names) != 1):
+        return "required"
+    if choice is True:
+        return {"type": "function", "function": {"name": names[0]}}
+    if choice is False:
+        return "none"
+    if isinstance(choice, str):
+        if choice not in names:
+            raise ValueError(f"tool_choice {choice!r} is not one of the bound tools "
+                             f"({', '.join(names) or 'none bound'}); use 'auto', 'none', "
+                             "'any'/'required' or a tool name")
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, dict):
+        return choice
+    raise ValueError(f"tool_choice must be 'auto', 'none', 'any', 'required', a tool name, a "
+                     f"bool or a dict, got {choice!r}")
+
+
+class ChatDatabricks(DatabricksSettings, BaseChatModel):
+    """Chat with a Databricks model serving endpoint (Foundation Model APIs or any chat endpoint).
+
+    Credentials: ``host`` and ``api_key``/``token`` (a personal access token), or ``client_id``
+    and ``client_secret`` (a service principal), or a ``profile`` of ``~/.databrickscfg``; each
+    falls back to ``DATABRICKS_HOST``, ``DATABRICKS_TOKEN``, ``DATABRICKS_CLIENT_ID``,
+    ``DATABRICKS_CLIENT_SECRET``, ``DATABRICKS_CONFIG_PROFILE``. They are resolved on the first
+    call.
+
+    ```python
+    from langchain_sfmodels import ChatDatabricks
+
+    llm = ChatDatabricks(endpoint="databricks-meta-llama-3-3-70b-instruct", temperature=0)
+    llm.invoke("What is Delta Lake?")
+    ```
+
+    - Streaming is real (server-sent events), sync and async, with tool-call chunks. Usage is
+      reported once per stream, on the last chunk (``stream_usage=False`` leaves it out).
+    - ``bind_tools(tools, tool_choice=...)`` with ``"auto"``, ``"none"``,
+      ``"any"``/``"required"``, a tool name or a dict.
+    - ``with_structured_output(schema, method=...)``: ``"function_calling"`` (default),
+      ``"json_schema"`` or ``"json_mode"``, and ``include_raw``.
+    - ``extra_params`` go into every request body as they are (any key but ``messages`` and
+      ``stream``); other call options (``model.invoke(..., top_p=0.9)``) too.
+    - ``response_metadata`` holds ``id``, ``model_name`` (the endpoint called),
+      ``served_model`` (the model the service reports), ``finish_reason`` and
+      ``model_provider``.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
+                              extra="forbid", protected_namespaces=())
+
+    model: str = Field(alias="endpoint")
+    """Name of the serving endpoint; alias ``endpoint``."""
+    temperature: float | None = None
+    """Sampling temperature (0 to 2)."""
+    max_tokens: int | None = None
+    """Most tokens to generate."""
+    stop: list[str] | None = None
+    """Stop sequences."""
+    n: int = Field(default=1, ge=1)
+    """Number of choices to generate (each becomes a generation of the result)."""
+    extra_params: dict[str, Any] = Field(default_factory=dict)
+    """Merged into every request body, e.g. ``{"top_p": 0.9}``."""
+    streaming: bool = False
+    """Use the streaming API for ``invoke`` too."""
+    stream_usage: bool = True
+    """Report token usage at the end of a stream."""
+
+    @field_validator("extra_params", mode="before")
+    @classmethod
+    def _no_extra_params(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("extra_params")
+    @classmethod
+    def _check_extra_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = [key for key in RESERVED_BODY_KEYS if key in value]
+        if reserved:
+            raise ValueError(f"extra_params cannot set {', '.join(reserved)}: the chat model "
+                             "sets them itself")
+        return value
+
+    @property
+    def endpoint(self) -> str:
+        """The serving endpoint (same as ``model``)."""
+        return self.model
+
+    @property
+    def _llm_type(self) -> str:
+        return "chat-databricks"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return False
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "stop": self.stop, "n": self.n,
+                "extra_params": self.extra_params}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(ls_provider=DATABRICKS, ls_model_type="chat",
+                                 ls_model_name=kwargs.get("model") or kwargs.get("endpoint")
+                                 or self.model)
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, (int, float)):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
+        if ls_stop := stop if stop is not None else self.stop:
+            params["ls_stop"] = ls_stop
+        return params
+
+    # -- calls: sync and async differ only in the client method they await
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None,
+                  **kwargs: Any) -> ChatResult:
+        endpoint, params = generation_params(self, stop, kwargs)
+        completion = self._databricks.chat(endpoint, to_databricks_messages(messages), **params)
+        return databricks_chat_result(completion, endpoint)
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                         **kwargs: Any) -> ChatResult:
+        endpoint, params = generation_params(self, stop, kwargs)
+        completion = await self._databricks.achat(endpoint, to_databricks_messages(messages),
+                                                  **params)
+        return databricks_chat_result(completion, endpoint)
+
+    def _stream_setup(self, messages: list[BaseMessage], stop: list[str] | None,
+                      kwargs: dict[str, Any]) -> tuple[str, list[dict[str, Any]],
+                                                       dict[str, Any], DatabricksStream]:
+        endpoint, params = generation_params(self, stop, kwargs)
+        if params.get("n", 1) != 1:
+            raise _invalid("n > 1 cannot be streamed: a stream carries one answer; call invoke "
+                           "(with streaming=False) to get several choices")
+        stream_usage = kwargs.get("stream_usage")
+        converter = DatabricksStream(
+            endpoint, stream_usage=self.stream_usage if stream_usage is None else stream_usage)
+        return endpoint, to_databricks_messages(messages), params, converter
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
+        pieces = self._databricks.stream_chat(endpoint, payload, **params)
+        with contextlib.closing(pieces) as it:  # type: ignore[type-var]
+            for piece in it:
+                if (chunk := converter.chunk(piece)) is not None:
+                    yield chunk
+        yield converter.last()
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
+        stream = self._databricks.astream_chat(endpoint, payload, **params)
+        async with contextlib.aclosing(stream) as it:  # type: ignore[type-var]
+            async for piece in it:
+                if (chunk := converter.chunk(piece)) is not None:
+                    yield chunk
+        yield converter.last()
+
+    # -- tools and structured output
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (OpenAI function format). ``tool_choice``: ``"auto"``, ``"none"``,
+        ``"any"``/``"required"`` (must call one), a tool name, ``True`` or a dict."""
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+        if tool_choice is not None:
+            names = [tool["function"]["name"] for tool in formatted]
+            kwargs["tool_choice"] = tool_choice_value(tool_choice, names)
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers shaped by ``schema`` (a Pydantic class, a TypedDict, a JSON schema or an
+        OpenAI tool dict).
+
+        ``method``: ``"function_calling"`` forces a call of a tool built from the schema;
+        ``"json_schema"`` sends ``response_format`` with the schema; ``"json_mode"`` asks for
+        a JSON object (say in the prompt what it should hold). ``include_raw=True`` returns
+        ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``.
+        """
+        from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+        from langchain_core.output_parsers.openai_tools import (
+            JsonOutputKeyToolsParser,
+            PydanticToolsParser,
+        )
+        from langchain_core.utils.function_calling import (
+            convert_to_json_schema,
+            convert_to_openai_tool,
+        )
+        from langchain_core.utils.pydantic import is_basemodel_subclass
+
+        if kwargs:
+            raise ValueError(f"Unexpected arguments: {', '.join(sorted(kwargs))}")
+        if schema is None and method != "json_mode":
+            raise ValueError(f"schema is required for method={method!r}")
+        shape: Any = schema  # a Pydantic class, a TypedDict, a JSON schema or a tool dict
+        is_model = isinstance(shape, type) and is_basemodel_subclass(shape)
+        trace: dict[str, Any] = {"kwargs": {"method": method, "strict": strict},
+                                 "schema": schema}
+        llm: Runnable[LanguageModelInput, Any]
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            tool_name = convert_to_openai_tool(shape)["function"]["name"]
+            llm = self.bind_tools([shape], tool_choice=tool_name, strict=strict,
+                                  ls_structured_output_format=trace)
+            parser = (PydanticToolsParser(tools=[shape], first_tool_only=True) if is_model
+                      else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True))
+        elif method in ("json_schema", "json_mode"):
+            if method == "json_schema":
+                json_schema = convert_to_json_schema(shape)
+                spec: dict[str, Any] = {"name": json_schema.get("title") or "output",
+                                        "schema": json_schema}
+                if strict is not None:
+                    spec["strict"] = strict
+                response_format: dict[str, Any] = {"type": "json_schema", "json_schema": spec}
+            else:
+                response_format = {"type": "json_object"}
+                trace["kwargs"] = {"method": method}
+            options: dict[str, Any] = {"response_format": response_format}
+            if schema is not None:
+                options["ls_structured_output_format"] = trace
+            llm = self.bind(**options)
+            parser = (PydanticOutputParser(pydantic_object=shape) if is_model
+                      else JsonOutputParser())
+        else:
+            raise ValueError(f"method must be 'function_calling', 'json_schema' or 'json_mode', "
+                             f"got {method!r}")
+        if not include_raw:
+            return llm | parser
+        from langchain_core.runnables import RunnableMap, RunnablePassthrough
+
+        parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser,
+                                            parsing_error=lambda _: None)
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed],
+                                                            exception_key="parsing_error")

@@ -1,0 +1,203 @@
+"""``SalesforceFeedbackHandler``: tell Salesforce whether the answers of a chain were good or bad.
+
+Pass the handler in ``config={"callbacks": [handler]}`` of any run. It records the Salesforce
+generation id of every ``ChatSalesforce`` and ``SalesforceLLM`` run under that run's id and
+under the id of every run above it (the chain, the agent, ...), so feedback can be given knowing
+only the id of the run you started::
+
+    handler = SalesforceFeedbackHandler()
+    run_id = uuid.uuid4()
+    chain.invoke({"question": q}, config={"callbacks": [handler], "run_id": run_id})
+    handler.submit("GOOD", run_id=run_id, text="Exactly right")
+
+Memory is bounded: the oldest runs are forgotten first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import ChatGeneration, LLMResult
+from pydantic import SecretStr
+
+from ._messages import SALESFORCE
+from ._settings import SalesforceSettings
+
+if TYPE_CHECKING:
+    from sfmodels_core.adapters import GenerationLog, GenerationRecord
+    from sfmodels_core.salesforce import SalesforceClient
+
+#: How far up the run tree ancestors are followed.
+MAX_DEPTH = 64
+
+
+def generation_ids(response: LLMResult) -> list[str]:
+    """The Salesforce generation ids in a model run's result (invoke, batch or stream)."""
+    ids: list[str] = []
+    for generations in response.generations:
+        for generation in generations:
+            if isinstance(generation, ChatGeneration):
+                info: Mapping[str, Any] = generation.message.response_metadata
+            else:
+                info = generation.generation_info or {}
+            gid = info.get("generation_id")
+            if info.get("model_provider") == SALESFORCE and isinstance(gid, str) and gid:
+                ids.append(gid)
+    return ids
+
+
+class SalesforceFeedbackHandler(BaseCallbackHandler):
+    """Records Salesforce generation ids by run, and submits feedback on them.
+
+    Construct it with the same settings as ``ChatSalesforce`` (or none, to use the environment),
+    or with a ``SalesforceClient`` to share one. ``submit``/``asubmit`` send ``GOOD`` or ``BAD``
+    for a run (by default the latest one) and return the feedback id.
+    """
+
+    run_inline = True  # keep the run tree in step with the events, also under asyncio
+
+    def __init__(
+        self,
+        client: SalesforceClient | None = None,
+        *,
+        domain: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | SecretStr | None = None,
+        api_key: str | SecretStr | None = None,
+        access_token: str | SecretStr | None = None,
+        api_base: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_runs: int = 1000,
+    ) -> None:
+        from sfmodels_core.adapters import GenerationLog
+
+        super().__init__()
+        self._settings = SalesforceSettings.model_validate({
+            "client": client, "domain": domain, "client_id": client_id,
+            "client_secret": client_secret,
+            "api_key": api_key if api_key is not None else access_token,
+            "api_base": api_base, "timeout": timeout, "max_retries": max_retries})
+        self.log: GenerationLog = GenerationLog(max_runs=max_runs)
+        # run id -> parent run id, for every run seen; bounded like the log.
+        self._parents: OrderedDict[str, str | None] = OrderedDict()
+        self._max_links = max(4 * max_runs, 64)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SalesforceFeedbackHandler(runs={len(self.log)})"
+
+    @property
+    def client(self) -> SalesforceClient:
+        """The client feedback is sent with (created from the settings on first use)."""
+        return self._settings._salesforce
+
+    # -- the run tree
+    def _link(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+        with self._lock:
+            key = str(run_id)
+            self._parents[key] = str(parent_run_id) if parent_run_id else None
+            self._parents.move_to_end(key)
+            while len(self._parents) > self._max_links:
+                self._parents.popitem(last=False)
+
+    def _ancestors(self, run_id: UUID, parent_run_id: UUID | None) -> list[str]:
+        out: list[str] = []
+        with self._lock:
+            current = str(parent_run_id) if parent_run_id else self._parents.get(str(run_id))
+            while current and current not in out and len(out) < MAX_DEPTH:
+                out.append(current)
+                current = self._parents.get(current)
+        return out
+
+    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
+                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_chat_model_start(self, serialized: dict[str, Any] | None, messages: Any, *,
+                            run_id: UUID, parent_run_id: UUID | None = None,
+                            **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_llm_start(self, serialized: dict[str, Any] | None, prompts: Sequence[str], *,
+                     run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_tool_start(self, serialized: dict[str, Any] | None, input_str: str, *,
+                      run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_retriever_start(self, serialized: dict[str, Any] | None, query: str, *,
+                           run_id: UUID, parent_run_id: UUID | None = None,
+                           **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID,
+                   parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        from sfmodels_core.adapters import GenerationRecord
+
+        ids = generation_ids(response)
+        if not ids:
+            return
+        first = response.generations[0][0] if response.generations else None
+        model = None
+        if isinstance(first, ChatGeneration):
+            model = first.message.response_metadata.get("model_name")
+        elif first is not None:
+            model = (first.generation_info or {}).get("model_name")
+        record = GenerationRecord(run_id=str(run_id), generation_ids=ids, model=model,
+                                  text=first.text if first else None)
+        self.log.record(record, self._ancestors(run_id, parent_run_id))
+
+    # -- feedback
+    def find(self, run_id: UUID | str | None = None) -> GenerationRecord:
+        """The generations recorded for ``run_id`` (a model run or any run above one), or for
+        the latest run; a clear error when there are none."""
+        from sfmodels_core.errors import InvalidInputError
+
+        record = self.log.latest() if run_id is None else self.log.find(run_id)
+        if record is None:
+            if run_id is None:
+                raise InvalidInputError(
+                    "No Salesforce generation has been recorded yet: pass this handler in "
+                    "config={'callbacks': [handler]} of a run that calls ChatSalesforce or "
+                    "SalesforceLLM first.")
+            raise InvalidInputError(
+                f"No Salesforce generation is recorded for run {run_id}: it is not a run this "
+                "handler saw, it called no Salesforce model, it failed, or it is older than the "
+                f"{self.log.max_runs} runs kept.")
+        return record
+
+    def _requests(self, feedback: str, run_id: UUID | str | None, text: str | None,
+                  source: str | None,
+                  app_feedback: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        if feedback not in ("GOOD", "BAD"):
+            from sfmodels_core.errors import InvalidInputError
+
+            raise InvalidInputError(f"feedback must be 'GOOD' or 'BAD', got {feedback!r}")
+        record = self.find(run_id)
+        return [{"generation_id": gid, "feedback": feedback, "text": text, "source": source,
+                 "app_feedback": app_feedback, "app_generation_id": record.run_id}
+                for gid in record.generation_ids]
+
+    def submit(self, feedback: str, *, run_id: UUID | str | None = None, text: str | None = None,
+               source: str | None = "human",
+               app_feedback: Mapping[str, Any] | None = None) -> str:
+        """Send ``"GOOD"`` or ``"BAD"`` for the generation(s) of ``run_id`` (default: the latest
+        run) to ``/feedback``; returns the feedback id."""
+        ids = [self.client.submit_feedback(**request).feedback_id
+               for request in self._requests(feedback, run_id, text, source, app_feedback)]
+        return ids[0]
+
+    async def asubmit(self, feedback: str, *, run_id: UUID | str | None = None,
+                      text: str | None = None, source: str | None = "human",
+                      app_feedback: Mapping[str, Any] | None = None) -> str:
+        """Async twin of :meth:`submit`."""
+        ids = [(await self.client.asubmit_feedback(**request)).feedback_id
+               for request in self._requests(feedback, run_id, text, source, app_feedback)]
+        return ids[0]
