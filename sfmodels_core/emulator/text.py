@@ -200,10 +200,12 @@ Turn = tuple[str, str]
 """A conversation turn as ``(role, text)``; roles are system, user, assistant and tool."""
 
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
-_QUESTION_MARK_RE = re.compile(r"(?im)^[ \t]*(?:user question|question|query|q)[ \t]*:[ \t]*")
+_QUESTION_MARK_RE = re.compile(
+    r"(?im)^[ \t]*(?:user question|question|query|q|the original query is as follows)[ \t]*:[ \t]*"
+)
 _SECTION_END_RE = re.compile(
     r"(?im)^[ \t]*(?:context|answer|helpful answer|sources?|documents?|passages?|"
-    r"context information)[ \t]*:|^[ \t]*-{3,}"
+    r"context information|we have provided an existing answer)[ \t]*:|^[ \t]*-{3,}"
 )
 _LABEL_RE = re.compile(
     r"^\s*(?:(?:[-*\u2022>]|\d+[.)]|\[\d+\])\s+|(?:context|passage|document|doc|source|chunk|"

@@ -107,6 +107,21 @@ def test_embedding_similarity_tracks_shared_words() -> None:
         ),
         (
             [
+                (
+                    "user",
+                    "The original query is as follows: Who runs the Tokyo office?\n"
+                    "We have provided an existing answer: Nobody.\n"
+                    "We have the opportunity to refine the existing answer (only if needed) with "
+                    "some more context below.\n------------\nBob runs the Tokyo office.\n"
+                    "------------\nGiven the new context, refine the original answer to better "
+                    "answer the query. If the context isn't useful, return the original answer.\n"
+                    "Refined Answer: ",
+                )
+            ],
+            "Bob runs the Tokyo office.",
+        ),
+        (
+            [
                 ("system", "Context: The warranty lasts two years."),
                 ("user", "How long is the flight to Lima?"),
             ],
