@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from llama_index.core.agent.workflow import AgentStream, FunctionAgent, ToolCallResult
-from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
+from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock, ToolCallBlock
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
@@ -276,3 +276,10 @@ async def test_async_embeddings(emulator: Emulator) -> None:
     with pytest.raises(InvalidInputError):
         await embedding.aget_text_embedding(3)  # type: ignore[arg-type]
     await embedding.aclose()
+
+
+def test_image_input(db_llm: DatabricksLLM) -> None:
+    message = ChatMessage(role="user", blocks=[
+        TextBlock(text="Describe this picture of the Golden Gate Bridge."),
+        ImageBlock(url="https://example.com/bridge.png")])
+    assert db_llm.chat([message]).message.content

@@ -277,3 +277,14 @@ def test_salesforce_refuses_tools() -> None:
         llm.complete("hi", stop=3)
     with pytest.raises(InvalidInputError, match="prompt must be a string"):
         llm.complete(["hi"])  # type: ignore[arg-type]
+
+
+def test_serialization_round_trip_leaves_secrets_to_the_environment() -> None:
+    llm = DatabricksLLM(endpoint="e", host="https://db.example", token="dapi", temperature=0.2,
+                        extra_params={"top_k": 2})
+    clone = DatabricksLLM.from_dict(llm.to_dict())
+    assert (clone.endpoint, clone.host, clone.temperature, clone.additional_kwargs) == (
+        "e", "https://db.example", 0.2, {"top_k": 2})
+    assert clone.api_key is None
+    embedding = SalesforceEmbedding.from_json(SalesforceEmbedding(model="m").to_json())
+    assert embedding.model_name == "m"
