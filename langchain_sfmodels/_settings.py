@@ -59,7 +59,7 @@ class _CoreSettings(BaseModel):
     @model_validator(mode="after")
     def _check_client(self) -> _CoreSettings:
         if self.client is not None and not isinstance(self.client, self._client_kind()):
-            raise TypeError(
+            raise ValueError(
                 f"client must be a {self._client_kind().__name__}, "
                 f"got {type(self.client).__name__}")
         return self

@@ -1,0 +1,216 @@
+"""The pure converters between LangChain messages and the core's dicts and results."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import (
+    AIMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from langchain_sfmodels._messages import (
+    DatabricksStream,
+    databricks_chat_result,
+    salesforce_chat_result,
+    to_databricks_messages,
+    to_salesforce_messages,
+    usage_metadata,
+)
+from langchain_sfmodels.chat_databricks import generation_params, tool_choice_value
+from sfmodels_core.databricks import ChatCompletionChunk, parse_chat, parse_chat_chunk
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.salesforce import parse_chat as parse_salesforce_chat
+from sfmodels_core.types import Usage
+
+
+def test_salesforce_roles_and_text_blocks() -> None:
+    messages = [
+        SystemMessage("Be brief."),
+        HumanMessage([{"type": "text", "text": "Line one"}, "line two"]),
+        AIMessage([{"type": "reasoning", "reasoning": "hmm"}, {"type": "text", "text": "Sure."}]),
+        ChatMessage(role="user", content="And then?"),
+    ]
+    assert to_salesforce_messages(messages) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Line one\nline two"},
+        {"role": "assistant", "content": "Sure."},
+        {"role": "user", "content": "And then?"},
+    ]
+
+
+@pytest.mark.parametrize("message, what", [
+    (HumanMessage([{"type": "text", "text": "Look"},
+                   {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]),
+     "'image_url' content block"),
+    (HumanMessage([{"type": "image", "base64": "AA==", "mime_type": "image/png"}]),
+     "'image' content block"),
+    (HumanMessage([{"type": "audio", "base64": "AA==", "mime_type": "audio/wav"}]),
+     "'audio' content block"),
+    (ToolMessage("3", tool_call_id="c1"), "ToolMessage"),
+    (FunctionMessage("3", name="f"), "FunctionMessage"),
+    (ChatMessage(role="tool", content="x"), "role 'tool'"),
+    (AIMessage("", tool_calls=[{"name": "f", "args": {}, "id": "c1", "type": "tool_call"}]),
+     "tool calls"),
+])
+def test_salesforce_refuses_what_the_api_has_no_field_for(message: object, what: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        to_salesforce_messages([HumanMessage("hi"), message])  # type: ignore[list-item]
+    text = str(info.value)
+    assert "messages[1]" in text and what in text
+    assert "accepts system, human and AI messages" in text
+
+
+def test_salesforce_result_metadata_and_stop() -> None:
+    body = {"id": "chatcmpl-9", "generationDetails": {
+        "generations": [{"id": "gen-9", "role": "assistant", "content": "One. Two. Three.",
+                         "parameters": {"finish_reason": "stop", "index": 0},
+                         "contentQuality": {"scanToxicity": {"isDetected": False, "categories": [
+                             {"categoryName": "hate", "score": 0.25}]}}}],
+        "parameters": {"model": "gpt-4o-mini", "usage": {"prompt_tokens": 4,
+                                                         "completion_tokens": 6,
+                                                         "total_tokens": 10}}}}
+    result = salesforce_chat_result(parse_salesforce_chat(body), "sfdc_ai__X", ["Two"])
+    message = result.generations[0].message
+    assert message.content == "One. "
+    assert message.id == "chatcmpl-9"
+    assert message.response_metadata == {
+        "id": "chatcmpl-9", "generation_id": "gen-9", "model_name": "sfdc_ai__X",
+        "served_model": "gpt-4o-mini", "finish_reason": "stop",
+        "content_quality": {"is_toxicity_detected": False, "scores": {"hate": 0.25}},
+        "model_provider": "salesforce"}
+    assert message.usage_metadata == {"input_tokens": 4, "output_tokens": 6, "total_tokens": 10}
+
+
+def test_databricks_messages_with_tools_and_block_content() -> None:
+    call = {"name": "add", "args": {"a": 1}, "id": "c1", "type": "tool_call"}
+    messages = [
+        HumanMessage("hi", name="ann"),
+        AIMessage("", tool_calls=[call]),
+        ToolMessage('{"r": 2}', tool_call_id="c1", name="add"),
+        # A v1-style AI turn: a tool_call block in content, as output_version="v1" makes them.
+        AIMessage([{"type": "text", "text": "Let me add."}, {**call, "id": "c2"}],
+                  tool_calls=[{**call, "id": "c2"}]),
+    ]
+    assert to_databricks_messages(messages) == [
+        {"role": "user", "name": "ann", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"type": "function", "id": "c1",
+             "function": {"name": "add", "arguments": '{"a": 1}'}}]},
+        {"role": "tool", "name": "add", "tool_call_id": "c1", "content": '{"r": 2}'},
+        {"role": "assistant", "content": "Let me add.", "tool_calls": [
+            {"type": "function", "id": "c2",
+             "function": {"name": "add", "arguments": '{"a": 1}'}}]},
+    ]
+
+
+def test_databricks_result_tool_calls_valid_and_invalid() -> None:
+    body = {"id": "r1", "model": "served", "choices": [
+        {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant",
+         "content": None, "tool_calls": [
+             {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
+             {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "{oops"}}]}},
+        {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "B"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+                  "cache_read_input_tokens": 2}}
+    result = databricks_chat_result(parse_chat(body), "my-endpoint")
+    first, second = (g.message for g in result.generations)
+    assert first.tool_calls == [{"name": "f", "args": {"x": 1}, "id": "c1", "type": "tool_call"}]
+    assert [c["name"] for c in first.invalid_tool_calls] == ["g"]
+    assert first.usage_metadata == {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7,
+                                    "input_token_details": {"cache_read": 2}}
+    # Usage belongs to the request: counted once, not once per choice.
+    assert second.usage_metadata is None and second.content == "B"
+    assert first.response_metadata["model_name"] == "my-endpoint"
+    assert first.response_metadata["served_model"] == "served"
+    assert result.llm_output is not None and result.llm_output["token_usage"]["total_tokens"] == 7
+
+
+def _chunk(**body: object) -> ChatCompletionChunk:
+    return parse_chat_chunk(dict(body))
+
+
+def test_databricks_stream_puts_metadata_and_usage_once_on_the_last_chunk() -> None:
+    stream = DatabricksStream("ep", stream_usage=True)
+    pieces = [
+        _chunk(id="s1", model="served", choices=[{"index": 0, "delta": {"role": "assistant",
+                                                                        "content": ""}}]),
+        _chunk(id="s1", choices=[{"index": 0, "delta": {"content": "Hel"}}]),
+        _chunk(id="s1", choices=[{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "c1", "function": {"name": "f", "arguments": '{"a"'}}]}}]),
+        _chunk(id="s1", choices=[{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": ": 1}"}}]}, "finish_reason": "tool_calls"}]),
+        ChatCompletionChunk(id="s1", model="served", choices=[],
+                            usage=Usage(prompt_tokens=5, completion_tokens=2, total_tokens=7)),
+    ]
+    chunks = [c for p in pieces if (c := stream.chunk(p)) is not None] + [stream.last()]
+    assert len(chunks) == 4  # the role-only piece and the usage piece carry nothing themselves
+    assert [c.message.usage_metadata for c in chunks[:-1]] == [None, None, None]
+    full = chunks[0].message
+    for c in chunks[1:]:
+        full = full + c.message
+    assert full.content == "Hel"
+    assert full.tool_calls == [{"name": "f", "args": {"a": 1}, "id": "c1", "type": "tool_call"}]
+    assert full.usage_metadata == {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}
+    assert full.response_metadata["finish_reason"] == "tool_calls"
+    assert full.response_metadata["model_name"] == "ep"
+    assert full.id == "s1"
+
+
+def test_stream_usage_can_be_left_out() -> None:
+    stream = DatabricksStream("ep", stream_usage=False)
+    stream.chunk(ChatCompletionChunk(id="s", choices=[], usage=Usage(prompt_tokens=1)))
+    assert stream.last().message.usage_metadata is None
+
+
+def test_usage_metadata_none_and_cache_creation() -> None:
+    assert usage_metadata(None) is None
+    usage = Usage.model_validate({"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10,
+                                  "cache_creation_input_tokens": 4})
+    assert usage_metadata(usage) == {"input_tokens": 9, "output_tokens": 1, "total_tokens": 10,
+                                     "input_token_details": {"cache_creation": 4}}
+
+
+@pytest.mark.parametrize("choice, expected", [
+    ("auto", "auto"), ("none", "none"), ("any", "required"), ("required", "required"),
+    ("add", {"type": "function", "function": {"name": "add"}}),
+    (True, "required"), (False, "none"),
+    ({"type": "function", "function": {"name": "mul"}},
+     {"type": "function", "function": {"name": "mul"}}),
+])
+def test_tool_choice_values(choice: object, expected: object) -> None:
+    assert tool_choice_value(choice, ["add", "mul"]) == expected
+
+
+def test_tool_choice_true_with_one_tool_names_it_and_unknown_names_fail() -> None:
+    assert tool_choice_value(True, ["add"]) == {"type": "function", "function": {"name": "add"}}
+    with pytest.raises(ValueError, match="'sub' is not one of the bound tools"):
+        tool_choice_value("sub", ["add", "mul"])
+
+
+class _Owner:
+    def __init__(self) -> None:
+        self.model = "ep"
+        self.extra_params = {"top_p": 0.5, "temperature": 1.5, "custom": {"k": 1}}
+        self.temperature = 0.2
+        self.max_tokens = None
+        self.n = 1
+        self.stop = ["END"]
+
+
+def test_generation_params_precedence() -> None:
+    endpoint, params = generation_params(_Owner(), None, {"temperature": 0.9, "top_k": 3,
+                                                          "stream_usage": False})
+    assert endpoint == "ep"
+    assert params == {"top_p": 0.5, "temperature": 0.9, "custom": {"k": 1}, "stop": ["END"],
+                      "top_k": 3}
+    endpoint, params = generation_params(_Owner(), ["x"], {"model": "other"})
+    assert endpoint == "other" and params["stop"] == ["x"] and params["temperature"] == 0.2
+
+
+def test_generation_params_refuse_reserved_keys() -> None:
+    with pytest.raises(InvalidInputError, match="messages"):
+        generation_params(_Owner(), None, {"messages": []})
