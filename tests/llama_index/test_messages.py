@@ -36,6 +36,9 @@ from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.salesforce import parse_chat as sf_parse_chat
 from sfmodels_core.salesforce import parse_generation
 
+# Pure code: any attempt to open a socket fails the test.
+pytestmark = pytest.mark.disable_socket
+
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 

@@ -33,6 +33,9 @@ from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import ConfigurationError, InvalidInputError
 from sfmodels_core.salesforce import SalesforceClient
 
+# Pure code: any attempt to open a socket fails the test.
+pytestmark = pytest.mark.disable_socket
+
 SECRET = "s3cr3t-value-never-shown"
 
 
@@ -50,6 +53,13 @@ def test_class_hierarchy() -> None:
     assert issubclass(SalesforceEmbedding, BaseEmbedding)
     assert issubclass(DatabricksEmbedding, BaseEmbedding)
     assert issubclass(SalesforceFeedbackHandler, BaseEventHandler)
+    # The settings come first in the MRO; every LlamaIndex method is the framework's or ours.
+    assert SalesforceLLM.__mro__.index(LLM) > SalesforceLLM.__mro__.index(SalesforceLLM) + 1
+    ours = [c for c in (*DatabricksLLM.__mro__, *SalesforceEmbedding.__mro__)
+            if c.__module__.startswith("llama_index_sfmodels")]
+    for name in ("predict_and_call", "chat_with_tools", "structured_predict",
+                 "get_text_embedding_batch", "aget_text_embedding_batch"):
+        assert all(name not in vars(c) for c in ours), name
     for cls in (SalesforceLLM, DatabricksLLM, SalesforceEmbedding, DatabricksEmbedding,
                 SalesforceFeedbackHandler):
         assert cls.class_name() == cls.__name__
