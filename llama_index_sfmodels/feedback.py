@@ -73,7 +73,8 @@ class SalesforceFeedbackHandler(SalesforceConnection, BaseEventHandler):
 
     def __init__(self, *, client: SalesforceClient | None = None, **data: Any) -> None:
         super().__init__(client=client, **data)
-        self._log = GenerationLog(self.max_runs)
+        # Each call is filed under two keys: its run id and its answer's text.
+        self._log = GenerationLog(2 * self.max_runs)
 
     @classmethod
     def class_name(cls) -> str:

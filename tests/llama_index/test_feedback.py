@@ -151,7 +151,7 @@ def test_legacy_callback_manager(emulator: Emulator) -> None:
 
 
 def test_memory_is_bounded(sf_llm: SalesforceLLM) -> None:
-    handler = SalesforceFeedbackHandler(client=sf_llm.client, max_runs=4).register()
+    handler = SalesforceFeedbackHandler(client=sf_llm.client, max_runs=2).register()
     try:
         answers = [sf_llm.chat(ask(q)).message.content for q in (
             "How high is Mount Everest?", "Which river is the longest in Africa?",
@@ -159,7 +159,7 @@ def test_memory_is_bounded(sf_llm: SalesforceLLM) -> None:
     finally:
         handler.unregister()
     assert len(handler._log) == 4  # each call: its run id and its answer's text
-    with pytest.raises(InvalidInputError, match="remembers the last 4"):
+    with pytest.raises(InvalidInputError, match="remembers the last 2"):
         handler.find_generation_id(answers[0])
     assert handler.find_generation_id(answers[2])
 
