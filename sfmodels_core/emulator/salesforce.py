@@ -19,6 +19,7 @@ from .common import (
 )
 from .server import Request, Response
 from .state import State
+from .protocol import protocol_reply
 from .text import count_tokens, embedding_json, generate_reply
 
 API_PREFIX = "/einstein/platform/v1"
@@ -302,7 +303,7 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
-        content = generate_reply(turns)
+        content = protocol_reply(turns) or generate_reply(turns)
         prompt_tokens = sum(count_tokens(text) for _, text in turns)
         created = now_s()
         return json_response(
