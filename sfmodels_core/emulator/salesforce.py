@@ -17,9 +17,9 @@ from .common import (
     parse_json_object,
     random_id,
 )
+from .protocol import protocol_reply
 from .server import Request, Response
 from .state import State
-from .protocol import protocol_reply
 from .text import count_tokens, embedding_json, generate_reply
 
 API_PREFIX = "/einstein/platform/v1"
