@@ -70,6 +70,24 @@ def usage_dict(usage: Usage | None) -> dict[str, int] | None:
             "total_tokens": usage.total_tokens}
 
 
+def combine_llm_outputs(outputs: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """One ``llm_output`` for a batch: token usage summed, the rest from the first output."""
+    combined: dict[str, Any] = {}
+    usage: dict[str, int] | None = None
+    for output in outputs:
+        if not output:
+            continue
+        for key, value in output.items():
+            combined.setdefault(key, value)
+        part = output.get("token_usage")
+        if isinstance(part, Mapping):
+            usage = dict(part) if usage is None else {
+                key: usage.get(key, 0) + value for key, value in part.items()}
+    combined["token_usage"] = usage
+    combined.pop("id", None)  # one response id does not describe a batch
+    return combined
+
+
 # -- Salesforce -----------------------------------------------------------------------------------
 def _salesforce_text(content: str | list[str | dict[str, Any]], index: int, kind: str) -> str:
     if isinstance(content, str):

@@ -80,6 +80,15 @@ class _CoreSettings(BaseModel):
                     self._core = self._client_kind()(**self._client_options())
         return self._core
 
+    def __getstate__(self) -> dict[Any, Any]:
+        # The client created on first use is left out (pools and locks do not pickle); the copy
+        # creates its own when first used.
+        state: dict[Any, Any] = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_core") is not None:
+            state = {**state, "__pydantic_private__": {**private, "_core": None}}
+        return state
+
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
         # A copy shares the client (a client is safe to share; its pools and locks cannot be
         # copied).

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ._messages import (
     DATABRICKS,
     DatabricksStream,
+    combine_llm_outputs,
     databricks_chat_result,
     to_databricks_messages,
 )
@@ -181,6 +182,9 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
         if ls_stop := stop if stop is not None else self.stop:
             params["ls_stop"] = ls_stop
         return params
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        return combine_llm_outputs(llm_outputs)
 
     # -- calls: sync and async differ only in the client method they await
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,

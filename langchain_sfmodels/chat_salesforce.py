@@ -13,6 +13,7 @@ from pydantic import ConfigDict
 
 from ._messages import (
     SALESFORCE,
+    combine_llm_outputs,
     salesforce_chat_result,
     salesforce_chunk,
     to_salesforce_messages,
@@ -115,6 +116,9 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
         if ls_stop := stop if stop is not None else self.stop:
             params["ls_stop"] = ls_stop
         return params
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        return combine_llm_outputs(llm_outputs)
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None,
                    **kwargs: Any) -> NoReturn:

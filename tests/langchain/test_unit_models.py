@@ -403,3 +403,23 @@ def test_request_bodies_are_deterministic() -> None:
     llm.invoke("same")
     first, second = (r.content for r in service.requests)
     assert first == second and json.loads(first)["temperature"] == 0
+
+
+def test_models_pickle_without_their_client() -> None:
+    import pickle
+
+    chat = ChatSalesforce(api_key="t", api_base="https://x.example.test", temperature=None)
+    chat._salesforce  # noqa: B018 - create the client
+    copy_ = pickle.loads(pickle.dumps(chat))
+    assert copy_.api_key is not None and copy_.api_key.get_secret_value() == "t"
+    assert copy_._salesforce is not chat._salesforce
+
+
+def test_batch_llm_output_sums_usage() -> None:
+    service = FakeService(sf_chat())
+    chat = ChatSalesforce(client=salesforce_client(service))
+    result = chat.generate([[HumanMessage("a")], [HumanMessage("b")]])
+    assert result.llm_output is not None
+    assert result.llm_output["token_usage"] == {"prompt_tokens": 10, "completion_tokens": 14,
+                                                "total_tokens": 24}
+    assert result.llm_output["model_name"] == "sfdc_ai__DefaultOpenAIGPT4OmniMini"
