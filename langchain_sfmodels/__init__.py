@@ -1,16 +1,31 @@
 """LangChain components for the Salesforce Models API and Databricks model serving.
 
 Thin adapters over ``sfmodels_core``: they convert LangChain messages and results and call the
-core clients, which are created on first use.
+core clients, which are created on first use. The classes are loaded when first accessed, so
+``import langchain_sfmodels`` stays cheap.
 """
 
 from __future__ import annotations
 
-from .chat_databricks import ChatDatabricks
-from .chat_salesforce import ChatSalesforce
-from .embeddings import DatabricksEmbeddings, SalesforceEmbeddings
-from .feedback import SalesforceFeedbackHandler
-from .llms import DatabricksLLM, SalesforceLLM
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .chat_databricks import ChatDatabricks
+    from .chat_salesforce import ChatSalesforce
+    from .embeddings import DatabricksEmbeddings, SalesforceEmbeddings
+    from .feedback import SalesforceFeedbackHandler
+    from .llms import DatabricksLLM, SalesforceLLM
+
+_MODULES = {
+    "ChatDatabricks": ".chat_databricks",
+    "ChatSalesforce": ".chat_salesforce",
+    "DatabricksEmbeddings": ".embeddings",
+    "DatabricksLLM": ".llms",
+    "SalesforceEmbeddings": ".embeddings",
+    "SalesforceFeedbackHandler": ".feedback",
+    "SalesforceLLM": ".llms",
+}
 
 __all__ = [
     "ChatDatabricks",
@@ -21,3 +36,16 @@ __all__ = [
     "SalesforceFeedbackHandler",
     "SalesforceLLM",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -423,3 +423,19 @@ def test_batch_llm_output_sums_usage() -> None:
     assert result.llm_output["token_usage"] == {"prompt_tokens": 10, "completion_tokens": 14,
                                                 "total_tokens": 24}
     assert result.llm_output["model_name"] == "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+
+
+def test_import_stays_cheap() -> None:
+    """Importing the package, and even loading every class, leaves httpx and the core unloaded
+    until a client is needed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, langchain_sfmodels\n"
+            "assert 'langchain_core.language_models.chat_models' not in sys.modules\n"
+            "from langchain_sfmodels import *\n"
+            "ChatSalesforce(); ChatDatabricks(endpoint='ep'); SalesforceEmbeddings()\n"
+            "DatabricksEmbeddings(endpoint='ep'); SalesforceLLM(); DatabricksLLM(endpoint='ep')\n"
+            "heavy = [m for m in ('httpx', 'sfmodels_core') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
