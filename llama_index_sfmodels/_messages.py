@@ -27,6 +27,7 @@ from llama_index.core.llms.utils import parse_partial_json
 
 from sfmodels_core.adapters import apply_stop
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.tool_protocol import render_history
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from sfmodels_core.salesforce import ChatResult, GenerationResult
     from sfmodels_core.types import Usage
 
-SALESFORCE_ROLES = ("system", "user", "assistant")
 DATABRICKS_ROLES = ("system", "user", "assistant", "tool")
 #: Blocks that carry no input for the model: reasoning echoed back and prompt-cache hints.
 _SKIPPED_BLOCKS = (ThinkingBlock, CachePoint)
@@ -56,12 +56,27 @@ def _block_name(block: object) -> str:
 
 
 # -- Salesforce -----------------------------------------------------------------------------------
-_SALESFORCE_ACCEPTS = ("The Salesforce Models API accepts only text messages with the roles "
-                       "'system', 'user' and 'assistant' (no images, audio, documents or tools).")
+_SALESFORCE_ACCEPTS = ("The Salesforce Models API takes only text: messages with the roles "
+                       "'system', 'user' and 'assistant', plus tool calls and tool results, which "
+                       "are sent as text (no images, audio or documents).")
+_PROTOCOL_ROLES = ("system", "user", "assistant", "tool")
 
 
-def to_salesforce_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-    """``[{"role", "content"}]`` for chat-generations: text blocks joined, anything else refused."""
+def _call_arguments(arguments: Any) -> Any:
+    """Tool-call arguments as an object where they parse as one (else as the model wrote them)."""
+    if isinstance(arguments, str):
+        return _parsed_arguments(arguments)
+    return dict(arguments) if isinstance(arguments, Mapping) else arguments
+
+
+def to_neutral_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """The messages in the tool protocol's neutral shape.
+
+    ``{"role", "content"}`` for text, with ``tool_calls: [{"id", "name", "arguments"}]`` on
+    assistant messages that called tools (``ToolCallBlock``s, else the
+    ``additional_kwargs["tool_calls"]`` other integrations keep), and ``tool_call_id`` on tool
+    results. Images, audio and documents are refused.
+    """
     if not messages:
         raise InvalidInputError("messages must not be empty")
     out = []
@@ -70,19 +85,57 @@ def to_salesforce_messages(messages: Sequence[ChatMessage]) -> list[dict[str, st
             raise InvalidInputError(
                 f"messages[{i}] must be a ChatMessage, got {type(message).__name__}")
         role = message.role.value if isinstance(message.role, MessageRole) else str(message.role)
-        if role not in SALESFORCE_ROLES:
+        if role not in _PROTOCOL_ROLES:
             raise InvalidInputError(f"messages[{i}] has role {role!r}. {_SALESFORCE_ACCEPTS}")
-        texts = []
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
         for block in message.blocks:
             if isinstance(block, TextBlock):
                 texts.append(block.text)
+            elif isinstance(block, ToolCallBlock) and role == "assistant":
+                calls.append({"id": block.tool_call_id, "name": block.tool_name,
+                              "arguments": _call_arguments(block.tool_kwargs)})
             elif not isinstance(block, _SKIPPED_BLOCKS):
                 raise InvalidInputError(
-                    f"messages[{i}] contains a {_block_name(block)}. {_SALESFORCE_ACCEPTS}")
-        if message.additional_kwargs.get("tool_calls"):
-            raise InvalidInputError(f"messages[{i}] carries tool calls. {_SALESFORCE_ACCEPTS}")
-        out.append({"role": role, "content": "\n".join(texts)})
+                    f"messages[{i}] ({role}) contains a {_block_name(block)}. "
+                    f"{_SALESFORCE_ACCEPTS}")
+        legacy = message.additional_kwargs.get("tool_calls")
+        if legacy and role != "assistant":
+            raise InvalidInputError(f"messages[{i}] ({role}) carries tool calls; only assistant "
+                                    "messages can.")
+        if legacy and not calls:
+            for j, call in enumerate(legacy):
+                function = _legacy_tool_call(call, f"messages[{i}].tool_calls[{j}]")["function"]
+                calls.append({"id": _legacy_id(call), "name": function["name"],
+                              "arguments": _call_arguments(function["arguments"])})
+        item: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+        if calls:
+            item["tool_calls"] = calls
+        if role == "tool":
+            item["tool_call_id"] = message.additional_kwargs.get("tool_call_id")
+            name = message.additional_kwargs.get("name") or message.additional_kwargs.get(
+                "tool_name")
+            if isinstance(name, str) and name:
+                item["name"] = name
+        out.append(item)
     return out
+
+
+def has_tool_turns(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether neutral messages hold tool calls or tool results."""
+    return any(m["role"] == "tool" or m.get("tool_calls") for m in messages)
+
+
+def to_salesforce_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    """``[{"role", "content"}]`` for chat-generations: text blocks joined; tool calls and tool
+    results rendered as text by the core (without any tool instructions); media refused."""
+    neutral = to_neutral_messages(messages)
+    if not has_tool_turns(neutral):
+        return [{"role": m["role"], "content": m["content"]} for m in neutral]
+    rendered = render_history(neutral, "")
+    if not any(m["role"] == "system" for m in neutral):
+        rendered = rendered[1:]  # the empty system message the instructions would have filled
+    return rendered
 
 
 def usage_kwargs(usage: Usage | None) -> dict[str, int]:
@@ -137,6 +190,11 @@ def _image_part(block: ImageBlock) -> dict[str, Any]:
 
 def _arguments(kwargs: Mapping[str, Any] | str) -> str:
     return kwargs if isinstance(kwargs, str) else json.dumps(kwargs, ensure_ascii=False)
+
+
+def _legacy_id(call: Any) -> str | None:
+    ident = call.get("id") if isinstance(call, Mapping) else getattr(call, "id", None)
+    return ident if isinstance(ident, str) else None
 
 
 def _legacy_tool_call(call: Any, where: str) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 Register it on LlamaIndex's root dispatcher (or pass :attr:`callback_handler` to a legacy
 ``CallbackManager``); it records the generation id of every ``SalesforceLLM`` call, streamed or
-not, sync or async, in a bounded log. ``submit`` then sends feedback for the latest call, or for
-the call behind a given response: a ``ChatResponse``/``CompletionResponse`` (which carries its
-generation id), or what a query engine, chat engine or agent returned (matched by its text).
+not, sync or async, with tools or structured output (a repair request's id too), in a bounded
+log. ``submit`` then sends feedback for the latest call, or for the call behind a given response:
+a ``ChatResponse``/``CompletionResponse`` (which carries its generation id), or what a query
+engine, chat engine or agent returned (matched by its text).
 """
 
 from __future__ import annotations
@@ -106,10 +107,14 @@ class SalesforceFeedbackHandler(SalesforceConnection, BaseEventHandler):
         generation_id = extra.get("generation_id")
         if not isinstance(generation_id, str) or not generation_id:
             return
+        # A tool or structured-output call that was repaired made two generations: all are
+        # kept, the one that produced the answer first (feedback refers to it).
+        others = extra.get("generation_ids") or []
+        ids = [generation_id, *(g for g in others
+                                if isinstance(g, str) and g and g != generation_id)]
         text = response.message.content if isinstance(response, ChatResponse) else response.text
         model = extra.get("model")
-        record = GenerationRecord(run_id=run_id or str(uuid.uuid4()),
-                                  generation_ids=[generation_id],
+        record = GenerationRecord(run_id=run_id or str(uuid.uuid4()), generation_ids=ids,
                                   model=model if isinstance(model, str) else None, text=text)
         self._log.record(record, ancestors=[text_key(text)] if text else [])
 

@@ -1,15 +1,27 @@
-"""``SalesforceLLM``: the Salesforce Models API as a LlamaIndex ``LLM``.
+"""``SalesforceLLM``: the Salesforce Models API as a LlamaIndex ``FunctionCallingLLM``.
 
 Chat calls go to chat-generations, completions to generations. The API has no streaming, no tool
-calling and no generation parameters, so streams yield the whole answer once, ``stop`` is applied
-to the answer here, and ``temperature``/``max_tokens`` are accepted but not sent (with a warning,
-once): configure those on a model in Einstein Studio and call it by its API name.
+or response-format fields and no generation parameters, so:
+
+- streams yield the whole answer once;
+- tool calling (``chat_with_tools``, ``predict_and_call``, ``FunctionAgent``) and structured output
+  (``structured_predict`` and friends) go through the core's prompted protocol
+  (``sfmodels_core.tool_protocol``): the tools or the JSON Schema are stated in a system message,
+  tool calls and results in the history are rendered as text, the reply is parsed and validated,
+  and an unusable reply is sent back once with its problems listed. What is still wrong after that
+  raises :class:`~llama_index_sfmodels.ModelReplyError`; it is never guessed at;
+- ``stop`` is applied to the answer here, and ``temperature``/``max_tokens`` are accepted but not
+  sent (with a warning, once): configure those on a model in Einstein Studio and call it by its
+  API name.
+
+Plain chat (no tools) sends the messages as they are, with no protocol text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -20,9 +32,17 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.instrumentation.events.llm import (
+    LLMStructuredPredictEndEvent,
+    LLMStructuredPredictStartEvent,
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.llm import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.types import Model, PydanticProgramMode
+from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, model_validator
 
 from sfmodels_core.adapters import (
@@ -32,13 +52,34 @@ from sfmodels_core.adapters import (
 )
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.salesforce import DEFAULT_CHAT_MODEL
+from sfmodels_core.tool_protocol import Outcome, Protocol, arun, run
 
 from ._messages import (
+    first_tool_call_only,
     salesforce_chat_response,
     salesforce_completion_response,
+    to_neutral_messages,
     to_salesforce_messages,
 )
+from ._protocol import (
+    json_chat_response,
+    protocol_tool_selections,
+    resolve_protocol_tool_choice,
+    structured_output,
+    structured_protocol,
+    tool_chat_response,
+    tool_protocol,
+)
 from ._settings import SalesforceConnection
+
+if TYPE_CHECKING:
+    from llama_index.core.program.utils import FlexibleModel
+    from llama_index.core.prompts import PromptTemplate
+    from llama_index.core.tools.types import BaseTool
+
+    from sfmodels_core.salesforce import ChatResult
+
+dispatcher = get_dispatcher(__name__)
 
 #: Per-call keyword arguments the Models API has something to do with.
 _CALL_OPTIONS = ("stop", "localization", "tags")
@@ -54,18 +95,55 @@ def _stop_list(stop: Any) -> list[str] | None:
     raise InvalidInputError("stop must be a string or a list of strings")
 
 
-class SalesforceLLM(SalesforceConnection, LLM):
+#: How a protocol outcome becomes a response: (outcome, problems, stop, *, stream) -> response.
+Respond = Callable[..., ChatResponse]
+
+
+@dataclass(frozen=True)
+class _ChatCall:
+    """One chat call, decided before any I/O: what to send, and how to read what comes back.
+
+    Without a protocol, ``messages`` are sent as they are and the one result is the answer; with
+    one, they are the neutral messages the core renders, and the core may repair once.
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    options: dict[str, Any]
+    stop: list[str] | None
+    protocol: Protocol[Any] | None = None
+    respond: Respond | None = None
+
+    def sender(self, chat: Callable[..., Any]) -> Callable[[list[dict[str, Any]]], Any]:
+        return lambda messages: chat(self.model, messages, **self.options)
+
+    def plain(self, result: ChatResult) -> Outcome[None]:
+        return Outcome(None, result.text, [result], False)
+
+    def response(self, outcome: Outcome[Any], stream: bool) -> ChatResponse:
+        if self.protocol is None or self.respond is None:
+            return salesforce_chat_response(outcome.results[0], self.stop, stream=stream)
+        problems = self.protocol.errors(outcome.reply)
+        return self.respond(outcome, problems, self.stop, stream=stream)
+
+
+class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
     """A Salesforce Models API model (Einstein / Agentforce) for LlamaIndex.
 
     Credentials come from the arguments or the environment (``SALESFORCE_DOMAIN``,
     ``SALESFORCE_CLIENT_ID``, ``SALESFORCE_CLIENT_SECRET``, or ``SALESFORCE_ACCESS_TOKEN``) when
     the first call is made. Each response carries the provider body in ``raw`` and the
-    ``generation_id`` (for feedback), ``model`` and token counts in ``additional_kwargs``.
+    ``generation_id`` (for feedback), ``model`` and token counts in ``additional_kwargs``. A call
+    through the tool or JSON protocol also carries ``generation_ids`` (one per request: two when
+    the reply was repaired), ``repaired``, token counts summed over its requests, and, when the
+    reply was still unusable, ``protocol_errors`` (and ``invalid_tool_calls``).
 
     Example::
 
         from llama_index.core import Settings
+        from llama_index.core.agent.workflow import FunctionAgent
         Settings.llm = SalesforceLLM()  # sfdc_ai__DefaultOpenAIGPT4OmniMini
+        agent = FunctionAgent(tools=[...], llm=Settings.llm)
     """
 
     model: str = Field(
@@ -100,18 +178,12 @@ class SalesforceLLM(SalesforceConnection, LLM):
     @property
     def metadata(self) -> LLMMetadata:
         return LLMMetadata(context_window=self.context_window, num_output=self.num_output,
-                           is_chat_model=True, is_function_calling_model=False,
+                           is_chat_model=True, is_function_calling_model=True,
                            model_name=self.model)
 
     # -- what one call sends (pure: shared by every sync, async and stream method)
     def _options(self, kwargs: Mapping[str, Any]) -> tuple[list[str] | None, dict[str, Any]]:
         extra = dict(kwargs)
-        if extra.get("tools") or extra.get("tool_choice"):
-            raise InvalidInputError(
-                "The Salesforce Models API has no tool calling. Use an agent that works "
-                "through prompts (ReActAgent), or DatabricksLLM for function calling.")
-        extra.pop("tools", None)
-        extra.pop("tool_choice", None)
         stop = _stop_list(extra.pop("stop")) if "stop" in extra else self.stop
         options = {"localization": extra.pop("localization", self.localization),
                    "tags": extra.pop("tags", self.tags)}
@@ -123,49 +195,80 @@ class SalesforceLLM(SalesforceConnection, LLM):
                       f"only {', '.join(_CALL_OPTIONS)} besides the messages or prompt.")
         return stop, options
 
-    def _chat_args(self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any]
-                   ) -> tuple[list[dict[str, str]], list[str] | None, dict[str, Any]]:
-        stop, options = self._options(kwargs)
-        return to_salesforce_messages(messages), stop, options
+    def _chat_call(self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any],
+                   structured: Protocol[Any] | None = None) -> _ChatCall:
+        """``tools`` (LlamaIndex tools or function dicts), ``tool_choice`` and
+        ``parallel_tool_calls`` select the tool protocol; ``structured`` the JSON protocol."""
+        extra = dict(kwargs)
+        tools = extra.pop("tools", None)
+        tool_choice = extra.pop("tool_choice", None)
+        parallel = extra.pop("parallel_tool_calls", True)
+        stop, options = self._options(extra)
+        if structured is not None:
+            if tools:
+                raise InvalidInputError("structured output takes no tools")
+            return _ChatCall(self.model, to_neutral_messages(messages), options, None,
+                             structured, json_chat_response)
+        if tools:
+            protocol = tool_protocol(tools, tool_choice, parallel=bool(parallel))
+            return _ChatCall(self.model, to_neutral_messages(messages), options, stop,
+                             protocol, tool_chat_response)
+        if tool_choice not in (None, "auto", "none"):
+            raise InvalidInputError(
+                f"tool_choice={tool_choice!r} needs tools: pass tools= (or use chat_with_tools).")
+        return _ChatCall(self.model, to_salesforce_messages(messages), options, stop)
 
     def _prompt_args(self, prompt: str, formatted: bool, kwargs: Mapping[str, Any]
                      ) -> tuple[str, list[str] | None, dict[str, Any]]:
         if not isinstance(prompt, str):
             raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
-        stop, options = self._options(kwargs)
+        if kwargs.get("tools") or kwargs.get("tool_choice"):
+            raise InvalidInputError(
+                "SalesforceLLM calls tools in chat, not in completions: use chat_with_tools, "
+                "predict_and_call or an agent.")
+        extra = {k: v for k, v in kwargs.items() if k not in ("tools", "tool_choice")}
+        stop, options = self._options(extra)
         to_prompt = self.completion_to_prompt
         return (prompt if formatted or to_prompt is None else to_prompt(prompt)), stop, options
+
+    # -- the I/O: the same steps, sync and async
+    def _execute(self, call: _ChatCall, stream: bool = False) -> ChatResponse:
+        send = call.sender(self.client.chat)
+        if call.protocol is None:
+            return call.response(call.plain(send(call.messages)), stream)
+        return call.response(run(send, call.messages, call.protocol), stream)
+
+    async def _aexecute(self, call: _ChatCall, stream: bool = False) -> ChatResponse:
+        send = call.sender(self.client.achat)
+        if call.protocol is None:
+            return call.response(call.plain(await send(call.messages)), stream)
+        return call.response(await arun(send, call.messages, call.protocol), stream)
 
     # -- chat: chat-generations
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        payload, stop, options = self._chat_args(messages, kwargs)
-        return salesforce_chat_response(self.client.chat(self.model, payload, **options), stop)
+        return self._execute(self._chat_call(messages, kwargs))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        payload, stop, options = self._chat_args(messages, kwargs)
-        result = await self.client.achat(self.model, payload, **options)
-        return salesforce_chat_response(result, stop)
+        return await self._aexecute(self._chat_call(messages, kwargs))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        payload, stop, options = self._chat_args(messages, kwargs)
+        call = self._chat_call(messages, kwargs)
 
         def gen() -> ChatResponseGen:
-            result = self.client.chat(self.model, payload, **options)
-            yield salesforce_chat_response(result, stop, stream=True)
+            yield self._execute(call, stream=True)
 
         return gen()
 
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage],
                            **kwargs: Any) -> ChatResponseAsyncGen:
-        payload, stop, options = self._chat_args(messages, kwargs)
+        call = self._chat_call(messages, kwargs)
 
         async def gen() -> ChatResponseAsyncGen:
-            result = await self.client.achat(self.model, payload, **options)
-            yield salesforce_chat_response(result, stop, stream=True)
+            yield await self._aexecute(call, stream=True)
 
         return gen()
 
@@ -203,5 +306,146 @@ class SalesforceLLM(SalesforceConnection, LLM):
         async def gen() -> CompletionResponseAsyncGen:
             result = await self.client.agenerate(self.model, text, **options)
             yield salesforce_completion_response(result, stop, stream=True)
+
+        return gen()
+
+    # -- tool calling through the prompted protocol
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+        elif user_msg is not None:
+            messages.append(user_msg)
+        prepared: dict[str, Any] = {"messages": messages, **kwargs}
+        if tools:
+            prepared["tools"] = list(tools)
+            prepared["tool_choice"] = resolve_protocol_tool_choice(tool_choice, tool_required)
+            prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+        return prepared
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        return response if allow_parallel_tool_calls else first_tool_call_only(response)
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The tool calls of a response. Raises ``ValueError`` when none was made and
+        ``error_on_no_tool_call``, and :class:`ModelReplyError` (a ``ValueError``) when the
+        model's reply was still unusable after its repair round."""
+        return protocol_tool_selections(response, error_on_no_tool_call)
+
+    # -- structured output through the JSON protocol
+    def _structured_messages(self, prompt: PromptTemplate,
+                             prompt_args: Mapping[str, Any]) -> list[ChatMessage]:
+        return self._get_messages(prompt, **prompt_args)
+
+    def _structured_chat(self, output_cls: type[Model], messages: Sequence[ChatMessage],
+                         llm_kwargs: Mapping[str, Any] | None) -> ChatResponse:
+        protocol = structured_protocol(output_cls)
+
+        def chat(_self: SalesforceLLM, messages: Sequence[ChatMessage],
+                 **kwargs: Any) -> ChatResponse:
+            return _self._execute(_self._chat_call(messages, kwargs, structured=protocol))
+
+        # One chat event per structured call, so token counters and feedback see it.
+        return cast(ChatResponse, llm_chat_callback()(chat)(self, messages, **(llm_kwargs or {})))
+
+    async def _astructured_chat(self, output_cls: type[Model], messages: Sequence[ChatMessage],
+                                llm_kwargs: Mapping[str, Any] | None) -> ChatResponse:
+        protocol = structured_protocol(output_cls)
+
+        async def achat(_self: SalesforceLLM, messages: Sequence[ChatMessage],
+                        **kwargs: Any) -> ChatResponse:
+            return await _self._aexecute(_self._chat_call(messages, kwargs, structured=protocol))
+
+        wrapped = llm_chat_callback()(achat)
+        return cast(ChatResponse, await wrapped(self, messages, **(llm_kwargs or {})))
+
+    def _uses_json_protocol(self) -> bool:
+        """``pydantic_program_mode`` left at DEFAULT: the JSON protocol; otherwise the program
+        the user chose."""
+        return self.pydantic_program_mode == PydanticProgramMode.DEFAULT
+
+    @dispatcher.span
+    def structured_predict(self, output_cls: type[Model], prompt: PromptTemplate,
+                           llm_kwargs: dict[str, Any] | None = None,
+                           **prompt_args: Any) -> Model:
+        """An ``output_cls`` from the model's JSON reply, validated (one repair round), or
+        :class:`ModelReplyError` naming what is still wrong."""
+        if not self._uses_json_protocol():
+            chosen: Model = super().structured_predict(output_cls, prompt, llm_kwargs,
+                                                       **prompt_args)
+            return chosen
+        dispatcher.event(LLMStructuredPredictStartEvent(
+            output_cls=output_cls, template=prompt, template_args=prompt_args))
+        messages = self._structured_messages(prompt, prompt_args)
+        result = structured_output(output_cls,
+                                   self._structured_chat(output_cls, messages, llm_kwargs))
+        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
+        return result
+
+    @dispatcher.span
+    async def astructured_predict(self, output_cls: type[Model], prompt: PromptTemplate,
+                                  llm_kwargs: dict[str, Any] | None = None,
+                                  **prompt_args: Any) -> Model:
+        if not self._uses_json_protocol():
+            achosen: Model = await super().astructured_predict(output_cls, prompt, llm_kwargs,
+                                                               **prompt_args)
+            return achosen
+        dispatcher.event(LLMStructuredPredictStartEvent(
+            output_cls=output_cls, template=prompt, template_args=prompt_args))
+        messages = self._structured_messages(prompt, prompt_args)
+        response = await self._astructured_chat(output_cls, messages, llm_kwargs)
+        result = structured_output(output_cls, response)
+        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
+        return result
+
+    def _structured_stream_call(
+        self, output_cls: type[Model], prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any,
+    ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
+        """The API does not stream: the whole validated object, once."""
+        if not self._uses_json_protocol():
+            return super()._structured_stream_call(output_cls, prompt, llm_kwargs,
+                                                   **prompt_args)
+        messages = self._structured_messages(prompt, prompt_args)
+
+        def gen() -> Generator[Model, None, None]:
+            yield structured_output(output_cls,
+                                    self._structured_chat(output_cls, messages, llm_kwargs))
+
+        return gen()
+
+    async def _structured_astream_call(
+        self, output_cls: type[Model], prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any,
+    ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
+        if not self._uses_json_protocol():
+            return await super()._structured_astream_call(output_cls, prompt, llm_kwargs,
+                                                          **prompt_args)
+        messages = self._structured_messages(prompt, prompt_args)
+
+        async def gen() -> AsyncGenerator[Model, None]:
+            response = await self._astructured_chat(output_cls, messages, llm_kwargs)
+            yield structured_output(output_cls, response)
 
         return gen()

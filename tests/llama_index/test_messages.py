@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from llama_index.core.base.llms.types import (
@@ -27,6 +28,7 @@ from llama_index_sfmodels._messages import (
     salesforce_completion_response,
     text_key,
     to_databricks_messages,
+    to_neutral_messages,
     to_salesforce_messages,
     tool_selections,
     tool_specs,
@@ -81,19 +83,80 @@ def test_salesforce_skips_echoed_reasoning() -> None:
     (ChatMessage(role="user", blocks=[AudioBlock(audio=b"RIFF0000WAVE", format="wav")]),
      "audio block"),
     (ChatMessage(role="user", blocks=[DocumentBlock(data=b"%PDF-1.4 x")]), "document block"),
-    (ChatMessage(role="tool", content="42", additional_kwargs={"tool_call_id": "c1"}),
-     "role 'tool'"),
-    (ChatMessage(role="assistant", blocks=[ToolCallBlock(tool_name="f", tool_kwargs={})]),
+    (ChatMessage(role="tool", blocks=[ImageBlock(image=PNG)],
+                 additional_kwargs={"tool_call_id": "c1"}), "image block"),
+    (ChatMessage(role="user", blocks=[ToolCallBlock(tool_name="f", tool_kwargs={})]),
      "tool_call block"),
     (ChatMessage(role="developer", content="x"), "role 'developer'"),
 ])
 def test_salesforce_refuses_what_the_models_api_cannot_take(message: ChatMessage,
                                                             what: str) -> None:
-    with pytest.raises(InvalidInputError) as caught:
-        to_salesforce_messages([ChatMessage(role="user", content="hi"), message])
-    text = str(caught.value)
-    assert "messages[1]" in text and what in text
-    assert "accepts only text messages with the roles 'system', 'user' and 'assistant'" in text
+    for convert in (to_salesforce_messages, to_neutral_messages):
+        with pytest.raises(InvalidInputError) as caught:
+            convert([ChatMessage(role="user", content="hi"), message])
+        text = str(caught.value)
+        assert "messages[1]" in text and what in text
+        assert "takes only text" in text and "no images, audio or documents" in text
+
+
+def agent_history() -> list[ChatMessage]:
+    """A conversation as FunctionAgent keeps it after two parallel tool calls."""
+    return [
+        ChatMessage(role="system", content="You help."),
+        ChatMessage(role="user", content="Weather in Paris and Oslo?"),
+        ChatMessage(role="assistant", blocks=[
+            ToolCallBlock(tool_call_id="call_1", tool_name="get_weather",
+                          tool_kwargs={"city": "Paris"}),
+            ToolCallBlock(tool_call_id="call_2", tool_name="get_weather",
+                          tool_kwargs='{"city": "Oslo"}')]),
+        ChatMessage(role="tool", blocks=[TextBlock(text="Sunny")],
+                    additional_kwargs={"tool_call_id": "call_1"}),
+        ChatMessage(role="tool", content="Rain", additional_kwargs={"tool_call_id": "call_2"}),
+    ]
+
+
+def test_neutral_messages_carry_tool_calls_and_results() -> None:
+    out = to_neutral_messages(agent_history())
+    assert out[2] == {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}},
+        {"id": "call_2", "name": "get_weather", "arguments": {"city": "Oslo"}}]}
+    assert out[3] == {"role": "tool", "content": "Sunny", "tool_call_id": "call_1"}
+    assert out[4] == {"role": "tool", "content": "Rain", "tool_call_id": "call_2"}
+
+
+def test_neutral_messages_read_legacy_tool_calls() -> None:
+    """Tool calls other integrations keep in additional_kwargs (dicts or OpenAI objects)."""
+    message = ChatMessage(role="assistant", content="Let me check.", additional_kwargs={
+        "tool_calls": [{"id": "c9", "type": "function",
+                        "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}}]})
+    result = ChatMessage(role="tool", content="3",
+                         additional_kwargs={"tool_call_id": "c9", "name": "add"})
+    assert to_neutral_messages([message, result]) == [
+        {"role": "assistant", "content": "Let me check.",
+         "tool_calls": [{"id": "c9", "name": "add", "arguments": {"a": 1, "b": 2}}]},
+        {"role": "tool", "content": "3", "tool_call_id": "c9", "name": "add"}]
+    with pytest.raises(InvalidInputError, match="only assistant messages"):
+        to_neutral_messages([ChatMessage(role="user", content="x",
+                                         additional_kwargs={"tool_calls": [{}]})])
+    with pytest.raises(InvalidInputError, match="function name"):
+        to_neutral_messages([ChatMessage(role="assistant", content="x",
+                                         additional_kwargs={"tool_calls": [{"id": "c"}]})])
+
+
+def test_plain_chat_renders_tool_turns_as_text_without_instructions() -> None:
+    out = to_salesforce_messages(agent_history())
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert out[0] == {"role": "system", "content": "You help."}
+    assert json.loads(out[2]["content"]) == {"tool_calls": [
+        {"name": "get_weather", "arguments": {"city": "Paris"}},
+        {"name": "get_weather", "arguments": {"city": "Oslo"}}]}
+    assert out[3]["content"] == (
+        'Tool result from get_weather called with {"city": "Paris"}:\nSunny\n\n'
+        'Tool result from get_weather called with {"city": "Oslo"}:\nRain')
+    assert "sfmodels tool protocol" not in json.dumps(out)
+    # without a system message, none is added
+    assert [m["role"] for m in to_salesforce_messages(agent_history()[1:])] == [
+        "user", "assistant", "user"]
 
 
 def test_salesforce_refuses_empty_and_non_messages() -> None:

@@ -132,9 +132,8 @@ def test_token_refresh(sf_llm: SalesforceLLM, emulator: Emulator) -> None:
 
 
 def test_bad_input_fails_before_sending(sf_llm: SalesforceLLM, emulator: Emulator) -> None:
-    with pytest.raises(InvalidInputError, match="role 'tool'"):
-        sf_llm.chat([ChatMessage(role="tool", content="4",
-                                 additional_kwargs={"tool_call_id": "c"})])
+    with pytest.raises(InvalidInputError, match="role 'developer'"):
+        sf_llm.chat([ChatMessage(role="developer", content="4")])
     with pytest.raises(InvalidInputError, match="must not be empty"):
         list(sf_llm.stream_chat([]))
     assert sum(emulator.counters()["requests"].values()) == 0

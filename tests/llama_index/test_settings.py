@@ -28,10 +28,13 @@ from llama_index_sfmodels import (
     SalesforceFeedbackHandler,
     SalesforceLLM,
 )
+from llama_index_sfmodels._protocol import ONE_CALL
+from llama_index_sfmodels._settings import SalesforceConnection
 from sfmodels_core import adapters
 from sfmodels_core.databricks import DatabricksClient
-from sfmodels_core.errors import ConfigurationError, InvalidInputError
+from sfmodels_core.errors import ConfigurationError, InvalidInputError, SFModelsError
 from sfmodels_core.salesforce import SalesforceClient
+from sfmodels_core.tool_protocol import TOOLS_HEADER
 
 # Pure code: any attempt to open a socket fails the test.
 pytestmark = pytest.mark.disable_socket
@@ -41,20 +44,22 @@ SECRET = "s3cr3t-value-never-shown"
 
 def test_exports() -> None:
     assert sorted(llama_index_sfmodels.__all__) == [
-        "DatabricksEmbedding", "DatabricksLLM", "SalesforceEmbedding",
+        "DatabricksEmbedding", "DatabricksLLM", "ModelReplyError", "SalesforceEmbedding",
         "SalesforceFeedbackHandler", "SalesforceLLM"]
+    assert issubclass(llama_index_sfmodels.ModelReplyError, (SFModelsError, ValueError))
     with pytest.raises(AttributeError):
         llama_index_sfmodels.Nope  # noqa: B018
 
 
 def test_class_hierarchy() -> None:
-    assert issubclass(SalesforceLLM, LLM) and not issubclass(SalesforceLLM, FunctionCallingLLM)
+    assert issubclass(SalesforceLLM, FunctionCallingLLM)
     assert issubclass(DatabricksLLM, FunctionCallingLLM)
     assert issubclass(SalesforceEmbedding, BaseEmbedding)
     assert issubclass(DatabricksEmbedding, BaseEmbedding)
     assert issubclass(SalesforceFeedbackHandler, BaseEventHandler)
     # The settings come first in the MRO; every LlamaIndex method is the framework's or ours.
-    assert SalesforceLLM.__mro__.index(LLM) > SalesforceLLM.__mro__.index(SalesforceLLM) + 1
+    mro = SalesforceLLM.__mro__
+    assert mro.index(LLM) > mro.index(FunctionCallingLLM) > mro.index(SalesforceConnection)
     ours = [c for c in (*DatabricksLLM.__mro__, *SalesforceEmbedding.__mro__)
             if c.__module__.startswith("llama_index_sfmodels")]
     for name in ("predict_and_call", "chat_with_tools", "structured_predict",
@@ -78,7 +83,7 @@ def test_defaults_and_metadata() -> None:
     sf = SalesforceLLM()
     assert sf.model == "sfdc_ai__DefaultOpenAIGPT4OmniMini"
     meta = sf.metadata
-    assert meta.is_chat_model and not meta.is_function_calling_model
+    assert meta.is_chat_model and meta.is_function_calling_model
     assert meta.model_name == sf.model
     custom = SalesforceLLM(model="my_configured_model", context_window=8000, num_output=500)
     assert (custom.metadata.context_window, custom.metadata.num_output) == (8000, 500)
@@ -279,14 +284,67 @@ def test_salesforce_sends_no_generation_parameters(monkeypatch: pytest.MonkeyPat
     assert "'temperature'" in warned and "'top_p'" in warned and "'frobnicate'" in warned
 
 
-def test_salesforce_refuses_tools() -> None:
-    llm = SalesforceLLM(api_key="t")
-    with pytest.raises(InvalidInputError, match="no tool calling"):
-        llm.chat([ChatMessage(role="user", content="hi")], tools=[{"type": "function"}])
+def salesforce_with(capture: Capture) -> SalesforceClient:
+    return SalesforceClient(api_key="t", api_base="https://api.example/einstein/platform/v1",
+                            transport=httpx.MockTransport(capture))
+
+
+def test_salesforce_tool_request_states_the_protocol() -> None:
+    call = '{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}'
+    capture = Capture({"id": "x", "generationDetails": {"generations": [
+        {"id": "g", "role": "assistant", "content": call}]}})
+    llm = SalesforceLLM(client=salesforce_with(capture))
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    tool = FunctionTool.from_defaults(fn=add)
+    hi = [ChatMessage(role="user", content="hi")]
+    assert llm.chat(hi).message.content == call  # plain chat: sent and answered as it is
+    llm.chat_with_tools([tool], user_msg="add 1 and 2")
+    llm.chat_with_tools([tool], user_msg="add 1 and 2", tool_required=True,
+                        allow_parallel_tool_calls=True)
+    llm.chat_with_tools([tool], user_msg="add 1 and 2", tool_choice="add")
+    llm.chat_with_tools([tool], chat_history=[ChatMessage(role="system", content="Be brief."),
+                                              *hi], tool_choice="none")
+    llm.chat_with_tools([], user_msg="hi")
+    plain, auto, required, named, none, none_repair, no_tools = capture.bodies
+    assert plain == no_tools == {"messages": [{"role": "user", "content": "hi"}]}
+    system, user = auto["messages"]
+    assert system["role"] == "system" and system["content"].startswith(TOOLS_HEADER)
+    assert '"name": "add"' in system["content"] and "when they help" in system["content"]
+    assert user == {"role": "user", "content": "add 1 and 2"}
+    assert ONE_CALL in system["content"]  # chat_with_tools takes one call unless told otherwise
+    assert "must call at least one tool" in required["messages"][0]["content"]
+    assert ONE_CALL not in required["messages"][0]["content"]
+    assert "must call the tool 'add'" in named["messages"][0]["content"]
+    assert none["messages"][0]["content"].startswith("Be brief.\n\n" + TOOLS_HEADER)
+    assert "Do not call any tool" in none["messages"][0]["content"]
+    # a call when none may be made is sent back once, with the problem named
+    assert none_repair["messages"][:2] == none["messages"]
+    assert none_repair["messages"][2] == {"role": "assistant", "content": call}
+    assert "no tool may be called now" in none_repair["messages"][3]["content"]
+
+
+def test_salesforce_refuses_bad_tool_arguments_before_sending() -> None:
+    capture = Capture({})
+    llm = SalesforceLLM(client=salesforce_with(capture))
+    tool = FunctionTool.from_defaults(fn=lambda x: x, name="echo", description="Echo x.")
+    hi = [ChatMessage(role="user", content="hi")]
+    with pytest.raises(InvalidInputError, match="tool_choice must be"):
+        llm.chat_with_tools([tool], user_msg="hi", tool_choice="nope")
+    with pytest.raises(InvalidInputError, match="needs tools"):
+        llm.chat(hi, tool_choice="required")
+    with pytest.raises(InvalidInputError, match=r"tools\[0\] must be"):
+        llm.chat(hi, tools=[3])
+    with pytest.raises(InvalidInputError, match="tools in chat, not in completions"):
+        llm.complete("hi", tools=[tool])
     with pytest.raises(InvalidInputError, match="stop must be"):
         llm.complete("hi", stop=3)
     with pytest.raises(InvalidInputError, match="prompt must be a string"):
         llm.complete(["hi"])  # type: ignore[arg-type]
+    assert capture.bodies == []
 
 
 def test_serialization_round_trip_leaves_secrets_to_the_environment() -> None:
