@@ -8,12 +8,13 @@ both paths: :class:`RetryState` and :func:`error_from_response`. The sync and as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,8 +247,7 @@ class Transport:
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._apool: AsyncPool | None = None
         self._client_lock = threading.Lock()
         self._rng = random.Random()
 
@@ -262,22 +262,24 @@ class Transport:
                         transport=self._transport, follow_redirects=False)
         return self._client
 
-    @property
-    def aclient(self) -> httpx.AsyncClient:
-        """The async client of the running event loop.
+    def apool(self) -> AsyncPool:
+        """The async clients of the running event loop.
 
         Connections belong to the loop that opened them, so a client object used from a new
-        loop (each ``asyncio.run``, each async test) gets a fresh async client for it.
+        loop (each ``asyncio.run``, each async test) gets a fresh pool for it.
         """
         loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient_loop is not loop:
+        pool = self._apool
+        if pool is None or pool.loop is not loop:
             with self._client_lock:
-                if self._aclient is None or self._aclient_loop is not loop:
-                    self._aclient = httpx.AsyncClient(
-                        headers=self.headers, timeout=self.timeout, limits=self.limits,
-                        transport=self._async_transport, follow_redirects=False)
-                    self._aclient_loop = loop
-        return self._aclient
+                if self._apool is None or self._apool.loop is not loop:
+                    self._apool = AsyncPool(loop, self._make_aclient, self.limits)
+                pool = self._apool
+        return pool
+
+    def _make_aclient(self, limits: httpx.Limits) -> httpx.AsyncClient:
+        return httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=limits,
+                                 transport=self._async_transport, follow_redirects=False)
 
     def close(self) -> None:
         if self._client is not None:
@@ -285,9 +287,9 @@ class Transport:
             self._client = None
 
     async def aclose(self) -> None:
-        client, self._aclient = self._aclient, None
-        if client is not None and self._aclient_loop is asyncio.get_running_loop():
-            await client.aclose()
+        pool, self._apool = self._apool, None
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            await pool.aclose()
         self.close()
 
     def _state(self) -> RetryState:
@@ -309,14 +311,15 @@ class Transport:
         return self._send_with_retries(self._build(self.client, method, url, body), self.auth)
 
     async def arequest(self, method: str, url: str, body: Any = None) -> httpx.Response:
-        request = self._build(self.aclient, method, url, body)
-        return await self._asend_with_retries(request, self.auth)
+        pool = self.apool()
+        request = self._build(pool.token_client, method, url, body)
+        return await self._asend_with_retries(pool, request, self.auth)
 
     def send_token_request(self, request: httpx.Request) -> httpx.Response:
         return self._send_with_retries(request, None, check=False)
 
     async def asend_token_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._asend_with_retries(request, None, check=False)
+        return await self._asend_with_retries(self.apool(), request, None, check=False)
 
     def _send_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
                            check: bool = True) -> httpx.Response:
@@ -335,13 +338,18 @@ class Transport:
                 delay = state.delay_after_response(response)
             _sleep(delay)
 
-    async def _asend_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
+    async def _asend_with_retries(self, pool: AsyncPool, request: httpx.Request,
+                                  auth: httpx.Auth | None,
                                   check: bool = True) -> httpx.Response:
         state = self._state()
         while True:
             await _asleep(self._pace())
             try:
-                response = await self.aclient.send(request, auth=auth)
+                if auth is None:  # token requests skip the slots: API calls may be waiting on them
+                    response = await pool.token_client.send(request)
+                else:
+                    async with pool.slot() as client:
+                        response = await client.send(request, auth=auth)
             except httpx.TransportError as exc:
                 delay = state.delay_after_exception(exc)
             else:
@@ -386,26 +394,32 @@ class Transport:
         finally:
             response.close()
 
-    async def astream(self, method: str, url: str, body: Any = None) -> AsyncGenerator[bytes, None]:
-        request = self._build(self.aclient, method, url, body)
+    async def astream(self, method: str, url: str, body: Any = None
+                      ) -> AsyncGenerator[bytes, None]:
+        pool = self.apool()
+        request = self._build(pool.token_client, method, url, body)
         state = self._state()
         while True:
             await _asleep(self._pace())
+            slot = await pool.acquire()  # held for the whole stream once it succeeds
             response = None
+            failure: httpx.Response | Exception
             try:
-                response = await self.aclient.send(request, auth=self.auth, stream=True)
+                response = await pool.clients[slot].send(request, auth=self.auth, stream=True)
                 if response.is_success:
                     chunks = response.aiter_bytes()
                     first = await anext(chunks, b"")
                     break
                 await response.aread()
+                failure = response
             except httpx.TransportError as exc:
-                if response is not None:
-                    await response.aclose()
-                delay = state.delay_after_exception(exc)
-            else:
-                await response.aclose()
-                delay = state.delay_after_response(response)
+                failure = exc
+            except BaseException:
+                await _free(pool, slot, response)
+                raise
+            await _free(pool, slot, response)
+            delay = (state.delay_after_exception(failure) if isinstance(failure, Exception)
+                     else state.delay_after_response(failure))
             await _asleep(delay)
         try:
             yield first
@@ -414,7 +428,59 @@ class Transport:
         except httpx.TransportError as exc:
             raise error_from_exception(exc, self.provider) from exc
         finally:
-            await response.aclose()
+            await _free(pool, slot, response)
+
+
+class AsyncPool:
+    """The async HTTP clients of one event loop: API calls spread over shards of 10 connections.
+
+    httpcore's pool scans every connection for every waiting request, so one pool of 100
+    connections under full load spends its time scanning: 500 concurrent calls at 50 ms took
+    5.9 s here instead of 0.25 s. Shards of 10 connections, entered through a queue of slots so
+    that no request ever waits inside httpcore, took 0.37 s. Token requests use a client of
+    their own, so API calls holding every slot while they wait for a token cannot starve them.
+    """
+
+    SHARD_SIZE = 10
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 make_client: Callable[[httpx.Limits], httpx.AsyncClient],
+                 limits: httpx.Limits) -> None:
+        self.loop = loop
+        total = max(1, limits.max_connections or 100)
+        sizes = [min(self.SHARD_SIZE, total - start) for start in range(0, total, self.SHARD_SIZE)]
+        self.clients = [make_client(httpx.Limits(max_connections=n, max_keepalive_connections=n))
+                        for n in sizes]
+        self.token_client = make_client(httpx.Limits(max_connections=4))
+        self._slots: asyncio.Queue[int] = asyncio.Queue()
+        for round_ in range(self.SHARD_SIZE):  # interleaved, so light load spreads over shards
+            for index, size in enumerate(sizes):
+                if round_ < size:
+                    self._slots.put_nowait(index)
+
+    async def acquire(self) -> int:
+        return await self._slots.get()
+
+    def release(self, index: int) -> None:
+        self._slots.put_nowait(index)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[httpx.AsyncClient]:
+        index = await self.acquire()
+        try:
+            yield self.clients[index]
+        finally:
+            self.release(index)
+
+    async def aclose(self) -> None:
+        for client in [*self.clients, self.token_client]:
+            await client.aclose()
+
+
+async def _free(pool: AsyncPool, slot: int, response: httpx.Response | None) -> None:
+    if response is not None:
+        await response.aclose()
+    pool.release(slot)
 
 
 def _log_response(response: httpx.Response, state: RetryState) -> None:

@@ -202,3 +202,27 @@ def test_one_client_object_serves_successive_event_loops() -> None:
     # Each asyncio.run has a new loop; connections of the old one must not be reused.
     assert asyncio.run(call()) == "fine"
     assert asyncio.run(call()) == "fine"
+
+
+async def test_async_pool_spreads_calls_over_shards_without_queueing_in_httpx() -> None:
+    import asyncio
+
+    from sfmodels_core.transport import AsyncPool
+
+    made: list[int] = []
+
+    def make(limits: httpx.Limits) -> httpx.AsyncClient:
+        made.append(limits.max_connections or 0)
+        return httpx.AsyncClient()
+
+    pool = AsyncPool(asyncio.get_running_loop(), make, httpx.Limits(max_connections=25))
+    assert made == [10, 10, 5, 4]  # three API shards, then the token client
+    held = [await pool.acquire() for _ in range(25)]
+    assert sorted(held) == [0] * 10 + [1] * 10 + [2] * 5  # never more slots than connections
+    assert held[:3] == [0, 1, 2]  # light load spreads over the shards
+    waiter = asyncio.ensure_future(pool.acquire())
+    await asyncio.sleep(0)
+    assert not waiter.done()  # the 26th call waits in our queue, not inside httpx
+    pool.release(held[0])
+    assert await waiter == held[0]
+    await pool.aclose()

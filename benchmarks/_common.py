@@ -1,0 +1,80 @@
+"""Shared pieces of the benchmarks: the emulator in its own process, timing, and the tables.
+
+The emulator runs in a child process so it never competes with the measured client for the
+GIL. Peers (databricks-langchain, llama-index-llms-databricks,
+llama-index-embeddings-databricks) come from the ``bench`` extra; a scenario whose peer is not
+installed prints the row as "not installed" instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sfmodels_core.emulator import Emulator
+
+GTE = "databricks-gte-large-en"
+LLAMA = "databricks-meta-llama-3-3-70b-instruct"
+SF_CHAT = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+
+
+@contextlib.contextmanager
+def emulator(**settings: Any) -> Iterator[Emulator]:
+    """A process-mode emulator, with the environment pointing the peers' clients at it."""
+    with Emulator(mode="process", **settings) as emu:
+        saved = {k: os.environ.get(k) for k in ("DATABRICKS_HOST", "DATABRICKS_TOKEN")}
+        os.environ["DATABRICKS_HOST"] = emu.databricks_host
+        os.environ["DATABRICKS_TOKEN"] = emu.databricks_token
+        try:
+            yield emu
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
+    """The fastest of ``repeat`` runs, in seconds (the least disturbed by a noisy machine)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def median_us(fn: Callable[[], Any], calls: int) -> float:
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    return statistics.median(samples)
+
+
+def peer(factory: Callable[[], Any]) -> Any:
+    """Build a peer object, or None when its package is not installed."""
+    try:
+        return factory()
+    except ImportError:
+        return None
+
+
+def table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        print("  ".join(_fmt(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 100 else f"{value:.0f}"
+    return "-" if value is None else str(value)
