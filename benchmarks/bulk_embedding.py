@@ -14,7 +14,6 @@ import asyncio
 from typing import Any
 
 import httpx
-
 from _common import GTE, best_of, emulator, peer, table
 
 BATCH = 150

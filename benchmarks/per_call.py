@@ -20,7 +20,6 @@ def main() -> None:
     args = parser.parse_args()
     with emulator() as emu:
         from langchain_sfmodels import ChatDatabricks, ChatSalesforce
-
         from sfmodels_core import DatabricksClient, SalesforceClient
 
         creds = {"host": emu.databricks_host, "api_key": emu.databricks_token}
