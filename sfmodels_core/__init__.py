@@ -27,7 +27,14 @@ _EXPORTS = {
     "Usage": "types",
 }
 
-__all__ = [*_EXPORTS, "errors"]
+__all__ = [
+    "DatabricksClient",
+    "EmbeddingResult",
+    "SFModelsError",
+    "SalesforceClient",
+    "Usage",
+    "errors",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from . import defaults
 from .auth import DatabricksM2M, SalesforceClientCredentials, StaticToken, TokenSource
 from .errors import ConfigurationError
 
-DEFAULT_SALESFORCE_API_BASE = "https://api.salesforce.com/einstein/platform/v1"
+DEFAULT_SALESFORCE_API_BASE = defaults.SALESFORCE_API_BASE
 GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 Secret = str | SecretStr | None

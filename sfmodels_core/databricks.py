@@ -15,7 +15,7 @@ import httpx
 import pydantic_core
 from pydantic import BaseModel, Field
 
-from . import batching
+from . import batching, defaults
 from .auth import BearerAuth
 from .config import Secret, resolve_databricks
 from .errors import InvalidInputError, SFModelsError
@@ -26,7 +26,7 @@ from .validation import require_messages, require_name, require_texts
 
 PROVIDER = "Databricks"
 ROLES = ("system", "user", "assistant", "tool")
-DEFAULT_EMBED_BATCH_SIZE = 150
+DEFAULT_EMBED_BATCH_SIZE = defaults.DATABRICKS_EMBED_BATCH_SIZE
 HEADERS = {"accept": "application/json"}
 #: Generation parameters the chat and completion calls take by name; any other keyword is
 #: passed through into the request body as it is.
@@ -189,11 +189,16 @@ def completion_request(endpoint: str, prompt: Any, params: Mapping[str, Any],
     return path, body
 
 
-def embedding_request(endpoint: str, texts: Sequence[str],
-                      instruction: str | None) -> tuple[str, dict[str, Any]]:
+def embedding_request(endpoint: str, texts: Sequence[str], instruction: str | None,
+                      params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     body: dict[str, Any] = {"input": list(texts)}
     if instruction:
         body["instruction"] = instruction
+    for key, value in params.items():
+        if key in ("input", "instruction"):
+            raise InvalidInputError(f"{key} is set by embed(); do not pass it as a parameter")
+        if value is not None:
+            body[key] = value
     return f"/serving-endpoints/{endpoint}/invocations", body
 
 
@@ -387,7 +392,7 @@ class DatabricksClient:
         timeout: float | None = 60.0,
         max_retries: int = 3,
         batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
-        max_concurrency: int = 4,
+        max_concurrency: int = defaults.EMBED_MAX_CONCURRENCY,
         requests_per_minute: float | None = None,
         max_connections: int = 100,
         transport: httpx.BaseTransport | None = None,
@@ -509,21 +514,24 @@ class DatabricksClient:
         return (require_name(endpoint, "endpoint"),
                 batching.split(require_texts(texts), self.batch_size))
 
-    def embed(self, endpoint: str, texts: Sequence[str], *,
-              instruction: str | None = None) -> EmbeddingResult:
+    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
+              **params: Any) -> EmbeddingResult:
+        """One vector per text, in order; other keywords go into each request body as they are."""
         name, batches = self._embed_plan(endpoint, texts)
 
         def one(batch: Sequence[str]) -> ParsedBatch:
-            return parse_embeddings(self._post(*embedding_request(name, batch, instruction)))
+            body = self._post(*embedding_request(name, batch, instruction, params))
+            return parse_embeddings(body)
 
         return combine_embedding_batches(batching.run_batches(one, batches, self.max_concurrency))
 
     async def aembed(self, endpoint: str, texts: Sequence[str], *,
-                     instruction: str | None = None) -> EmbeddingResult:
+                     instruction: str | None = None, **params: Any) -> EmbeddingResult:
         name, batches = self._embed_plan(endpoint, texts)
 
         async def one(batch: Sequence[str]) -> ParsedBatch:
-            return parse_embeddings(await self._apost(*embedding_request(name, batch, instruction)))
+            body = await self._apost(*embedding_request(name, batch, instruction, params))
+            return parse_embeddings(body)
 
         return combine_embedding_batches(
             await batching.arun_batches(one, batches, self.max_concurrency))

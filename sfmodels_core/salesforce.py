@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import batching
+from . import batching, defaults
 from .auth import BearerAuth
 from .config import DEFAULT_SALESFORCE_API_BASE, Secret, resolve_salesforce
 from .errors import InvalidInputError
@@ -23,9 +23,9 @@ from .validation import require_messages, require_name, require_texts
 
 PROVIDER = "Salesforce"
 ROLES = ("system", "user", "assistant")
-DEFAULT_CHAT_MODEL = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
-DEFAULT_EMBEDDING_MODEL = "sfdc_ai__DefaultOpenAITextEmbeddingAda_002"
-DEFAULT_EMBED_BATCH_SIZE = 16
+DEFAULT_CHAT_MODEL = defaults.SALESFORCE_CHAT_MODEL
+DEFAULT_EMBEDDING_MODEL = defaults.SALESFORCE_EMBEDDING_MODEL
+DEFAULT_EMBED_BATCH_SIZE = defaults.SALESFORCE_EMBED_BATCH_SIZE
 HEADERS = {
     "x-sfdc-app-context": "EinsteinGPT",
     "x-client-feature-id": "ai-platform-models-connected-app",
@@ -244,7 +244,7 @@ class SalesforceClient:
         timeout: float | None = 60.0,
         max_retries: int = 3,
         batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
-        max_concurrency: int = 4,
+        max_concurrency: int = defaults.EMBED_MAX_CONCURRENCY,
         requests_per_minute: float | None = None,
         max_connections: int = 100,
         transport: httpx.BaseTransport | None = None,

@@ -174,6 +174,7 @@ async def test_embed_batches_concurrently_in_order(use_async: bool) -> None:
     bodies = [json.loads(r.content) for r in rec.requests]
     assert sorted(len(b["input"]) for b in bodies) == [100] + [150] * 6
     assert all(b["instruction"] == "Represent" for b in bodies)
+    assert all("input" in b for b in bodies)
     assert result.usage.total_tokens == 7
 
 
@@ -210,3 +211,11 @@ def test_error_message_holding_json_is_unwrapped() -> None:
         client_for(rec).chat("ep", [{"role": "user", "content": "x"}])
     assert info.value.provider_message == "context length exceeded"
     assert "endpoint name" in (info.value.hint or "")
+
+
+def test_embed_passes_other_parameters_into_the_body() -> None:
+    rec = service()
+    client_for(rec).embed("gte", ["a"], truncate=True, encoding_format=None)
+    assert json.loads(rec.requests[0].content) == {"input": ["a"], "truncate": True}
+    with pytest.raises(InvalidInputError, match="input is set by embed"):
+        client_for(rec).embed("gte", ["a"], input=["b"])
