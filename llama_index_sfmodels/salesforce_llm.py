@@ -354,10 +354,6 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
         return protocol_tool_selections(response, error_on_no_tool_call)
 
     # -- structured output through the JSON protocol
-    def _structured_messages(self, prompt: PromptTemplate,
-                             prompt_args: Mapping[str, Any]) -> list[ChatMessage]:
-        return self._get_messages(prompt, **prompt_args)
-
     def _structured_chat(self, output_cls: type[Model], messages: Sequence[ChatMessage],
                          llm_kwargs: Mapping[str, Any] | None) -> ChatResponse:
         protocol = structured_protocol(output_cls)
@@ -397,7 +393,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
             return chosen
         dispatcher.event(LLMStructuredPredictStartEvent(
             output_cls=output_cls, template=prompt, template_args=prompt_args))
-        messages = self._structured_messages(prompt, prompt_args)
+        messages = self._get_messages(prompt, **prompt_args)
         result = structured_output(output_cls,
                                    self._structured_chat(output_cls, messages, llm_kwargs))
         dispatcher.event(LLMStructuredPredictEndEvent(output=result))
@@ -413,7 +409,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
             return achosen
         dispatcher.event(LLMStructuredPredictStartEvent(
             output_cls=output_cls, template=prompt, template_args=prompt_args))
-        messages = self._structured_messages(prompt, prompt_args)
+        messages = self._get_messages(prompt, **prompt_args)
         response = await self._astructured_chat(output_cls, messages, llm_kwargs)
         result = structured_output(output_cls, response)
         dispatcher.event(LLMStructuredPredictEndEvent(output=result))
@@ -427,7 +423,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
         if not self._uses_json_protocol():
             return super()._structured_stream_call(output_cls, prompt, llm_kwargs,
                                                    **prompt_args)
-        messages = self._structured_messages(prompt, prompt_args)
+        messages = self._get_messages(prompt, **prompt_args)
 
         def gen() -> Generator[Model, None, None]:
             yield structured_output(output_cls,
@@ -442,7 +438,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
         if not self._uses_json_protocol():
             return await super()._structured_astream_call(output_cls, prompt, llm_kwargs,
                                                           **prompt_args)
-        messages = self._structured_messages(prompt, prompt_args)
+        messages = self._get_messages(prompt, **prompt_args)
 
         async def gen() -> AsyncGenerator[Model, None]:
             response = await self._astructured_chat(output_cls, messages, llm_kwargs)
