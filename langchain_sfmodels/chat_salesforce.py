@@ -11,6 +11,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
+
 from ._messages import (
     SALESFORCE,
     combine_llm_outputs,
@@ -20,7 +22,7 @@ from ._messages import (
 )
 from ._settings import SalesforceSettings, no_unknown_kwargs
 
-DEFAULT_CHAT_MODEL = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+DEFAULT_CHAT_MODEL = SALESFORCE_CHAT_MODEL
 
 #: Options a call may pass (``model.invoke(..., localization=...)``). ``temperature``,
 #: ``max_tokens``, ``top_p`` and ``n`` are accepted so that generic code keeps working, and

@@ -12,11 +12,11 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict, Field, field_validator
 
+from sfmodels_core.defaults import SALESFORCE_EMBEDDING_MODEL
+
 from ._settings import BulkSettings, DatabricksSettings, SalesforceSettings
 
-DEFAULT_EMBEDDING_MODEL = "sfdc_ai__DefaultOpenAITextEmbeddingAda_002"
-#: The only per-request parameter the core's Databricks client sends besides the texts.
-_DATABRICKS_PARAMS = ("instruction",)
+DEFAULT_EMBEDDING_MODEL = SALESFORCE_EMBEDDING_MODEL
 
 
 class SalesforceEmbeddings(SalesforceSettings, BulkSettings, Embeddings):
@@ -58,10 +58,12 @@ class SalesforceEmbeddings(SalesforceSettings, BulkSettings, Embeddings):
 class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
     """Embeddings from a Databricks serving endpoint; a drop-in for databricks-langchain's class.
 
-    ``endpoint`` (alias ``model``), e.g. ``databricks-gte-large-en``. An instruction can be sent
-    with queries and with documents: ``query_instruction``/``document_instruction``, or the
-    peer's ``query_params={"instruction": ...}``/``documents_params``. ``batch_size`` (default
-    150) texts go in each request, ``max_concurrency`` (default 4) requests at a time.
+    ``endpoint`` (alias ``model``), e.g. ``databricks-gte-large-en``. ``query_params`` and
+    ``documents_params`` go into the request bodies of queries and of documents as they are
+    (any key but ``input``), as with the peer's class: e.g. ``{"instruction": ...}`` for BGE-style
+    models or an endpoint's own options. ``query_instruction``/``document_instruction`` set the
+    instruction alone. ``batch_size`` (default 150) texts go in each request,
+    ``max_concurrency`` (default 4) requests at a time.
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
@@ -70,9 +72,9 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
     endpoint: str = Field(alias="model")
     """Name of the serving endpoint; alias ``model``."""
     query_params: dict[str, Any] = Field(default_factory=dict)
-    """Request parameters for queries; ``instruction`` is the one the client sends."""
+    """Added to the request body of queries, e.g. ``{"instruction": "query: "}``."""
     documents_params: dict[str, Any] = Field(default_factory=dict)
-    """Request parameters for documents; ``instruction`` is the one the client sends."""
+    """Added to the request body of documents."""
     query_instruction: str | None = None
     """Instruction sent with queries, e.g. BGE's ``"Represent this sentence for searching
     relevant passages:"``; overrides ``query_params["instruction"]``."""
@@ -86,12 +88,10 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
 
     @field_validator("query_params", "documents_params")
     @classmethod
-    def _only_instruction(cls, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(value) - set(_DATABRICKS_PARAMS))
-        if unknown:
-            raise ValueError(
-                f"unsupported embedding parameter(s) {', '.join(unknown)}: the client sends the "
-                "texts and an optional 'instruction' only")
+    def _body_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "input" in value:
+            raise ValueError("input cannot be set through query_params or documents_params: "
+                             "it holds the texts")
         if value.get("instruction") is not None and not isinstance(value["instruction"], str):
             raise ValueError("instruction must be a string")
         return value
@@ -99,28 +99,26 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
     def _client_options(self) -> dict[str, Any]:
         return {**super()._client_options(), **self._bulk_options()}
 
-    @property
-    def _query_instruction(self) -> str | None:
-        return self.query_instruction or self.query_params.get("instruction")
+    def _params(self, params: dict[str, Any], instruction: str | None) -> dict[str, Any]:
+        """Keyword arguments of the core's ``embed``: the instruction, then every other key."""
+        return {**params, "instruction": instruction or params.get("instruction")}
 
-    @property
-    def _document_instruction(self) -> str | None:
-        return self.document_instruction or self.documents_params.get("instruction")
+    def _query_params(self) -> dict[str, Any]:
+        return self._params(self.query_params, self.query_instruction)
+
+    def _document_params(self) -> dict[str, Any]:
+        return self._params(self.documents_params, self.document_instruction)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._databricks.embed(self.endpoint, texts,
-                                      instruction=self._document_instruction).vectors
+        return self._databricks.embed(self.endpoint, texts, **self._document_params()).vectors
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        result = await self._databricks.aembed(self.endpoint, texts,
-                                               instruction=self._document_instruction)
+        result = await self._databricks.aembed(self.endpoint, texts, **self._document_params())
         return result.vectors
 
     def embed_query(self, text: str) -> list[float]:
-        return self._databricks.embed(self.endpoint, [text],
-                                      instruction=self._query_instruction).vectors[0]
+        return self._databricks.embed(self.endpoint, [text], **self._query_params()).vectors[0]
 
     async def aembed_query(self, text: str) -> list[float]:
-        result = await self._databricks.aembed(self.endpoint, [text],
-                                               instruction=self._query_instruction)
+        result = await self._databricks.aembed(self.endpoint, [text], **self._query_params())
         return result.vectors[0]

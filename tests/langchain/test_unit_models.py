@@ -116,8 +116,10 @@ def test_secrets_stay_out_of_repr_and_unknown_settings_are_refused() -> None:
         ChatDatabricks(endpoint="ep", extra_params={"messages": []})
     with pytest.raises(ValidationError, match="client must be a SalesforceClient"):
         ChatSalesforce(client=object())
-    with pytest.raises(ValidationError, match="unsupported embedding parameter"):
-        DatabricksEmbeddings(endpoint="gte", query_params={"truncate": True})
+    with pytest.raises(ValidationError, match="input cannot be set"):
+        DatabricksEmbeddings(endpoint="gte", query_params={"input": ["x"]})
+    with pytest.raises(ValidationError, match="instruction must be a string"):
+        DatabricksEmbeddings(endpoint="gte", documents_params={"instruction": 3})
 
 
 def test_copies_share_the_client() -> None:
@@ -386,6 +388,20 @@ async def test_databricks_embeddings_instructions_and_async() -> None:
     assert service.requests[0].url.path == "/serving-endpoints/bge/invocations"
 
 
+def test_databricks_embeddings_params_go_into_the_body_as_they_are() -> None:
+    service = FakeService(db_embeddings)
+    embeddings = DatabricksEmbeddings(
+        client=databricks_client(service), endpoint="custom",
+        query_params={"instruction": "query:", "truncate": "END", "dimensions": 256},
+        documents_params={"normalize": False, "extra": {"k": [1, 2]}, "skipped": None},
+        document_instruction="passage:")
+    embeddings.embed_query("q")
+    embeddings.embed_documents(["d"])
+    assert service.bodies() == [
+        {"input": ["q"], "instruction": "query:", "truncate": "END", "dimensions": 256},
+        {"input": ["d"], "instruction": "passage:", "normalize": False, "extra": {"k": [1, 2]}}]
+
+
 def test_embeddings_bad_input_is_refused_before_sending() -> None:
     service = FakeService(db_embeddings)
     embeddings = DatabricksEmbeddings(client=databricks_client(service), endpoint="gte")
@@ -426,8 +442,9 @@ def test_batch_llm_output_sums_usage() -> None:
 
 
 def test_import_stays_cheap() -> None:
-    """Importing the package, and even loading every class, leaves httpx and the core unloaded
-    until a client is needed."""
+    """Importing the package, and even loading every class, leaves httpx and the core's clients
+    unloaded until a client is needed (the default names come from ``sfmodels_core.defaults``,
+    which loads nothing else)."""
     import subprocess
     import sys
 
@@ -436,6 +453,7 @@ def test_import_stays_cheap() -> None:
             "from langchain_sfmodels import *\n"
             "ChatSalesforce(); ChatDatabricks(endpoint='ep'); SalesforceEmbeddings()\n"
             "DatabricksEmbeddings(endpoint='ep'); SalesforceLLM(); DatabricksLLM(endpoint='ep')\n"
-            "heavy = [m for m in ('httpx', 'sfmodels_core') if m in sys.modules]\n"
+            "heavy = [m for m in sys.modules if m == 'httpx' or (\n"
+            "    m.startswith('sfmodels_core.') and m != 'sfmodels_core.defaults')]\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
