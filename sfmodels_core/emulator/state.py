@@ -247,17 +247,18 @@ class State:
         """A token response body shaped like Salesforce's client-credentials answer."""
         now = time.time()
         ttl = self.settings.token_ttl_s
+        expires = _numeric_date(now + ttl)
         claims = {
             "iss": instance_url,
             "sub": "emulator-run-as-user",
             "aud": "api",
             "scp": "sfap_api api",
             "iat": int(now),
-            "exp": int(now + ttl),
+            "exp": expires,
             "jti": uuid.uuid4().hex,
         }
         token, signature = self._jwt(claims)
-        self.salesforce_tokens[token] = now + ttl
+        self.salesforce_tokens[token] = expires
         self.tokens_minted["salesforce"] += 1
         return {
             "access_token": token,
@@ -274,21 +275,22 @@ class State:
     def mint_databricks(self, scope: str) -> dict[str, Any]:
         now = time.time()
         ttl = self.settings.token_ttl_s
+        expires = _numeric_date(now + ttl)
         claims = {
             "client_id": self.credentials.databricks_client_id,
             "scope": scope,
             "iat": int(now),
-            "exp": int(now + ttl),
+            "exp": expires,
             "jti": uuid.uuid4().hex,
         }
         token, _ = self._jwt(claims)
-        self.databricks_tokens[token] = now + ttl
+        self.databricks_tokens[token] = expires
         self.tokens_minted["databricks"] += 1
         return {
             "access_token": token,
             "token_type": "Bearer",
             "scope": scope,
-            "expires_in": int(ttl),
+            "expires_in": _numeric_date(ttl),
         }
 
     def salesforce_token_valid(self, token: str) -> bool:
@@ -333,3 +335,10 @@ class State:
             return max(1, math.ceil(window[0] + 60.0 - now))
         window.append(now)
         return None
+
+
+def _numeric_date(seconds: float) -> int | float:
+    """Whole seconds as real services send them; fractions kept for sub-second test lifetimes,
+    so a token expires exactly when its claim says (RFC 7519 allows non-integer dates)."""
+    rounded = round(seconds, 3)
+    return int(rounded) if rounded == int(rounded) else rounded
