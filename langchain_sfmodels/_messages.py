@@ -15,6 +15,7 @@ from langchain_core.messages import (
     ChatMessage,
     HumanMessage,
     SystemMessage,
+    ToolMessage,
 )
 from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
@@ -30,7 +31,7 @@ SALESFORCE = "salesforce"
 DATABRICKS = "databricks"
 
 SALESFORCE_ACCEPTS = (
-    "The Salesforce Models API accepts system, human and AI messages whose content is text "
+    "The Salesforce Models API accepts system, human, AI and tool messages whose content is text "
     "(a string or text content blocks)")
 #: Blocks that carry a model's own reasoning: there is no field for them in the Models API, and
 #: like other providers we leave them out when a past AI turn is sent back.
@@ -105,32 +106,77 @@ def _salesforce_text(content: str | list[str | dict[str, Any]], index: int, kind
         else:
             raise _invalid(
                 f"messages[{index}] ({kind}) has a {block_type!r} content block. "
-                f"{SALESFORCE_ACCEPTS}; images, audio, files and tool calls are not supported.")
+                f"{SALESFORCE_ACCEPTS}; images, audio and files are not supported.")
     return "\n".join(parts)
 
 
-def to_salesforce_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """``[{"role": "system"|"user"|"assistant", "content": str}]`` or a clear error."""
-    out: list[dict[str, str]] = []
+def _salesforce_role(message: BaseMessage) -> str | None:
+    if isinstance(message, ChatMessage):
+        return _SALESFORCE_ROLES.get(message.role)
+    if isinstance(message, (SystemMessage, HumanMessage, AIMessage)):
+        return _SALESFORCE_ROLES[message.type]
+    if isinstance(message, ToolMessage):
+        return "tool"
+    return None
+
+
+def to_salesforce_history(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """The conversation in the tool protocol's neutral shape, or a clear error.
+
+    ``{"role": "system"|"user"|"assistant", "content": str}``; an AI message with tool calls also
+    carries ``tool_calls: [{"id", "name", "arguments"}]``, and a tool message becomes
+    ``{"role": "tool", "tool_call_id", "name", "content"}`` (a failed tool's result says so).
+    ``sfmodels_core.tool_protocol.render_history`` turns this into the API's three roles.
+    """
+    out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
-        if isinstance(message, ChatMessage):
-            role = _SALESFORCE_ROLES.get(message.role)
-        elif isinstance(message, (SystemMessage, HumanMessage, AIMessage)):
-            role = _SALESFORCE_ROLES[message.type]
-        else:
-            role = None
+        role = _salesforce_role(message)
         if role is None:
             raise _invalid(
                 f"messages[{i}] is a {type(message).__name__}"
                 + (f" with role {message.role!r}" if isinstance(message, ChatMessage) else "")
-                + f". {SALESFORCE_ACCEPTS}; tool and function messages are not supported "
-                "(the Models API has no tool calling).")
+                + f". {SALESFORCE_ACCEPTS}; function messages and other roles are not "
+                "supported.")
         if isinstance(message, AIMessage) and message.tool_calls:
-            raise _invalid(
-                f"messages[{i}] is an AI message with tool calls. {SALESFORCE_ACCEPTS}; the "
-                "Models API has no tool calling.")
-        out.append({"role": role, "content": _salesforce_text(message.content, i, message.type)})
+            text = _salesforce_text(_without_tool_blocks(message.content), i, message.type)
+            out.append({"role": "assistant", "content": text, "tool_calls": [
+                {"id": call.get("id"), "name": call["name"], "arguments": call["args"]}
+                for call in message.tool_calls]})
+        elif isinstance(message, ToolMessage):
+            text = _salesforce_text(message.content, i, "tool")
+            if message.status == "error" and not text.lower().startswith("error"):
+                text = f"Error: {text}"
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id,
+                        "name": message.name, "content": text})
+        else:
+            out.append({"role": role,
+                        "content": _salesforce_text(message.content, i, message.type)})
     return out
+
+
+def _without_tool_blocks(content: str | list[str | dict[str, Any]]
+                         ) -> str | list[str | dict[str, Any]]:
+    """An AI turn's content without the blocks that repeat its tool calls (``tool_use``,
+    ``tool_call``, ...): the calls travel in ``tool_calls``."""
+    if isinstance(content, str):
+        return content
+    return [block for block in content if isinstance(block, str) or block.get("type") not in (
+        "tool_use", "tool_call", "function_call", "server_tool_call")]
+
+
+def to_salesforce_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """``[{"role": "system"|"user"|"assistant", "content": str}]`` or a clear error.
+
+    Tool calls and tool results in the history (a tool loop continued without tools bound) are
+    written out as text the way the tool protocol writes them, with no instructions added.
+    """
+    history = to_salesforce_history(messages)
+    if not any(m["role"] == "tool" or "tool_calls" in m for m in history):
+        return [{"role": m["role"], "content": m["content"]} for m in history]
+    from sfmodels_core.tool_protocol import render_history
+
+    rendered = render_history(history, "")
+    return [m for m in rendered if m["role"] != "system" or m["content"]]
 
 
 def _content_quality(generation: SalesforceGeneration) -> dict[str, Any] | None:

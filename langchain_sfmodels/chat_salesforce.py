@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import BaseMessage
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel, ConfigDict
 
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 
 from ._messages import (
     SALESFORCE,
     combine_llm_outputs,
-    salesforce_chat_result,
-    salesforce_chunk,
+    to_salesforce_history,
     to_salesforce_messages,
 )
+from ._protocol import PROTOCOL_OPTIONS, SalesforceCall, call_protocol
 from ._settings import SalesforceSettings, no_unknown_kwargs
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
 
 DEFAULT_CHAT_MODEL = SALESFORCE_CHAT_MODEL
 
@@ -29,14 +33,17 @@ DEFAULT_CHAT_MODEL = SALESFORCE_CHAT_MODEL
 #: warned about once: the Models API has no such settings.
 CALL_OPTIONS = ("model", "localization", "salesforce_tags", "temperature", "max_tokens", "top_p",
                 "n", "stream")
+#: A chat call may also carry the options of the tool and JSON protocols.
+CHAT_CALL_OPTIONS = (*CALL_OPTIONS, *PROTOCOL_OPTIONS)
 
 
-def prepare_call(owner: Any, stop: list[str] | None,
-                 kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], list[str] | None]:
+def prepare_call(owner: Any, stop: list[str] | None, kwargs: dict[str, Any],
+                 allowed: tuple[str, ...] = CALL_OPTIONS,
+                 ) -> tuple[str, dict[str, Any], list[str] | None]:
     """(model, request options, stop sequences) of one call; warns about ignored settings."""
     from sfmodels_core.adapters import warn_unsupported_salesforce_params
 
-    no_unknown_kwargs(type(owner).__name__, kwargs, CALL_OPTIONS)
+    no_unknown_kwargs(type(owner).__name__, kwargs, allowed)
     n = kwargs.get("n")
     warn_unsupported_salesforce_params(
         temperature=kwargs.get("temperature", owner.temperature),
@@ -64,8 +71,9 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     ```
 
     What the Models API accepts, and so what this class accepts: system, human and AI messages
-    with text content (text content blocks are joined with newlines). Images, audio, files,
-    tool calls and tool messages raise an ``InvalidInputError`` before anything is sent.
+    with text content (text content blocks are joined with newlines), and under tools, AI
+    messages with tool calls and tool messages (written out as text, see below). Images, audio
+    and files raise an ``InvalidInputError`` before anything is sent.
 
     - ``stop`` is enforced on the client: the answer is cut at the first stop sequence.
     - ``temperature`` and ``max_tokens`` are accepted but cannot be sent (the API has no such
@@ -77,7 +85,28 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     - ``response_metadata`` holds ``id``, ``generation_id`` (what feedback refers to, see
       ``SalesforceFeedbackHandler``), ``model_name`` (the model API name called),
       ``served_model``, ``finish_reason``, ``content_quality`` and ``model_provider``.
-    - No tool calling and no structured output: the Models API documents neither.
+
+    Tools and structured output. The Models API has no tool or response-format fields, so they
+    are prompted (``sfmodels_core.tool_protocol``): the tools' JSON Schemas (or the reply's
+    schema) and a strict JSON reply format go in a system message, earlier tool calls and tool
+    results are written into the history as text, and the reply is read back into real
+    ``tool_calls`` (with ids) or a final answer.
+
+    - ``bind_tools(tools, tool_choice=...)``: ``"auto"`` (default), ``"any"``/``"required"``, a
+      tool name (or ``True`` with one tool) or ``"none"``.
+    - ``with_structured_output(schema, method=...)``: ``"json_schema"`` (default: the schema is
+      the reply format), ``"function_calling"`` (one forced tool built from the schema) or
+      ``"json_mode"`` (any JSON object; describe it in the prompt); ``include_raw=True``.
+    - Arguments and objects are validated against their schema. A reply that cannot be read or
+      does not validate is sent back once with the problems listed; if the second reply fails
+      too, the calls come back as ``invalid_tool_calls`` with the error (structured output
+      raises an ``OutputParserException``), never as a guessed call. The answer's
+      ``response_metadata`` then also holds ``generation_ids`` (every request made, in order),
+      ``repaired`` and, when problems remain, ``protocol_errors``; usage is summed over the
+      requests.
+    - A model may still answer in text where a call was allowed but not required: that is a
+      final answer. The protocol is only as good as the model's instruction following; the
+      larger models follow it best.
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
@@ -122,43 +151,89 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         return combine_llm_outputs(llm_outputs)
 
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None,
-                   **kwargs: Any) -> NoReturn:
-        """Not available: the Salesforce Models API has no tool calling."""
-        raise NotImplementedError(
-            "ChatSalesforce cannot bind tools: the Salesforce Models API has no tool calling "
-            "(and so no structured output through tools).")
-
     # -- calls: the sync and async paths differ only in the client method they await
-    def _request(self, messages: list[BaseMessage], stop: list[str] | None,
-                 kwargs: dict[str, Any]) -> tuple[str, list[dict[str, str]], dict[str, Any],
-                                                  list[str] | None]:
-        model, options, stop = prepare_call(self, stop, kwargs)
-        return model, to_salesforce_messages(messages), options, stop
+    def _call(self, messages: list[BaseMessage], stop: list[str] | None,
+              kwargs: dict[str, Any]) -> SalesforceCall:
+        model, options, stop = prepare_call(self, stop, kwargs, CHAT_CALL_OPTIONS)
+        protocol = call_protocol(kwargs)
+        if protocol is None:
+            return SalesforceCall(model, options, stop, list(to_salesforce_messages(messages)))
+        return SalesforceCall(model, options, stop, to_salesforce_history(messages), protocol)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None,
                   **kwargs: Any) -> ChatResult:
-        model, payload, options, stop = self._request(messages, stop, kwargs)
-        return salesforce_chat_result(self._salesforce.chat(model, payload, **options), model,
-                                      stop)
+        call = self._call(messages, stop, kwargs)
+        return call.result(call.run(self._salesforce.chat))
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None,
                          **kwargs: Any) -> ChatResult:
-        model, payload, options, stop = self._request(messages, stop, kwargs)
-        result = await self._salesforce.achat(model, payload, **options)
-        return salesforce_chat_result(result, model, stop)
+        call = self._call(messages, stop, kwargs)
+        return call.result(await call.arun(self._salesforce.achat))
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        model, payload, options, stop = self._request(messages, stop, kwargs)
-        yield salesforce_chunk(self._salesforce.chat(model, payload, **options), model, stop)
+        call = self._call(messages, stop, kwargs)
+        yield call.chunk(call.run(self._salesforce.chat))
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        model, payload, options, stop = self._request(messages, stop, kwargs)
-        result = await self._salesforce.achat(model, payload, **options)
-        yield salesforce_chunk(result, model, stop)
+        call = self._call(messages, stop, kwargs)
+        yield call.chunk(await call.arun(self._salesforce.achat))
+
+    # -- tools and structured output
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools, stated to the model through the prompted tool protocol.
+
+        ``tool_choice``: ``"auto"`` (default: call when useful), ``"any"``/``"required"`` (call
+        at least one), a tool name or ``True`` with one tool (call that one), ``"none"`` (answer
+        without calling). ``strict=True`` also refuses arguments the schemas do not list.
+        Unknown tool names and nameless tools are refused here, not at the first call.
+        """
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        from .chat_databricks import tool_choice_value
+
+        formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+        if tool_choice is not None:
+            names = [tool["function"]["name"] for tool in formatted]
+            kwargs["tool_choice"] = tool_choice_value(tool_choice, names)
+        call_protocol({"tools": formatted, "tool_choice": kwargs.get("tool_choice")})
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers shaped by ``schema`` (a Pydantic class, a TypedDict, a JSON Schema or an
+        OpenAI tool dict), validated, with one repair round.
+
+        ``method``: ``"json_schema"`` (default) asks for one JSON object valid for the schema;
+        ``"function_calling"`` forces a call of one tool built from the schema;
+        ``"json_mode"`` asks for any JSON object (say in the prompt what it should hold; a
+        Pydantic class is still validated when the answer is read). ``strict=True`` also
+        refuses properties the schema does not list. A reply still unusable after the repair
+        round raises ``OutputParserException``; ``include_raw=True`` returns
+        ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}`` instead of raising.
+        """
+        from ._structured import structured_output_runnable
+
+        if kwargs:
+            raise ValueError(f"Unexpected arguments: {', '.join(sorted(kwargs))}")
+        return structured_output_runnable(self, schema, method=method, include_raw=include_raw,
+                                          strict=strict)

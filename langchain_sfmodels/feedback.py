@@ -10,7 +10,9 @@ only the id of the run you started::
     chain.invoke({"question": q}, config={"callbacks": [handler], "run_id": run_id})
     handler.submit("GOOD", run_id=run_id, text="Exactly right")
 
-Memory is bounded: the oldest runs are forgotten first.
+Feedback about a run goes to every Salesforce generation the run made: one per model call, and
+two for a tool or structured-output answer whose first reply had to be repaired. Memory is
+bounded: the oldest runs are forgotten first.
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ MAX_DEPTH = 64
 
 
 def generation_ids(response: LLMResult) -> list[str]:
-    """The Salesforce generation ids in a model run's result (invoke, batch or stream)."""
+    """The Salesforce generation ids in a model run's result (invoke, batch or stream).
+
+    An answer read under the tool or JSON protocol may have taken two requests (the first reply
+    was sent back to be repaired): its ``generation_ids`` lists both, and both are kept, the
+    answering one (``generation_id``) first.
+    """
     ids: list[str] = []
     for generations in response.generations:
         for generation in generations:
@@ -45,9 +52,13 @@ def generation_ids(response: LLMResult) -> list[str]:
                 info: Mapping[str, Any] = generation.message.response_metadata
             else:
                 info = generation.generation_info or {}
+            if info.get("model_provider") != SALESFORCE:
+                continue
             gid = info.get("generation_id")
-            if info.get("model_provider") == SALESFORCE and isinstance(gid, str) and gid:
-                ids.append(gid)
+            others = info.get("generation_ids")
+            for item in [gid, *(others if isinstance(others, list) else [])]:
+                if isinstance(item, str) and item and item not in ids:
+                    ids.append(item)
     return ids
 
 

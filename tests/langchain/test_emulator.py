@@ -296,7 +296,7 @@ def test_bad_input_is_refused_before_anything_is_sent(emulator: Emulator) -> Non
     chat = ChatSalesforce(**salesforce(emulator))
     image = HumanMessage([{"type": "text", "text": "What is this?"},
                           {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}])
-    with pytest.raises(InvalidInputError, match="accepts system, human and AI messages"):
+    with pytest.raises(InvalidInputError, match="accepts system, human, AI and tool messages"):
         chat.invoke([image])
     with pytest.raises(InvalidInputError, match="model must not contain"):
         chat.invoke("hi", model="bad name")

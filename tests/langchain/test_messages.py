@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from langchain_core.messages import (
     AIMessage,
@@ -17,6 +19,7 @@ from langchain_sfmodels._messages import (
     databricks_chat_result,
     salesforce_chat_result,
     to_databricks_messages,
+    to_salesforce_history,
     to_salesforce_messages,
     usage_metadata,
 )
@@ -50,18 +53,61 @@ def test_salesforce_roles_and_text_blocks() -> None:
      "'image' content block"),
     (HumanMessage([{"type": "audio", "base64": "AA==", "mime_type": "audio/wav"}]),
      "'audio' content block"),
-    (ToolMessage("3", tool_call_id="c1"), "ToolMessage"),
+    (ToolMessage([{"type": "image", "base64": "AA==", "mime_type": "image/png"}],
+                 tool_call_id="c1"), "'image' content block"),
     (FunctionMessage("3", name="f"), "FunctionMessage"),
     (ChatMessage(role="tool", content="x"), "role 'tool'"),
-    (AIMessage("", tool_calls=[{"name": "f", "args": {}, "id": "c1", "type": "tool_call"}]),
-     "tool calls"),
 ])
 def test_salesforce_refuses_what_the_api_has_no_field_for(message: object, what: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         to_salesforce_messages([HumanMessage("hi"), message])  # type: ignore[list-item]
     text = str(info.value)
     assert "messages[1]" in text and what in text
-    assert "accepts system, human and AI messages" in text
+    assert "accepts system, human, AI and tool messages" in text
+
+
+TOOL_HISTORY = [
+    SystemMessage("Be brief."),
+    HumanMessage("Weather in Paris and Rome?"),
+    AIMessage([{"type": "text", "text": "Checking."},
+               {"type": "tool_use", "id": "c1", "name": "weather", "input": {"city": "Paris"}}],
+              tool_calls=[{"name": "weather", "args": {"city": "Paris"}, "id": "c1",
+                           "type": "tool_call"},
+                          {"name": "weather", "args": {"city": "Rome"}, "id": "c2",
+                           "type": "tool_call"}]),
+    ToolMessage("Sunny", tool_call_id="c1", name="weather"),
+    ToolMessage([{"type": "text", "text": "City not found"}], tool_call_id="c2",
+                status="error"),
+]
+
+
+def test_salesforce_history_keeps_tool_calls_and_results() -> None:
+    assert to_salesforce_history(TOOL_HISTORY) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [
+            {"id": "c1", "name": "weather", "arguments": {"city": "Paris"}},
+            {"id": "c2", "name": "weather", "arguments": {"city": "Rome"}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "weather", "content": "Sunny"},
+        {"role": "tool", "tool_call_id": "c2", "name": None,
+         "content": "Error: City not found"},
+    ]
+
+
+def test_a_tool_history_without_tools_bound_is_written_as_text() -> None:
+    """A tool loop continued on the plain model: the calls and results still reach it, in the
+    protocol's words, but no tool instructions are added."""
+    messages = to_salesforce_messages(TOOL_HISTORY)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[0]["content"] == "Be brief."
+    assert json.loads(messages[2]["content"]) == {"tool_calls": [
+        {"name": "weather", "arguments": {"city": "Paris"}},
+        {"name": "weather", "arguments": {"city": "Rome"}}]}
+    assert messages[3]["content"] == (
+        'Tool result from weather called with {"city": "Paris"}:\nSunny\n\n'
+        'Tool result from weather called with {"city": "Rome"}:\nError: City not found')
+    no_system = to_salesforce_messages(TOOL_HISTORY[1:])
+    assert no_system[0]["role"] == "user"  # no empty system message is made up
 
 
 def test_salesforce_result_metadata_and_stop() -> None:

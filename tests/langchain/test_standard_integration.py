@@ -28,15 +28,23 @@ class TestChatSalesforceIntegration(ChatModelIntegrationTests):
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": recording.SALESFORCE_CHAT_MODEL, **recording.salesforce_params()}
 
-    # The Models API documents no tool calling (so no tool-based structured output) and no
-    # JSON mode; its chat takes text only.
+    # Its chat takes text only. Tools and structured output go through the prompted protocol
+    # (the API has no fields for them); JSON mode is its schema-less form.
     @property
     def has_tool_calling(self) -> bool:
-        return False
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
 
     @property
     def has_structured_output(self) -> bool:
-        return False
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
 
     @property
     def model_override_value(self) -> str:

@@ -25,14 +25,23 @@ class TestChatSalesforceUnit(ChatModelUnitTests):
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": recording.SALESFORCE_CHAT_MODEL}
 
-    # The Models API documents no tool calling, so no structured output through tools either.
+    # Tools and structured output go through the prompted protocol (the API has no fields for
+    # them); JSON mode is its schema-less form.
     @property
     def has_tool_calling(self) -> bool:
-        return False
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
 
     @property
     def has_structured_output(self) -> bool:
-        return False
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
 
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:

@@ -184,12 +184,14 @@ def test_chat_salesforce_warns_once_about_settings_it_cannot_send(fresh_warnings
     assert all("temperature" not in body for body in service.bodies())
 
 
-def test_chat_salesforce_refuses_unknown_options_and_tools() -> None:
-    chat = ChatSalesforce(client=salesforce_client(FakeService(sf_chat())))
-    with pytest.raises(InvalidInputError, match=r"unexpected option.*tools"):
-        chat.invoke("hi", tools=[{"type": "function"}])
-    with pytest.raises(NotImplementedError, match="no tool calling"):
-        chat.bind_tools([])
+def test_chat_salesforce_refuses_unknown_options() -> None:
+    service = FakeService(sf_chat())
+    chat = ChatSalesforce(client=salesforce_client(service))
+    with pytest.raises(InvalidInputError, match=r"unexpected option.*functions"):
+        chat.invoke("hi", functions=[{"name": "f"}])
+    with pytest.raises(InvalidInputError, match="parallel_tool_calls"):
+        chat.bind_tools([], parallel_tool_calls=False).invoke("hi")
+    assert service.requests == []
 
 
 async def test_chat_salesforce_async_and_astream() -> None:
