@@ -247,7 +247,7 @@ class State:
         """A token response body shaped like Salesforce's client-credentials answer."""
         now = time.time()
         ttl = self.settings.token_ttl_s
-        expires = _numeric_date(now + ttl)
+        expires = _expiry(now, ttl)
         claims = {
             "iss": instance_url,
             "sub": "emulator-run-as-user",
@@ -275,7 +275,7 @@ class State:
     def mint_databricks(self, scope: str) -> dict[str, Any]:
         now = time.time()
         ttl = self.settings.token_ttl_s
-        expires = _numeric_date(now + ttl)
+        expires = _expiry(now, ttl)
         claims = {
             "client_id": self.credentials.databricks_client_id,
             "scope": scope,
@@ -284,13 +284,13 @@ class State:
             "jti": uuid.uuid4().hex,
         }
         token, _ = self._jwt(claims)
-        self.databricks_tokens[token] = expires
+        self.databricks_tokens[token] = now + ttl
         self.tokens_minted["databricks"] += 1
         return {
             "access_token": token,
             "token_type": "Bearer",
             "scope": scope,
-            "expires_in": _numeric_date(ttl),
+            "expires_in": int(ttl) if ttl == int(ttl) else ttl,
         }
 
     def salesforce_token_valid(self, token: str) -> bool:
@@ -337,8 +337,10 @@ class State:
         return None
 
 
-def _numeric_date(seconds: float) -> int | float:
-    """Whole seconds as real services send them; fractions kept for sub-second test lifetimes,
-    so a token expires exactly when its claim says (RFC 7519 allows non-integer dates)."""
-    rounded = round(seconds, 3)
-    return int(rounded) if rounded == int(rounded) else rounded
+def _expiry(now: float, ttl: float) -> int | float:
+    """When a token minted ``now`` expires, as its claim says and as the emulator enforces.
+
+    Whole seconds, as the real services send them; a lifetime with a fraction (short test
+    lifetimes) keeps it, so the token dies exactly when the claim says (RFC 7519 allows
+    non-integer dates)."""
+    return math.ceil(now) + int(ttl) if ttl == int(ttl) else round(now + ttl, 3)

@@ -112,10 +112,10 @@ def test_expired_token_is_survived_with_one_new_mint(emulator: Emulator) -> None
 
 
 def test_short_token_lifetime_refreshes_before_expiry(emulator: Emulator) -> None:
-    emulator.configure(token_ttl_s=2)
+    emulator.configure(token_ttl_s=1.5)
     with sf(emulator) as client:
         client.chat(CHAT, USER)
-        time.sleep(2.1)
+        time.sleep(1.5)
         client.chat(CHAT, USER)
     counters = emulator.counters()
     assert counters["tokens_minted"]["salesforce"] == 2
