@@ -15,7 +15,10 @@ from typing import Any
 
 from _common import LLAMA, emulator, peer, table
 
-WORDS = ["the", "orbital", "survey", "recorded", "a", "bright", "comet", "passing", "near", "the", "outer", "moons", "while", "astronomers", "tracked", "dust", "plumes"]
+WORDS = [
+    "the", "orbital", "survey", "recorded", "a", "bright", "comet", "passing", "near", "the",
+    "outer", "moons", "while", "astronomers", "tracked", "dust", "plumes",
+]
 
 
 def long_answer_prompt() -> str:
