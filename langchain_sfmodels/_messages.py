@@ -111,12 +111,13 @@ def _salesforce_text(content: str | list[str | dict[str, Any]], index: int, kind
 
 
 def _salesforce_role(message: BaseMessage) -> str | None:
+    """The API role of a message (chunks included: a streamed answer may join the history)."""
     if isinstance(message, ChatMessage):
         return _SALESFORCE_ROLES.get(message.role)
-    if isinstance(message, (SystemMessage, HumanMessage, AIMessage)):
-        return _SALESFORCE_ROLES[message.type]
-    if isinstance(message, ToolMessage):
-        return "tool"
+    for kind, role in ((SystemMessage, "system"), (HumanMessage, "user"), (AIMessage, "assistant"),
+                       (ToolMessage, "tool")):
+        if isinstance(message, kind):
+            return role
     return None
 
 
@@ -138,7 +139,7 @@ def to_salesforce_history(messages: Sequence[BaseMessage]) -> list[dict[str, Any
                 + f". {SALESFORCE_ACCEPTS}; function messages and other roles are not "
                 "supported.")
         if isinstance(message, AIMessage) and message.tool_calls:
-            text = _salesforce_text(_without_tool_blocks(message.content), i, message.type)
+            text = _salesforce_text(_without_tool_blocks(message.content), i, "ai")
             out.append({"role": "assistant", "content": text, "tool_calls": [
                 {"id": call.get("id"), "name": call["name"], "arguments": call["args"]}
                 for call in message.tool_calls]})
@@ -149,8 +150,8 @@ def to_salesforce_history(messages: Sequence[BaseMessage]) -> list[dict[str, Any
             out.append({"role": "tool", "tool_call_id": message.tool_call_id,
                         "name": message.name, "content": text})
         else:
-            out.append({"role": role,
-                        "content": _salesforce_text(message.content, i, message.type)})
+            kind = "ai" if role == "assistant" else message.type
+            out.append({"role": role, "content": _salesforce_text(message.content, i, kind)})
     return out
 
 
