@@ -1,9 +1,10 @@
 """``SalesforceEmbedding`` and ``DatabricksEmbedding``: LlamaIndex embedding models.
 
-LlamaIndex hands over at most ``embed_batch_size`` texts at a time; the core client is created
-with the same batch size (so one call is one request) and with ``num_workers`` as its
-concurrency for larger inputs. Async batches run concurrently under LlamaIndex's own
-``num_workers`` limit.
+LlamaIndex hands over ``embed_batch_size`` texts at a time (one embedding event). The core
+sends them in requests of ``request_batch_size`` texts (default: the provider's request size,
+or ``embed_batch_size`` if smaller), ``num_workers`` requests at once (default 4). The default
+``embed_batch_size`` is four requests' worth, so bulk indexing keeps four requests in flight
+even on the synchronous path, where LlamaIndex itself works one hand-off at a time.
 """
 
 from __future__ import annotations
@@ -13,18 +14,29 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import AliasChoices, Field, model_validator
 
-from sfmodels_core.databricks import DEFAULT_EMBED_BATCH_SIZE as DATABRICKS_BATCH_SIZE
-from sfmodels_core.salesforce import DEFAULT_EMBED_BATCH_SIZE as SALESFORCE_BATCH_SIZE
-from sfmodels_core.salesforce import DEFAULT_EMBEDDING_MODEL
+from sfmodels_core.defaults import (
+    DATABRICKS_EMBED_BATCH_SIZE,
+    EMBED_MAX_CONCURRENCY,
+    SALESFORCE_EMBED_BATCH_SIZE,
+    SALESFORCE_EMBEDDING_MODEL,
+)
 
 from ._settings import DatabricksConnection, SalesforceConnection
 
 
-def _batching(embedding: BaseEmbedding) -> dict[str, Any]:
-    options: dict[str, Any] = {"batch_size": embedding.embed_batch_size}
+def _batching(embedding: BaseEmbedding, request_batch_size: int | None,
+              provider_size: int) -> dict[str, Any]:
+    size = request_batch_size or min(embedding.embed_batch_size, provider_size)
+    options: dict[str, Any] = {"batch_size": size}
     if embedding.num_workers:
         options["max_concurrency"] = max(1, embedding.num_workers)
     return options
+
+
+def _request_batch_size() -> Any:
+    return Field(default=None, gt=0,
+                 description="Texts per HTTP request (default: the provider's request size, or "
+                             "embed_batch_size if smaller).")
 
 
 class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
@@ -34,11 +46,13 @@ class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
     """
 
     model_name: str = Field(
-        default=DEFAULT_EMBEDDING_MODEL, min_length=1,
+        default=SALESFORCE_EMBEDDING_MODEL, min_length=1,
         validation_alias=AliasChoices("model_name", "model"),
         description="API name of the embedding model.")
     embed_batch_size: int = Field(
-        default=SALESFORCE_BATCH_SIZE, gt=0, le=2048, description="Texts per request.")
+        default=SALESFORCE_EMBED_BATCH_SIZE * EMBED_MAX_CONCURRENCY, gt=0, le=2048,
+        description="Texts handed over per embedding call (split into concurrent requests).")
+    request_batch_size: int | None = _request_batch_size()
     localization: dict[str, Any] | None = Field(
         default=None, description="Models API localization, e.g. {'defaultLocale': 'en_US'}.")
     tags: dict[str, Any] | None = Field(
@@ -49,7 +63,7 @@ class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
         return "SalesforceEmbedding"
 
     def _client_options(self) -> dict[str, Any]:
-        return _batching(self)
+        return _batching(self, self.request_batch_size, SALESFORCE_EMBED_BATCH_SIZE)
 
     def _options(self) -> dict[str, Any]:
         return {"localization": self.localization, "tags": self.tags}
@@ -85,7 +99,9 @@ class DatabricksEmbedding(DatabricksConnection, BaseEmbedding):
         min_length=1, validation_alias=AliasChoices("endpoint", "model", "model_name"),
         description="Serving endpoint name, e.g. databricks-gte-large-en.")
     embed_batch_size: int = Field(
-        default=DATABRICKS_BATCH_SIZE, gt=0, le=2048, description="Texts per request.")
+        default=DATABRICKS_EMBED_BATCH_SIZE * EMBED_MAX_CONCURRENCY, gt=0, le=2048,
+        description="Texts handed over per embedding call (split into concurrent requests).")
+    request_batch_size: int | None = _request_batch_size()
     query_instruction: str | None = Field(
         default=None, description="Instruction sent with queries.")
     text_instruction: str | None = Field(
@@ -101,7 +117,7 @@ class DatabricksEmbedding(DatabricksConnection, BaseEmbedding):
         return "DatabricksEmbedding"
 
     def _client_options(self) -> dict[str, Any]:
-        return _batching(self)
+        return _batching(self, self.request_batch_size, DATABRICKS_EMBED_BATCH_SIZE)
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self.client.embed(self.endpoint, texts, instruction=self.text_instruction).vectors

@@ -283,3 +283,15 @@ def test_image_input(db_llm: DatabricksLLM) -> None:
         TextBlock(text="Describe this picture of the Golden Gate Bridge."),
         ImageBlock(url="https://example.com/bridge.png")])
     assert db_llm.chat([message]).message.content
+
+
+def test_bulk_embedding_keeps_four_requests_in_flight(emulator: Emulator) -> None:
+    emulator.configure(latency_ms=20)
+    embedding = DatabricksEmbedding(endpoint=EMBEDDING_ENDPOINT, **databricks_settings(emulator))
+    texts = [f"passage {i} about rivers" for i in range(1200)]
+    vectors = embedding.get_text_embedding_batch(texts)
+    assert len(vectors) == 1200 and vectors[7] == embedding.get_text_embedding(texts[7])
+    counters = emulator.counters()
+    assert counters["requests"]["databricks.invocations"] == 8 + 1  # 1200 / 150, then one
+    assert counters["max_in_flight"] == 4
+    embedding.close()
