@@ -6,19 +6,46 @@ import pytest
 
 from sfmodels_core.cli import main
 
+CREDENTIALS = ("SALESFORCE_DOMAIN", "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET",
+               "SALESFORCE_ACCESS_TOKEN", "SALESFORCE_API_BASE", "DATABRICKS_HOST",
+               "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
+               "DATABRICKS_CONFIG_PROFILE")
 
-def test_demo_runs_every_step_on_the_emulator(capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("SALESFORCE_DOMAIN", "SALESFORCE_ACCESS_TOKEN", "DATABRICKS_HOST",
-                "DATABRICKS_TOKEN"):
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in CREDENTIALS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", "/nonexistent")
+
+
+def test_demo_runs_every_section_on_the_emulator(capsys: pytest.CaptureFixture[str],
+                                                 no_credentials: None) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert out.count("on the built-in emulator") == 2
-    assert "within 30 days of delivery" in out
-    assert "Feedback received, Thank you!" in out
-    assert "emulator recorded 1 matching entry" in out
-    assert "get_order_status" in out and "1042" in out
-    assert "(reported once)" in out
-    assert "FAILED" not in out and "All steps worked." in out
+    assert out.count("the built-in emulator at http://127.0.0.1:") == 2
+    assert out.count("== ") == 4
+    assert out.count("within 30 days of delivery for a full refund") == 4
+    assert out.count("sources     returns.md") == 4
+    assert out.count("emulator recorded it: GOOD on") == 2
+    assert "get_order_status({'order_number': 1042})" in out
+    assert "arrives tomorrow" in out
+    assert "(reported once for the stream)" in out
+    assert out.count("usage       ") == 4 and "not reported" not in out
+    assert "FAILED" not in out and "All sections worked." in out
+
+
+def test_demo_uses_the_emulator_when_asked_even_with_credentials(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", "a-real-looking-token")
+    monkeypatch.setenv("DATABRICKS_HOST", "https://adb-1.2.azuredatabricks.net")
+    monkeypatch.setenv("DATABRICKS_TOKEN", "real-token")
+    assert main(["demo", "--emulator"]) == 0
+    assert capsys.readouterr().out.count("the built-in emulator") == 2
+
+
+def test_demo_exit_code_says_when_a_step_failed(capsys: pytest.CaptureFixture[str],
+                                                no_credentials: None) -> None:
+    assert main(["demo", "--salesforce-model", "sfdc_ai__NoSuchModel"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "2 of 4 sections failed" in out
