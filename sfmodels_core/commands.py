@@ -127,6 +127,8 @@ def embed(args: argparse.Namespace) -> int:
     written = 0
     try:
         with client, out.open("a", encoding="utf-8") as handle:
+            if out.stat().st_size and not _ends_with_newline(out):
+                handle.write("\n")  # close a line an interrupted run left half-written
             for start in range(0, len(pending), step):
                 part = pending[start:start + step]
                 texts = [text for _, text in part]
@@ -144,6 +146,12 @@ def embed(args: argparse.Namespace) -> int:
     _err(f"embedded {written} texts in {elapsed:.2f}s{rate}; skipped {skipped} already in "
          f"{out}")
     return 0
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"
 
 
 def _write(handle: TextIO, part: list[tuple[str, str]], vectors: list[list[float]]) -> None:

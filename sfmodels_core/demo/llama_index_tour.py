@@ -10,9 +10,9 @@ from . import QUESTION, Report, Setup, corpus
 def _query(embed_model: Any, llm: Any, report: Report) -> Any:
     """Index the corpus, ask the question, print sources, answer and the LLM call's usage."""
     from llama_index.core import Document, VectorStoreIndex
-    from llama_index_instrumentation import get_dispatcher
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
     from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
+    from llama_index_instrumentation import get_dispatcher
 
     calls: list[Any] = []
 
