@@ -16,13 +16,13 @@ import pydantic_core
 from pydantic import BaseModel, Field
 
 from . import batching, defaults
-from .auth import BearerAuth
+from .client import BaseClient
 from .config import Secret, resolve_databricks
 from .errors import InvalidInputError, SFModelsError
 from .sse import aiter_events, iter_events
-from .transport import Transport, loads
+from .transport import loads
 from .types import EmbeddingResult, ParsedBatch, Usage, combine_embedding_batches
-from .validation import require_messages, require_name, require_texts
+from .validation import require_messages, require_name
 
 PROVIDER = "Databricks"
 ROLES = ("system", "user", "assistant", "tool")
@@ -371,7 +371,7 @@ def merge_chunks(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
 
 
 # -- the client -----------------------------------------------------------------------------------
-class DatabricksClient:
+class DatabricksClient(BaseClient):
     """Client for Databricks model serving endpoints: chat, completions and embeddings.
 
     Settings come from the arguments, then ``DATABRICKS_HOST``, ``DATABRICKS_TOKEN``,
@@ -399,43 +399,19 @@ class DatabricksClient:
         async_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        if batch_size < 1 or max_concurrency < 1:
-            raise InvalidInputError("batch_size and max_concurrency must be at least 1")
         settings = resolve_databricks(host=host, api_key=api_key if api_key is not None else token,
                                       client_id=client_id, client_secret=client_secret,
                                       profile=profile, config_file=config_file, env=env)
         self.host = settings.host
-        self.batch_size = batch_size
-        self.max_concurrency = max_concurrency
-        self.auth = BearerAuth(settings.token_source)
-        self._transport = Transport(
-            provider=PROVIDER, parse_error=parse_error, headers=HEADERS, auth=self.auth,
-            timeout=timeout, max_retries=max_retries, requests_per_minute=requests_per_minute,
+        super().__init__(
+            settings.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
+            timeout=timeout, max_retries=max_retries, batch_size=batch_size,
+            max_concurrency=max_concurrency, requests_per_minute=requests_per_minute,
             max_connections=max_connections, transport=transport,
             async_transport=async_transport)
-        self.auth.send = self._transport.send_token_request
-        self.auth.asend = self._transport.asend_token_request
 
     def __repr__(self) -> str:
         return f"DatabricksClient(host={self.host!r}, auth={self.auth.source!r})"
-
-    def close(self) -> None:
-        self._transport.close()
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-    def __enter__(self) -> DatabricksClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> DatabricksClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         return loads(self._transport.request("POST", self.host + path, body).content)
@@ -510,14 +486,10 @@ class DatabricksClient:
             yield last
 
     # -- embeddings: any number of texts, batched, in input order
-    def _embed_plan(self, endpoint: str, texts: Any) -> tuple[str, list[Sequence[str]]]:
-        return (require_name(endpoint, "endpoint"),
-                batching.split(require_texts(texts), self.batch_size))
-
     def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
               **params: Any) -> EmbeddingResult:
         """One vector per text, in order; other keywords go into each request body as they are."""
-        name, batches = self._embed_plan(endpoint, texts)
+        name, batches = self._embed_plan(endpoint, "endpoint", texts)
 
         def one(batch: Sequence[str]) -> ParsedBatch:
             body = self._post(*embedding_request(name, batch, instruction, params))
@@ -527,7 +499,7 @@ class DatabricksClient:
 
     async def aembed(self, endpoint: str, texts: Sequence[str], *,
                      instruction: str | None = None, **params: Any) -> EmbeddingResult:
-        name, batches = self._embed_plan(endpoint, texts)
+        name, batches = self._embed_plan(endpoint, "endpoint", texts)
 
         async def one(batch: Sequence[str]) -> ParsedBatch:
             body = await self._apost(*embedding_request(name, batch, instruction, params))

@@ -14,12 +14,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import batching, defaults
-from .auth import BearerAuth
+from .client import BaseClient
 from .config import DEFAULT_SALESFORCE_API_BASE, Secret, resolve_salesforce
 from .errors import InvalidInputError
-from .transport import Transport, loads
+from .transport import loads
 from .types import EmbeddingResult, ParsedBatch, Usage, combine_embedding_batches
-from .validation import require_messages, require_name, require_texts
+from .validation import require_messages, require_name
 
 PROVIDER = "Salesforce"
 ROLES = ("system", "user", "assistant")
@@ -223,7 +223,7 @@ def parse_error(status: int, body: Any) -> tuple[str | None, str | None, str | N
 
 
 # -- the client -----------------------------------------------------------------------------------
-class SalesforceClient:
+class SalesforceClient(BaseClient):
     """Client for the Salesforce Models API: chat, generations, embeddings and feedback.
 
     Settings come from the arguments, then the environment (``SALESFORCE_DOMAIN``,
@@ -251,45 +251,20 @@ class SalesforceClient:
         async_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        if batch_size < 1 or max_concurrency < 1:
-            raise InvalidInputError("batch_size and max_concurrency must be at least 1")
         settings = resolve_salesforce(domain=domain, client_id=client_id,
                                       client_secret=client_secret,
                                       api_key=api_key if api_key is not None else access_token,
                                       api_base=api_base, env=env)
         self._api_base = settings.api_base
-        self.batch_size = batch_size
-        self.max_concurrency = max_concurrency
-        self.auth = BearerAuth(settings.token_source)
-        self._transport = Transport(
-            provider=PROVIDER, parse_error=parse_error, headers=HEADERS, auth=self.auth,
-            timeout=timeout, max_retries=max_retries, requests_per_minute=requests_per_minute,
+        super().__init__(
+            settings.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
+            timeout=timeout, max_retries=max_retries, batch_size=batch_size,
+            max_concurrency=max_concurrency, requests_per_minute=requests_per_minute,
             max_connections=max_connections, transport=transport,
             async_transport=async_transport)
-        self.auth.send = self._transport.send_token_request
-        self.auth.asend = self._transport.asend_token_request
 
     def __repr__(self) -> str:
         return f"SalesforceClient(api_base={self._api_base!r}, auth={self.auth.source!r})"
-
-    # -- lifecycle
-    def close(self) -> None:
-        self._transport.close()
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-    def __enter__(self) -> SalesforceClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> SalesforceClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- where to send: the user's base, else the token's api_instance_url, else the default
     def _base_from(self, token_extra: Mapping[str, Any] | None) -> str:
@@ -342,13 +317,10 @@ class SalesforceClient:
             await self._apost(*generation_request(model, prompt, localization, tags)))
 
     # -- embeddings: any number of texts, batched, in input order
-    def _embed_plan(self, model: str, texts: Any) -> tuple[str, list[Sequence[str]]]:
-        return require_name(model, "model"), batching.split(require_texts(texts), self.batch_size)
-
     def embed(self, model: str, texts: Sequence[str], *,
               localization: Mapping[str, Any] | None = None,
               tags: Mapping[str, Any] | None = None) -> EmbeddingResult:
-        name, batches = self._embed_plan(model, texts)
+        name, batches = self._embed_plan(model, "model", texts)
 
         def one(batch: Sequence[str]) -> ParsedBatch:
             return parse_embeddings(self._post(*embedding_request(name, batch, localization, tags)))
@@ -358,7 +330,7 @@ class SalesforceClient:
     async def aembed(self, model: str, texts: Sequence[str], *,
                      localization: Mapping[str, Any] | None = None,
                      tags: Mapping[str, Any] | None = None) -> EmbeddingResult:
-        name, batches = self._embed_plan(model, texts)
+        name, batches = self._embed_plan(model, "model", texts)
 
         async def one(batch: Sequence[str]) -> ParsedBatch:
             body = await self._apost(*embedding_request(name, batch, localization, tags))

@@ -371,6 +371,7 @@ class Transport:
         while True:
             _sleep(self._pace())
             response = None
+            failure: httpx.Response | Exception
             try:
                 response = self.client.send(request, auth=self.auth, stream=True)
                 if response.is_success:
@@ -378,13 +379,15 @@ class Transport:
                     first = next(chunks, b"")
                     break
                 response.read()
+                failure = response
             except httpx.TransportError as exc:
-                if response is not None:
-                    response.close()
-                delay = state.delay_after_exception(exc)
-            else:
-                response.close()
-                delay = state.delay_after_response(response)
+                failure = exc
+            except BaseException:
+                _close(response)
+                raise
+            _close(response)
+            delay = (state.delay_after_exception(failure) if isinstance(failure, Exception)
+                     else state.delay_after_response(failure))
             _sleep(delay)
         try:
             yield first
@@ -475,6 +478,11 @@ class AsyncPool:
     async def aclose(self) -> None:
         for client in [*self.clients, self.token_client]:
             await client.aclose()
+
+
+def _close(response: httpx.Response | None) -> None:
+    if response is not None:
+        response.close()
 
 
 async def _free(pool: AsyncPool, slot: int, response: httpx.Response | None) -> None:

@@ -1,0 +1,64 @@
+"""What both provider clients share: auth and transport wiring, lifecycle, bulk planning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from . import batching
+from .auth import BearerAuth, TokenSource
+from .errors import InvalidInputError
+from .transport import ErrorParser, Transport
+from .validation import require_name, require_texts
+
+C = TypeVar("C", bound="BaseClient")
+
+
+class BaseClient:
+    """One token cache and one transport (pooled sync and async HTTP clients) per instance.
+
+    Share an instance, and close it (or use it as a context manager) when done.
+    """
+
+    def __init__(self, token_source: TokenSource, *, provider: str, headers: dict[str, str],
+                 parse_error: ErrorParser, timeout: float | None, max_retries: int,
+                 batch_size: int, max_concurrency: int, requests_per_minute: float | None,
+                 max_connections: int, transport: httpx.BaseTransport | None,
+                 async_transport: httpx.AsyncBaseTransport | None) -> None:
+        if batch_size < 1 or max_concurrency < 1:
+            raise InvalidInputError("batch_size and max_concurrency must be at least 1")
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        self.auth = BearerAuth(token_source)
+        self._transport = Transport(
+            provider=provider, parse_error=parse_error, headers=headers, auth=self.auth,
+            timeout=timeout, max_retries=max_retries, requests_per_minute=requests_per_minute,
+            max_connections=max_connections, transport=transport,
+            async_transport=async_transport)
+        # Tokens are minted through the same transport, retries included, without the auth.
+        self.auth.send = self._transport.send_token_request
+        self.auth.asend = self._transport.asend_token_request
+
+    def close(self) -> None:
+        self._transport.close()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    def __enter__(self: C) -> C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self: C) -> C:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _embed_plan(self, name: Any, what: str, texts: Any) -> tuple[str, list[Sequence[str]]]:
+        """The checked model/endpoint name and the batches to send (none for no texts)."""
+        return require_name(name, what), batching.split(require_texts(texts), self.batch_size)
