@@ -132,10 +132,7 @@ def to_salesforce_messages(messages: Sequence[ChatMessage]) -> list[dict[str, st
     neutral = to_neutral_messages(messages)
     if not has_tool_turns(neutral):
         return [{"role": m["role"], "content": m["content"]} for m in neutral]
-    rendered = render_history(neutral, "")
-    if not any(m["role"] == "system" for m in neutral):
-        rendered = rendered[1:]  # the empty system message the instructions would have filled
-    return rendered
+    return render_history(neutral, "")
 
 
 def usage_kwargs(usage: Usage | None) -> dict[str, int]:

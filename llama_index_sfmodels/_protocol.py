@@ -9,7 +9,6 @@ or a validated pydantic object.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,9 +42,6 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=BaseModel)
 logger = logging.getLogger(__name__)
-
-#: Added to the tool instructions when the caller takes one tool call per turn.
-ONE_CALL = "Call at most one tool in each reply: put a single call in the tool_calls list."
 
 
 class ModelReplyError(SFModelsError, ValueError):
@@ -83,11 +79,8 @@ def tool_protocol(tools: Sequence[Any], tool_choice: Any = None,
                   parallel: bool = True) -> Protocol[ToolReply]:
     """The core's tool protocol for LlamaIndex tools or function dicts (refused before sending:
     nameless tools, or a ``tool_choice`` naming no tool)."""
-    protocol = tools_protocol([_tool_dict(t, i) for i, t in enumerate(tools)],
-                              "auto" if tool_choice is None else tool_choice)
-    if parallel:
-        return protocol
-    return dataclasses.replace(protocol, instructions=f"{protocol.instructions}\n{ONE_CALL}")
+    return tools_protocol([_tool_dict(t, i) for i, t in enumerate(tools)],
+                          "auto" if tool_choice is None else tool_choice, parallel=parallel)
 
 
 def structured_protocol(output_cls: type[BaseModel]) -> Protocol[JSONReply]:

@@ -123,8 +123,7 @@ class _ChatCall:
     def response(self, outcome: Outcome[Any], stream: bool) -> ChatResponse:
         if self.protocol is None or self.respond is None:
             return salesforce_chat_response(outcome.results[0], self.stop, stream=stream)
-        problems = self.protocol.errors(outcome.reply)
-        return self.respond(outcome, problems, self.stop, stream=stream)
+        return self.respond(outcome, outcome.errors, self.stop, stream=stream)
 
 
 class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):

@@ -107,7 +107,7 @@ def normalize_tool_choice(choice: Any, tools: Sequence[ToolSpec]) -> str:
         f"{[t.name for t in tools]}, got {choice!r}")
 
 
-def tool_instructions(tools: Sequence[ToolSpec], choice: str) -> str:
+def tool_instructions(tools: Sequence[ToolSpec], choice: str, parallel: bool = True) -> str:
     listing = json.dumps([t.as_dict() for t in tools], indent=1)
     rule = {
         "auto": "Call tools when they help you answer; otherwise answer directly.",
@@ -118,9 +118,10 @@ def tool_instructions(tools: Sequence[ToolSpec], choice: str) -> str:
         f"{TOOLS_HEADER}\n"
         f"You can use these tools, described as JSON Schema:\n{listing}\n\n"
         f"{rule}\n"
-        "Reply with exactly one JSON object and nothing else.\n"
-        'To call tools: {"tool_calls": [{"name": "<tool name>", "arguments": {<arguments valid '
-        'for its parameters schema>}}]} (several calls may go in the list).\n'
+        + ("" if parallel else "Call at most one tool per reply.\n")
+        + "Reply with exactly one JSON object and nothing else.\n"
+        + 'To call tools: {"tool_calls": [{"name": "<tool name>", "arguments": {<arguments '
+        'valid for its parameters schema>}}]} (several calls may go in the list).\n'
         'To answer: {"final_answer": "<your answer to the user>"}.\n'
         f'Results of tool calls come back in messages starting with "{RESULT_PREFIX}".')
 
@@ -132,7 +133,8 @@ def render_history(messages: Sequence[Mapping[str, Any]],
 
     ``messages`` use the neutral shape: ``{"role", "content"}``, assistant messages may carry
     ``tool_calls: [{"id", "name", "arguments": dict}]`` and tool messages ``tool_call_id`` and
-    ``content``. The instructions join the first system message (or become one).
+    ``content``. The instructions join the first system message (or become one); empty
+    instructions render the history alone.
     """
     calls: dict[str, tuple[str, Any]] = {}
     out: list[dict[str, str]] = []
@@ -140,7 +142,7 @@ def render_history(messages: Sequence[Mapping[str, Any]],
     for message in messages:
         role = message.get("role")
         content = message.get("content") or ""
-        if role == "system" and not system_done:
+        if role == "system" and not system_done and instructions:
             out.append({"role": "system", "content": f"{content}\n\n{instructions}".strip()})
             system_done = True
         elif role == "assistant" and message.get("tool_calls"):
@@ -160,7 +162,7 @@ def render_history(messages: Sequence[Mapping[str, Any]],
                 out.append({"role": "user", "content": text})
         else:
             out.append({"role": str(role), "content": str(content)})
-    if not system_done:
+    if not system_done and instructions:
         out.insert(0, {"role": "system", "content": instructions})
     return out
 
@@ -344,13 +346,14 @@ class Protocol(Generic[T]):
     errors: Callable[[T], list[str]]
 
 
-def tools_protocol(tools: Sequence[Mapping[str, Any] | ToolSpec], tool_choice: Any = "auto"
-                   ) -> Protocol[ToolReply]:
+def tools_protocol(tools: Sequence[Mapping[str, Any] | ToolSpec], tool_choice: Any = "auto",
+                   *, parallel: bool = True) -> Protocol[ToolReply]:
+    """The tool protocol for these tools; ``parallel=False`` asks for one call per reply."""
     specs = [t if isinstance(t, ToolSpec) else ToolSpec.from_dict(t) for t in tools]
     if not specs:
         raise InvalidInputError("at least one tool is needed")
     choice = normalize_tool_choice(tool_choice, specs)
-    return Protocol(tool_instructions(specs, choice),
+    return Protocol(tool_instructions(specs, choice, parallel),
                     lambda text: parse_tool_reply(text, specs, choice), lambda r: r.errors)
 
 
@@ -375,9 +378,11 @@ class Outcome(Generic[T]):
     text: str
     results: list[Any]
     repaired: bool
+    #: What is still wrong with ``reply`` (empty when it can be used).
+    errors: list[str] = field(default_factory=list)
 
 
-Conversation = Generator[list[dict[str, str]], str, tuple[T, str, bool]]
+Conversation = Generator[list[dict[str, str]], str, tuple[T, str, bool, list[str]]]
 
 
 def _conversation(messages: Sequence[Mapping[str, Any]], protocol: Protocol[T]
@@ -387,9 +392,10 @@ def _conversation(messages: Sequence[Mapping[str, Any]], protocol: Protocol[T]
     reply = protocol.parse(text)
     problems = protocol.errors(reply)
     if not problems:
-        return reply, text, False
+        return reply, text, False, []
     second = yield prepared + repair_messages(text, problems)
-    return protocol.parse(second), second, True
+    reply = protocol.parse(second)
+    return reply, second, True, protocol.errors(reply)
 
 
 def run(send: Callable[[list[dict[str, str]]], Any], messages: Sequence[Mapping[str, Any]],
@@ -403,8 +409,8 @@ def run(send: Callable[[list[dict[str, str]]], Any], messages: Sequence[Mapping[
         try:
             outgoing = conversation.send(text_of(results[-1]))
         except StopIteration as done:
-            reply, text, repaired = done.value
-            return Outcome(reply, text, results, repaired)
+            reply, text, repaired, errors = done.value
+            return Outcome(reply, text, results, repaired, errors)
 
 
 async def arun(send: Callable[[list[dict[str, str]]], Awaitable[Any]],
@@ -418,5 +424,5 @@ async def arun(send: Callable[[list[dict[str, str]]], Awaitable[Any]],
         try:
             outgoing = conversation.send(text_of(results[-1]))
         except StopIteration as done:
-            reply, text, repaired = done.value
-            return Outcome(reply, text, results, repaired)
+            reply, text, repaired, errors = done.value
+            return Outcome(reply, text, results, repaired, errors)

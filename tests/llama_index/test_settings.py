@@ -28,7 +28,6 @@ from llama_index_sfmodels import (
     SalesforceFeedbackHandler,
     SalesforceLLM,
 )
-from llama_index_sfmodels._protocol import ONE_CALL
 from llama_index_sfmodels._settings import SalesforceConnection
 from sfmodels_core import adapters
 from sfmodels_core.databricks import DatabricksClient
@@ -315,9 +314,10 @@ def test_salesforce_tool_request_states_the_protocol() -> None:
     assert system["role"] == "system" and system["content"].startswith(TOOLS_HEADER)
     assert '"name": "add"' in system["content"] and "when they help" in system["content"]
     assert user == {"role": "user", "content": "add 1 and 2"}
-    assert ONE_CALL in system["content"]  # chat_with_tools takes one call unless told otherwise
+    # chat_with_tools takes one call unless told otherwise
+    assert "Call at most one tool per reply." in system["content"]
     assert "must call at least one tool" in required["messages"][0]["content"]
-    assert ONE_CALL not in required["messages"][0]["content"]
+    assert "Call at most one tool" not in required["messages"][0]["content"]
     assert "must call the tool 'add'" in named["messages"][0]["content"]
     assert none["messages"][0]["content"].startswith("Be brief.\n\n" + TOOLS_HEADER)
     assert "Do not call any tool" in none["messages"][0]["content"]

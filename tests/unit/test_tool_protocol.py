@@ -271,3 +271,23 @@ def test_schema_validator_basics() -> None:
     assert validate({"x": 1}, {"type": "object", "additionalProperties": False}) == [
         "$: unexpected property 'x'"]
     assert validate(3, {"type": ["integer", "null"], "maximum": 2}) == ["$: 3 breaks maximum 2"]
+
+
+def test_one_call_per_reply_and_history_alone() -> None:
+    single = tools_protocol(TOOLS, parallel=False).instructions
+    assert "Call at most one tool per reply." in single
+    assert "at most one" not in tools_protocol(TOOLS).instructions
+    history = [{"role": "user", "content": "2+3?"},
+               {"role": "assistant", "content": "", "tool_calls": [
+                   {"id": "c1", "name": "add", "arguments": {"a": 2, "b": 3}}]},
+               {"role": "tool", "tool_call_id": "c1", "content": "5"}]
+    assert [m["role"] for m in render_history(history, "")] == ["user", "assistant", "user"]
+
+
+def test_outcome_says_what_is_still_wrong() -> None:
+    bad = '{"tool_calls": [{"name": "add", "arguments": {"a": "two"}}]}'
+    _, send = scripted(bad, bad)
+    outcome = run(send, [{"role": "user", "content": "2+3?"}], tools_protocol(TOOLS))
+    assert outcome.repaired and outcome.errors and "expected integer" in outcome.errors[0]
+    _, send = scripted('{"final_answer": "5"}')
+    assert run(send, [{"role": "user", "content": "?"}], tools_protocol(TOOLS)).errors == []
