@@ -121,6 +121,17 @@ def to_neutral_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]
     return out
 
 
+def conversation(user_msg: str | ChatMessage | None,
+                 chat_history: Sequence[ChatMessage] | None) -> list[ChatMessage]:
+    """The history followed by the new user message, as ``_prepare_chat_with_tools`` gets them."""
+    messages = list(chat_history or [])
+    if isinstance(user_msg, str):
+        messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+    elif user_msg is not None:
+        messages.append(user_msg)
+    return messages
+
+
 def has_tool_turns(messages: Sequence[Mapping[str, Any]]) -> bool:
     """Whether neutral messages hold tool calls or tool results."""
     return any(m["role"] == "tool" or m.get("tool_calls") for m in messages)

@@ -25,7 +25,6 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
-    MessageRole,
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -34,6 +33,7 @@ from pydantic import AliasChoices, Field
 
 from ._messages import (
     ChatStream,
+    conversation,
     databricks_chat_response,
     first_tool_call_only,
     resolve_tool_choice,
@@ -177,12 +177,7 @@ class DatabricksLLM(DatabricksConnection, FunctionCallingLLM):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        messages = list(chat_history or [])
-        if isinstance(user_msg, str):
-            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
-        elif user_msg is not None:
-            messages.append(user_msg)
-        prepared: dict[str, Any] = {"messages": messages, **kwargs}
+        prepared: dict[str, Any] = {"messages": conversation(user_msg, chat_history), **kwargs}
         if tools:
             prepared["tools"] = tool_specs(tools)
             prepared["tool_choice"] = resolve_tool_choice(tool_choice, tool_required)

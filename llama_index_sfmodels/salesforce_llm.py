@@ -32,7 +32,6 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
-    MessageRole,
 )
 from llama_index.core.instrumentation.events.llm import (
     LLMStructuredPredictEndEvent,
@@ -55,6 +54,7 @@ from sfmodels_core.salesforce import DEFAULT_CHAT_MODEL
 from sfmodels_core.tool_protocol import Outcome, Protocol, arun, run
 
 from ._messages import (
+    conversation,
     first_tool_call_only,
     salesforce_chat_response,
     salesforce_completion_response,
@@ -320,12 +320,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        messages = list(chat_history or [])
-        if isinstance(user_msg, str):
-            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
-        elif user_msg is not None:
-            messages.append(user_msg)
-        prepared: dict[str, Any] = {"messages": messages, **kwargs}
+        prepared: dict[str, Any] = {"messages": conversation(user_msg, chat_history), **kwargs}
         if tools:
             prepared["tools"] = list(tools)
             prepared["tool_choice"] = resolve_protocol_tool_choice(tool_choice, tool_required)
