@@ -47,6 +47,12 @@ class TestChatSalesforceIntegration(ChatModelIntegrationTests):
         return True
 
     @property
+    def supports_anthropic_inputs(self) -> bool:
+        # Anthropic-style tools, tool_use and thinking blocks are converted (images are not
+        # part of this test unless image inputs are supported, and they are not).
+        return True
+
+    @property
     def model_override_value(self) -> str:
         return recording.SALESFORCE_OTHER_CHAT_MODEL
 
