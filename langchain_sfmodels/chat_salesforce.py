@@ -71,9 +71,9 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     ```
 
     What the Models API accepts, and so what this class accepts: system, human and AI messages
-    with text content (text content blocks are joined with newlines), and under tools, AI
-    messages with tool calls and tool messages (written out as text, see below). Images, audio
-    and files raise an ``InvalidInputError`` before anything is sent.
+    with text content (text content blocks are joined with newlines); AI messages with tool
+    calls and tool messages are written out as text (see below). Images, audio, files and
+    function messages raise an ``InvalidInputError`` before anything is sent.
 
     - ``stop`` is enforced on the client: the answer is cut at the first stop sequence.
     - ``temperature`` and ``max_tokens`` are accepted but cannot be sent (the API has no such
@@ -107,6 +107,9 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     - A model may still answer in text where a call was allowed but not required: that is a
       final answer. The protocol is only as good as the model's instruction following; the
       larger models follow it best.
+    - Refused before sending: ``tools`` together with ``response_format`` in one call,
+      ``tool_choice`` without tools, a ``tool_choice`` naming no bound tool, and options the
+      protocol cannot honour (``parallel_tool_calls``, for instance).
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
