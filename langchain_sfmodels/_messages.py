@@ -176,8 +176,7 @@ def to_salesforce_messages(messages: Sequence[BaseMessage]) -> list[dict[str, st
         return [{"role": m["role"], "content": m["content"]} for m in history]
     from sfmodels_core.tool_protocol import render_history
 
-    rendered = render_history(history, "")
-    return [m for m in rendered if m["role"] != "system" or m["content"]]
+    return render_history(history, "")
 
 
 def _content_quality(generation: SalesforceGeneration) -> dict[str, Any] | None:

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from sfmodels_core.types import Usage
 
 #: Call options that select the protocol (set by ``bind_tools`` / ``with_structured_output``).
-PROTOCOL_OPTIONS = ("tools", "tool_choice", "response_format")
+PROTOCOL_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+#: Named when a reply calls several tools but ``parallel_tool_calls=False`` asked for one.
+ONE_CALL_ERROR = "call at most one tool per reply: put a single call in the tool_calls list"
 
 ChatFn = Callable[..., "SalesforceChatResult"]
 AsyncChatFn = Callable[..., Awaitable["SalesforceChatResult"]]
@@ -82,14 +84,29 @@ def call_protocol(options: Mapping[str, Any]) -> Protocol[Any] | None:
                        "either tool calls or one JSON object (use with_structured_output("
                        "method='function_calling') to get an object through a tool)")
     if tools:
-        return tools_protocol([convert_to_openai_tool(t) for t in tools],
-                              "auto" if choice is None else choice)
+        parallel = options.get("parallel_tool_calls")
+        protocol = tools_protocol([convert_to_openai_tool(t) for t in tools],
+                                  "auto" if choice is None else choice,
+                                  parallel=parallel is not False)
+        return protocol if parallel is not False else _one_call(protocol)
     if choice is not None:
         raise _invalid(f"tool_choice={choice!r} was given without tools; bind tools with "
                        "bind_tools(tools, tool_choice=...)")
     if response_format is not None:
         return json_protocol(response_format_schema(response_format))
     return None
+
+
+def _one_call(protocol: Protocol[ToolReply]) -> Protocol[ToolReply]:
+    """The protocol with several calls in one reply counted as a problem (so repaired once, and
+    then never passed on as valid calls)."""
+    from sfmodels_core.tool_protocol import Protocol
+
+    def errors(reply: ToolReply) -> list[str]:
+        extra = [ONE_CALL_ERROR] if len(reply.tool_calls) > 1 else []
+        return [*protocol.errors(reply), *extra]
+
+    return Protocol(protocol.instructions, protocol.parse, errors)
 
 
 # -- one call: what to send, and how its outcome becomes a LangChain result -----------------------
@@ -191,15 +208,15 @@ class _Reply:
         finish_reason = generation.finish_reason if generation else None
         calls: list[ToolCall] = []
         invalid: list[InvalidToolCall] = []
+        problems = list(outcome.errors)
         if isinstance(outcome.reply, ToolReply):
-            calls, invalid = tool_calls_of(outcome.reply)
+            calls, invalid = tool_calls_of(outcome.reply, problems)
             content, stopped = ("", False) if calls else apply_stop(outcome.reply.text, stop)
             finish_reason = "tool_calls" if calls else ("stop" if stopped else finish_reason)
         else:  # a JSON reply: the object read, or the reply's text when none could be used
-            usable = not outcome.reply.errors and isinstance(outcome.reply.value, dict)
+            usable = not problems and isinstance(outcome.reply.value, dict)
             content = (json.dumps(outcome.reply.value, ensure_ascii=False) if usable
                        else outcome.text)
-        problems = list(outcome.reply.errors)
         metadata = salesforce_metadata(last, model, generation)
         metadata["finish_reason"] = finish_reason
         # Every request made, in order: two when the first reply was sent back to be repaired.
@@ -240,22 +257,24 @@ def _unusable_args(raw: str | None) -> str:
     return json.dumps(raw, ensure_ascii=False) if isinstance(parsed, dict) else raw
 
 
-def tool_calls_of(reply: ToolReply) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+def tool_calls_of(reply: ToolReply, problems: Sequence[str]
+                  ) -> tuple[list[ToolCall], list[InvalidToolCall]]:
     """LangChain tool calls from a tool-protocol reply, strict about what counts as valid.
 
-    Calls whose arguments broke the schema are invalid calls with the problem as their error. A
-    problem with the reply as a whole, still there after the repair round (a tool call was
-    required and none came, a named tool was not called, a call came when none was allowed),
-    makes every call of the reply invalid, or, with no call, is one invalid call of its own:
-    never a valid call that the caller did not allow, nor silence.
+    ``problems`` are what is still wrong with the reply after the repair round. Calls whose
+    arguments broke the schema are invalid calls with the problem as their error. A problem with
+    the reply as a whole (a tool call was required and none came, a named tool was not called, a
+    call came when none was allowed, several came when one was asked for) makes every call of the
+    reply invalid, or, with no call, is one invalid call of its own: never a valid call that the
+    caller did not allow, nor silence.
     """
     valid = [tool_call(name=c.name, args=c.arguments, id=c.id) for c in reply.tool_calls]
     invalid = [invalid_tool_call(name=c.name, args=c.arguments, id=c.id, error=c.error)
                for c in reply.invalid_tool_calls]
     own = {c.error for c in reply.invalid_tool_calls}
-    problems = [e for e in reply.errors if e not in own]
-    if problems:
-        error = "; ".join(problems)
+    whole = [e for e in problems if e not in own]
+    if whole:
+        error = "; ".join(whole)
         if valid:
             invalid = [invalid_tool_call(name=c["name"],
                                          args=json.dumps(c["args"], ensure_ascii=False),

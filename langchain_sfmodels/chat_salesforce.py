@@ -107,9 +107,11 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     - A model may still answer in text where a call was allowed but not required: that is a
       final answer. The protocol is only as good as the model's instruction following; the
       larger models follow it best.
+    - ``bind_tools(..., parallel_tool_calls=False)`` asks for one call per reply; a reply with
+      several is repaired like any other problem.
     - Refused before sending: ``tools`` together with ``response_format`` in one call,
       ``tool_choice`` without tools, a ``tool_choice`` naming no bound tool, and options the
-      protocol cannot honour (``parallel_tool_calls``, for instance).
+      API cannot honour (``top_k``, ``seed``, ...).
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
@@ -201,7 +203,8 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
         ``tool_choice``: ``"auto"`` (default: call when useful), ``"any"``/``"required"`` (call
         at least one), a tool name or ``True`` with one tool (call that one), ``"none"`` (answer
         without calling). ``strict=True`` also refuses arguments the schemas do not list.
-        Unknown tool names and nameless tools are refused here, not at the first call.
+        ``parallel_tool_calls=False`` asks for at most one call per reply. Unknown tool names and
+        nameless tools are refused here, not at the first call.
         """
         from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -211,7 +214,7 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
         if tool_choice is not None:
             names = [tool["function"]["name"] for tool in formatted]
             kwargs["tool_choice"] = tool_choice_value(tool_choice, names)
-        call_protocol({"tools": formatted, "tool_choice": kwargs.get("tool_choice")})
+        call_protocol({**kwargs, "tools": formatted})
         return super().bind(tools=formatted, **kwargs)
 
     def with_structured_output(

@@ -344,6 +344,24 @@ def test_invalid_calls_stay_invalid_when_stream_chunks_are_added_up() -> None:
     assert len(service.requests) == 4
 
 
+def test_one_call_per_reply_when_parallel_calls_are_off() -> None:
+    two = ('{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}, '
+           '{"name": "add", "arguments": {"a": 3, "b": 4}}]}')
+    one = '{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}'
+    service, llm = _scripted(two, one, two, two, two)
+    single = llm.bind_tools([add], parallel_tool_calls=False)
+    message = single.invoke("1 + 2 and 3 + 4?")
+    assert [c["args"] for c in message.tool_calls] == [{"a": 1, "b": 2}]
+    bodies = service.bodies()
+    assert "Call at most one tool per reply." in bodies[0]["messages"][0]["content"]
+    assert "call at most one tool per reply" in bodies[1]["messages"][-1]["content"]
+    stubborn = single.invoke("1 + 2 and 3 + 4?")
+    assert stubborn.tool_calls == [] and len(stubborn.invalid_tool_calls) == 2
+    # Parallel calls are allowed by default, and then several calls are fine.
+    assert len(llm.bind_tools([add]).invoke("1 + 2 and 3 + 4?").tool_calls) == 2
+    assert "Call at most one tool" not in service.bodies()[-1]["messages"][0]["content"]
+
+
 async def test_async_repair_matches_sync() -> None:
     service, llm = _scripted('{"tool_calls": [{"name": "add", "arguments": {"a": 1}}]}',
                              '{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}')

@@ -189,8 +189,8 @@ def test_chat_salesforce_refuses_unknown_options() -> None:
     chat = ChatSalesforce(client=salesforce_client(service))
     with pytest.raises(InvalidInputError, match=r"unexpected option.*functions"):
         chat.invoke("hi", functions=[{"name": "f"}])
-    with pytest.raises(InvalidInputError, match="parallel_tool_calls"):
-        chat.bind_tools([], parallel_tool_calls=False).invoke("hi")
+    with pytest.raises(InvalidInputError, match="seed"):
+        chat.bind_tools([], seed=7).invoke("hi")
     assert service.requests == []
 
 
