@@ -812,8 +812,9 @@ def plan_tool_calls(
     """Which tools to call for this conversation, with schema-valid JSON arguments.
 
     ``tool_choice`` ``"none"`` never calls; a named function is always called; ``"required"``
-    calls the best-matching tool; ``"auto"`` calls a tool only when the last user message calls
-    for one, and answers in text right after tool results.
+    calls the best-matching tool (after tool results, the best other one); ``"auto"`` calls a
+    tool only when the last user message calls for one, and answers in text right after tool
+    results.
     """
     if not tools or tool_choice == "none":
         return []
@@ -832,8 +833,13 @@ def plan_tool_calls(
         chosen = next((t for t in tools if _tool_function(t).get("name") == forced_name), None)
     else:
         words = set(content_words(prompt))
-        scored = [(_tool_score(t, words), -i, t) for i, t in enumerate(tools)]
-        score, _, best = max(scored, key=lambda item: (item[0], item[1]))
+        ranked = sorted(((_tool_score(t, words), -i, t) for i, t in enumerate(tools)),
+                        key=lambda item: (item[0], item[1]), reverse=True)
+        if required and turns and turns[-1][0] == "tool" and len(ranked) > 1:
+            # The question's own tool has answered; a call forced now goes to another tool
+            # (e.g. the one an agent uses to return its structured answer).
+            ranked = ranked[1:]
+        score, _, best = ranked[0]
         if score >= 2 or required:
             chosen = best
     if chosen is None:

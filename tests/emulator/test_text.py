@@ -241,3 +241,19 @@ def test_emulator_imports_only_the_standard_library() -> None:
             for name in names:
                 top = name.split(".")[0]
                 assert top in sys.stdlib_module_names or top == "__future__", (path.name, name)
+
+
+def test_a_forced_call_after_tool_results_goes_to_another_tool() -> None:
+    from sfmodels_core.emulator.text import plan_tool_calls
+
+    def tool(name: str, description: str) -> dict[str, object]:
+        return {"type": "function", "function": {
+            "name": name, "description": description,
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+    tools = [tool("get_weather", "Weather in a city"), tool("Answer", "The final answer")]
+    asked = [("user", "What is the weather in Paris?")]
+    assert [p.name for p in plan_tool_calls(tools, "required", asked)] == ["get_weather"]
+    answered = [*asked, ("assistant", ""), ("tool", "Sunny")]
+    assert [p.name for p in plan_tool_calls(tools, "required", answered)] == ["Answer"]
+    assert plan_tool_calls(tools, "auto", answered) == []
