@@ -58,7 +58,7 @@ class SalesforceEmbeddings(SalesforceSettings, BulkSettings, Embeddings):
 class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
     """Embeddings from a Databricks serving endpoint; a drop-in for databricks-langchain's class.
 
-    ``endpoint`` (alias ``model``), e.g. ``databricks-gte-large-en``. ``query_params`` and
+    ``endpoint`` (or ``model``), e.g. ``databricks-gte-large-en``. ``query_params`` and
     ``documents_params`` go into the request bodies of queries and of documents as they are
     (any key but ``input``), as with the peer's class: e.g. ``{"instruction": ...}`` for BGE-style
     models or an endpoint's own options. ``query_instruction``/``document_instruction`` set the
@@ -69,8 +69,8 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    endpoint: str = Field(alias="model")
-    """Name of the serving endpoint; alias ``model``."""
+    model: str = Field(alias="endpoint")
+    """Name of the serving endpoint; alias ``endpoint`` (the name databricks-langchain uses)."""
     query_params: dict[str, Any] = Field(default_factory=dict)
     """Added to the request body of queries, e.g. ``{"instruction": "query: "}``."""
     documents_params: dict[str, Any] = Field(default_factory=dict)
@@ -80,6 +80,11 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
     relevant passages:"``; overrides ``query_params["instruction"]``."""
     document_instruction: str | None = None
     """Instruction sent with documents; overrides ``documents_params["instruction"]``."""
+
+    @property
+    def endpoint(self) -> str:
+        """The serving endpoint (same as ``model``)."""
+        return self.model
 
     @field_validator("query_params", "documents_params", mode="before")
     @classmethod
