@@ -3,8 +3,8 @@
 - :class:`SalesforceLLM`, :class:`SalesforceEmbedding`: Salesforce Models API (Einstein).
 - :class:`DatabricksLLM`, :class:`DatabricksEmbedding`: Databricks serving endpoints.
 - :class:`SalesforceFeedbackHandler`: records Salesforce generation ids, sends feedback.
-- :class:`ModelReplyError`: a Salesforce model's reply broke the tool or JSON protocol, even
-  after one repair round.
+- :class:`ModelReplyError` (from ``sfmodels_core.errors``): a Salesforce model's reply broke
+  the tool or JSON protocol, even after one repair round.
 
 The classes are imported on first access, so importing this package stays cheap.
 """
@@ -15,7 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._protocol import ModelReplyError
+    from sfmodels_core.errors import ModelReplyError
+
     from .databricks_llm import DatabricksLLM
     from .embeddings import DatabricksEmbedding, SalesforceEmbedding
     from .feedback import SalesforceFeedbackHandler
@@ -33,7 +34,7 @@ __all__ = [
 _MODULES = {
     "DatabricksEmbedding": ".embeddings",
     "DatabricksLLM": ".databricks_llm",
-    "ModelReplyError": "._protocol",
+    "ModelReplyError": "sfmodels_core.errors",
     "SalesforceEmbedding": ".embeddings",
     "SalesforceFeedbackHandler": ".feedback",
     "SalesforceLLM": ".salesforce_llm",

@@ -24,7 +24,7 @@ from llama_index.core.llms.llm import ToolSelection
 from pydantic import BaseModel, ValidationError
 
 from sfmodels_core.adapters import apply_stop
-from sfmodels_core.errors import InvalidInputError, SFModelsError
+from sfmodels_core.errors import InvalidInputError, ModelReplyError
 from sfmodels_core.tool_protocol import (
     JSONReply,
     Outcome,
@@ -42,17 +42,6 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=BaseModel)
 logger = logging.getLogger(__name__)
-
-
-class ModelReplyError(SFModelsError, ValueError):
-    """The model's reply did not follow the tool or JSON protocol, even after one repair round.
-
-    ``problems`` lists what was wrong with the last reply; ``body`` is its raw response body.
-    """
-
-    def __init__(self, message: str, *, problems: Sequence[str] = (), **kwargs: Any) -> None:
-        self.problems = list(problems)
-        super().__init__(message, **kwargs)
 
 
 # -- which protocol -------------------------------------------------------------------------------

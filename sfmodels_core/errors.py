@@ -7,6 +7,7 @@ messages are built from provider error bodies and our own text, never from reque
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "InvalidInputError",
+    "ModelReplyError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -109,6 +111,15 @@ class RateLimitError(SFModelsError):
 
 class ServerError(SFModelsError):
     """The service failed or was busy (HTTP 5xx, 423, 409, 408), after the retries allowed."""
+
+
+class ModelReplyError(SFModelsError, ValueError):
+    """A model's reply did not follow the prompted tool or JSON protocol, even after the one
+    repair round. ``problems`` lists what was wrong with the last reply."""
+
+    def __init__(self, message: str, *, problems: Sequence[str] = (), **kwargs: Any) -> None:
+        self.problems = list(problems)
+        super().__init__(message, **kwargs)
 
 
 class APIConnectionError(SFModelsError):
