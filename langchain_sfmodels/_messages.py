@@ -6,8 +6,9 @@ Shared by the sync and async paths of every class: the classes only add I/O arou
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -29,6 +30,25 @@ if TYPE_CHECKING:
 
 SALESFORCE = "salesforce"
 DATABRICKS = "databricks"
+
+
+def langsmith_params(provider: str, model_type: Literal["chat", "llm"], model: str,
+                     stop: Sequence[str] | None,
+                     kwargs: Mapping[str, Any], *, temperature: Any = None,
+                     max_tokens: Any = None) -> LangSmithParams:
+    """What LangSmith traces show of a call: a per-call ``model``/``endpoint`` wins, and
+    ``temperature``/``max_tokens`` only where they are really sent (Databricks)."""
+    params = LangSmithParams(ls_provider=provider, ls_model_type=model_type,
+                             ls_model_name=kwargs.get("model") or kwargs.get("endpoint") or model)
+    temperature = kwargs.get("temperature", temperature)
+    if isinstance(temperature, (int, float)) and provider == DATABRICKS:
+        params["ls_temperature"] = temperature
+    max_tokens = kwargs.get("max_tokens", max_tokens)
+    if isinstance(max_tokens, int) and provider == DATABRICKS:
+        params["ls_max_tokens"] = max_tokens
+    if stop:
+        params["ls_stop"] = list(stop)
+    return params
 
 SALESFORCE_ACCEPTS = (
     "The Salesforce Models API accepts system, human, AI and tool messages whose content is text "

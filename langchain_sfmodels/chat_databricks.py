@@ -24,6 +24,7 @@ from ._messages import (
     DatabricksStream,
     combine_llm_outputs,
     databricks_chat_result,
+    langsmith_params,
     to_databricks_messages,
 )
 from ._settings import DatabricksSettings
@@ -170,18 +171,9 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
                 "extra_params": self.extra_params}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider=DATABRICKS, ls_model_type="chat",
-                                 ls_model_name=kwargs.get("model") or kwargs.get("endpoint")
-                                 or self.model)
-        temperature = kwargs.get("temperature", self.temperature)
-        if isinstance(temperature, (int, float)):
-            params["ls_temperature"] = temperature
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        if isinstance(max_tokens, int):
-            params["ls_max_tokens"] = max_tokens
-        if ls_stop := stop if stop is not None else self.stop:
-            params["ls_stop"] = ls_stop
-        return params
+        return langsmith_params(DATABRICKS, "chat", self.model,
+                                stop if stop is not None else self.stop, kwargs,
+                                temperature=self.temperature, max_tokens=self.max_tokens)
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         return combine_llm_outputs(llm_outputs)

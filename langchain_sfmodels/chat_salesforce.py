@@ -17,6 +17,7 @@ from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from ._messages import (
     SALESFORCE,
     combine_llm_outputs,
+    langsmith_params,
     to_salesforce_history,
     to_salesforce_messages,
 )
@@ -147,11 +148,8 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         # No ls_temperature / ls_max_tokens: they are never sent, so traces do not claim them.
-        params = LangSmithParams(ls_provider=SALESFORCE, ls_model_type="chat",
-                                 ls_model_name=kwargs.get("model") or self.model)
-        if ls_stop := stop if stop is not None else self.stop:
-            params["ls_stop"] = ls_stop
-        return params
+        return langsmith_params(SALESFORCE, "chat", self.model,
+                                stop if stop is not None else self.stop, kwargs)
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         return combine_llm_outputs(llm_outputs)

@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict, Field, field_validator
 
-from ._messages import DATABRICKS, SALESFORCE, usage_dict
+from ._messages import DATABRICKS, SALESFORCE, langsmith_params, usage_dict
 from ._settings import DatabricksSettings, SalesforceSettings
 from .chat_databricks import RESERVED_BODY_KEYS, generation_params
 from .chat_salesforce import DEFAULT_CHAT_MODEL, prepare_call
@@ -88,11 +88,8 @@ class SalesforceLLM(SalesforceSettings, BaseLLM):
         return {"model": self.model, "stop": self.stop}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider=SALESFORCE, ls_model_type="llm",
-                                 ls_model_name=kwargs.get("model") or self.model)
-        if ls_stop := stop if stop is not None else self.stop:
-            params["ls_stop"] = ls_stop
-        return params
+        return langsmith_params(SALESFORCE, "llm", self.model,
+                                stop if stop is not None else self.stop, kwargs)
 
     @staticmethod
     def _result(generations: list[Generation], results: list[GenerationResult],
@@ -206,18 +203,9 @@ class DatabricksLLM(DatabricksSettings, BaseLLM):
                 "extra_params": self.extra_params}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider=DATABRICKS, ls_model_type="llm",
-                                 ls_model_name=kwargs.get("model") or kwargs.get("endpoint")
-                                 or self.model)
-        temperature = kwargs.get("temperature", self.temperature)
-        if isinstance(temperature, (int, float)):
-            params["ls_temperature"] = temperature
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        if isinstance(max_tokens, int):
-            params["ls_max_tokens"] = max_tokens
-        if ls_stop := stop if stop is not None else self.stop:
-            params["ls_stop"] = ls_stop
-        return params
+        return langsmith_params(DATABRICKS, "llm", self.model,
+                                stop if stop is not None else self.stop, kwargs,
+                                temperature=self.temperature, max_tokens=self.max_tokens)
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         endpoint, params = generation_params(self, stop, {k: v for k, v in kwargs.items()
