@@ -11,20 +11,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from _common import LLAMA, emulator, peer, table
 
 
-async def fan_out(model: Any, calls: int, repeat: int) -> float:
+async def fan_out(call: Callable[[str], Awaitable[Any]], calls: int, repeat: int) -> float:
     """Best of ``repeat`` fan-outs, in one event loop (connections live as long as their loop)."""
-    await asyncio.gather(*(model.ainvoke(f"Warm {i}") for i in range(100)))
+    await asyncio.gather(*(call(f"Warm {i}") for i in range(100)))
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        await asyncio.gather(*(model.ainvoke(f"Hello {i}") for i in range(calls)))
+        await asyncio.gather(*(call(f"Hello {i}") for i in range(calls)))
         best = min(best, time.perf_counter() - start)
     return best
+
+
+async def raw_httpx(emu: Any, calls: int, repeat: int, connections: int) -> float:
+    """What a plain script gets from one httpx.AsyncClient with the same connection limit."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    url = f"{emu.databricks_host}/serving-endpoints/{LLAMA}/invocations"
+    async with httpx.AsyncClient(limits=limits, timeout=60, headers={
+            "Authorization": f"Bearer {emu.databricks_token}"}) as client:
+        async def call(text: str) -> Any:
+            response = await client.post(url, json={"messages": [
+                {"role": "user", "content": text}]})
+            return response.json()
+
+        return await fan_out(call, calls, repeat)
 
 
 def main() -> None:
@@ -45,16 +61,30 @@ def main() -> None:
             from databricks_langchain import ChatDatabricks as Theirs
             return Theirs(endpoint=LLAMA)
 
-        theirs = peer(peer_chat)
+        from sfmodels_core import DatabricksClient
+
+        core = DatabricksClient(env={}, host=emu.databricks_host, api_key=emu.databricks_token)
         rows: list[tuple[Any, ...]] = []
-        for name, model in (("langchain_sfmodels ChatDatabricks", ours),
-                            ("databricks_langchain ChatDatabricks", theirs)):
-            if model is None:
-                rows.append((name, None, None, None))
-                continue
+        cases: list[tuple[str, Callable[[], Awaitable[float]] | None]] = [
+            ("raw httpx, one AsyncClient", lambda: raw_httpx(emu, args.calls, 1,
+                                                             args.max_connections)),
+            ("sfmodels_core DatabricksClient.achat", lambda: fan_out(
+                lambda text: core.achat(LLAMA, [{"role": "user", "content": text}]),
+                args.calls, 3)),
+            ("langchain_sfmodels ChatDatabricks", lambda: fan_out(ours.ainvoke, args.calls, 3)),
+        ]
+        # Ours first: importing the peer loads mlflow and its hooks.
+        for name, run in cases:
             emu.reset()
-            wall = asyncio.run(fan_out(model, args.calls, 3))
-            rows.append((name, wall, wall / ideal, emu.counters()["max_in_flight"]))
+            wall = asyncio.run(run()) if run else None
+            rows.append((name, wall, wall / ideal if wall else None,
+                         emu.counters()["max_in_flight"]))
+        theirs = peer(peer_chat)
+        emu.reset()
+        wall = asyncio.run(fan_out(theirs.ainvoke, args.calls, 1)) if theirs else None
+        rows.append(("databricks_langchain ChatDatabricks", wall,
+                     wall / ideal if wall else None,
+                     emu.counters()["max_in_flight"] if theirs else None))
     table(f"Async fan-out: {args.calls} concurrent ainvoke, {args.latency_ms:.0f} ms latency; "
           f"ideal {ideal:.3f}s at {args.max_connections} connections (target <= 1.5x)",
           ("client", "seconds", "x ideal", "max in flight"), rows)

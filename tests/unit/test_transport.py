@@ -226,3 +226,15 @@ async def test_async_pool_spreads_calls_over_shards_without_queueing_in_httpx() 
     pool.release(held[0])
     assert await waiter == held[0]
     await pool.aclose()
+
+
+async def test_cookies_are_neither_parsed_nor_sent_back() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert "cookie" not in request.headers  # no state carried between calls
+        return httpx.Response(200, json=OK, headers={"set-cookie": "BrowserId=abc; Path=/"})
+
+    client = client_for(Recorder(handler))
+    for _ in range(2):
+        client.chat("ep", MSGS)
+        await client.achat("ep", MSGS)
+    assert len(client._transport.client.cookies) == 0
