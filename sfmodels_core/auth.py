@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import contextlib
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +72,13 @@ class StaticToken(TokenSource):
 
     def __repr__(self) -> str:
         return "StaticToken(token=SecretStr('**********'))"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _oauth_error(response: httpx.Response) -> tuple[str | None, str | None]:
@@ -229,10 +236,26 @@ Sender = Callable[[httpx.Request], httpx.Response]
 AsyncSender = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
-class BearerAuth(httpx.Auth):
-    """Attaches ``Authorization: Bearer`` from a token source, minting and caching as needed."""
+class _Abandoned(Exception):
+    """The caller minting a token went away (cancelled, interrupted) before it finished."""
 
-    requires_response_body = True
+
+@dataclass
+class _Mint:
+    """A token request in flight, which every other caller waits for instead of minting."""
+
+    future: concurrent.futures.Future[Token]
+    loop: asyncio.AbstractEventLoop | None  # the event loop of an async minter
+
+
+class BearerAuth(httpx.Auth):
+    """Attaches ``Authorization: Bearer`` from a token source, minting and caching as needed.
+
+    One mint at a time, whoever asks: the first caller that needs a token mints it, and every
+    other thread or task waits for that mint's result. No lock is held while waiting, so a sync
+    call made on the thread of an event loop that is minting cannot deadlock it (it mints on
+    its own instead).
+    """
 
     def __init__(self, source: TokenSource, send: Sender | None = None,
                  asend: AsyncSender | None = None) -> None:
@@ -241,10 +264,8 @@ class BearerAuth(httpx.Auth):
         self.asend = asend
         self.mints = 0
         self._token: Token | None = source.static_token()
-        self._lock = threading.Lock()  # held while minting
-        self._table_lock = threading.Lock()  # guards the per-event-loop lock table
-        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary())
+        self._lock = threading.Lock()  # guards _token and _mint, never held across I/O
+        self._mint: _Mint | None = None
 
     def __repr__(self) -> str:
         return f"BearerAuth(source={self.source!r})"
@@ -264,52 +285,91 @@ class BearerAuth(httpx.Auth):
             return None
         return None if token.needs_refresh(time.time()) else token
 
-    def _store(self, response: httpx.Response) -> Token:
-        token = self.source.parse_response(response)
-        self._token = token
-        self.mints += 1
-        return token
-
-    # -- getting a token: same decisions, sync or async I/O ------------------------------------
-    def get_token(self, stale: SecretStr | None = None) -> Token:
-        token = self._usable(stale)
-        if token is not None:
-            return token
+    def _claim(self, stale: SecretStr | None,
+               loop: asyncio.AbstractEventLoop | None) -> tuple[Token | None, _Mint | None, bool]:
+        """A usable token; or the mint in flight to wait for; or a new mint this caller owns."""
         with self._lock:
             token = self._usable(stale)
             if token is not None:
-                return token
-            if self.send is None:
-                raise TokenError("No way to mint a token: this auth has no transport")
-            return self._store(self.send(self.source.build_request()))
+                return token, None, False
+            if self._mint is not None:
+                return None, self._mint, False
+            self._mint = _Mint(concurrent.futures.Future(), loop)
+            return None, self._mint, True
 
-    async def aget_token(self, stale: SecretStr | None = None) -> Token:
-        token = self._usable(stale)
-        if token is not None:
-            return token
-        async with self._loop_lock():  # one task per event loop goes on to the thread lock
-            token = self._usable(stale)
+    def _mint_sync(self) -> Token:
+        if self.send is None:
+            raise TokenError("No way to mint a token: this auth has no transport")
+        return self._store(self.send(self.source.build_request()))
+
+    async def _mint_async(self) -> Token:
+        if self.asend is None:
+            raise TokenError("No way to mint a token: this auth has no transport")
+        return self._store(await self.asend(self.source.build_request()))
+
+    def _store(self, response: httpx.Response) -> Token:
+        token = self.source.parse_response(response)
+        with self._lock:
+            self._token = token
+            self.mints += 1
+        return token
+
+    def _finish(self, mint: _Mint, token: Token | None, error: BaseException | None) -> None:
+        with self._lock:
+            if self._mint is mint:
+                self._mint = None
+        if not mint.future.done():
+            if error is None:
+                mint.future.set_result(token)  # type: ignore[arg-type]
+            else:
+                mint.future.set_exception(error if isinstance(error, Exception)
+                                          else _Abandoned())
+
+    # -- getting a token: same decisions, sync or async I/O ------------------------------------
+    def get_token(self, stale: SecretStr | None = None) -> Token:
+        while True:
+            token, mint, owner = self._claim(stale, None)
             if token is not None:
                 return token
-            while not self._lock.acquire(blocking=False):  # another thread is minting
-                await asyncio.sleep(0.002)
+            assert mint is not None
+            if owner:
+                try:
+                    token = self._mint_sync()
+                except BaseException as exc:
+                    self._finish(mint, None, exc)
+                    raise
+                self._finish(mint, token, None)
+                return token
+            if mint.loop is not None and mint.loop is _running_loop():
+                # Called synchronously on the thread whose event loop is minting: waiting would
+                # block that loop, and with it the mint. Mint separately instead.
+                return self._mint_sync()
             try:
-                token = self._usable(stale)
-                if token is not None:
-                    return token
-                if self.asend is None:
-                    raise TokenError("No way to mint a token: this auth has no transport")
-                return self._store(await self.asend(self.source.build_request()))
-            finally:
-                self._lock.release()
+                return mint.future.result()
+            except _Abandoned:
+                continue  # the minter went away: try again, perhaps as the minter
 
-    def _loop_lock(self) -> asyncio.Lock:
+    async def aget_token(self, stale: SecretStr | None = None) -> Token:
         loop = asyncio.get_running_loop()
-        with self._table_lock:
-            lock = self._loop_locks.get(loop)
-            if lock is None:
-                lock = self._loop_locks[loop] = asyncio.Lock()
-            return lock
+        while True:
+            token, mint, owner = self._claim(stale, loop)
+            if token is not None:
+                return token
+            assert mint is not None
+            if owner:
+                try:
+                    token = await self._mint_async()
+                except BaseException as exc:
+                    self._finish(mint, None, exc)
+                    raise
+                self._finish(mint, token, None)
+                return token
+            try:
+                # Shielded: a waiter being cancelled must not cancel the mint others wait for.
+                waited: Token = await asyncio.shield(asyncio.wrap_future(mint.future))
+                return waited
+            except _Abandoned:
+                continue
 
     # -- the flow ------------------------------------------------------------------------------
     @staticmethod

@@ -228,3 +228,49 @@ def test_salesforce_lifetime_from_exp_claim_else_issued_at() -> None:
     body["issued_at"] = str(int((time.time() - 100) * 1000))
     token = source.parse_response(httpx.Response(200, json=body))
     assert token.expires_at == pytest.approx(time.time() - 100 + SALESFORCE_TOKEN_LIFETIME, abs=2)
+
+
+async def test_a_sync_call_on_the_loop_thread_during_an_async_mint_does_not_deadlock() -> None:
+    async def ahandler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/services/oauth2/token":
+            await asyncio.sleep(0.2)
+            return httpx.Response(200, json=sf_token_body(make_jwt(exp=time.time() + 1800)))
+        return httpx.Response(200, json=sf_chat_body())
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/services/oauth2/token":
+            return httpx.Response(200, json=sf_token_body(make_jwt(exp=time.time() + 1800)))
+        return httpx.Response(200, json=sf_chat_body())
+
+    client = SalesforceClient(**SF, env={}, transport=httpx.MockTransport(handler),
+                              async_transport=httpx.MockTransport(ahandler))
+    pending = asyncio.ensure_future(client.achat("m", [{"role": "user", "content": "a"}]))
+    await asyncio.sleep(0.05)  # the async mint is now in flight on this loop
+    started = time.monotonic()
+    assert client.chat("m", [{"role": "user", "content": "b"}]).text == "Hello!"  # sync, here
+    assert time.monotonic() - started < 1
+    assert (await pending).text == "Hello!"
+
+
+async def test_waiters_outlive_a_cancelled_minter() -> None:
+    minted = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/services/oauth2/token":
+            minted.append(1)
+            await asyncio.sleep(0.2)
+            return httpx.Response(200, json=sf_token_body(make_jwt(exp=time.time() + 1800)))
+        return httpx.Response(200, json=sf_chat_body())
+
+    client = SalesforceClient(**SF, env={}, async_transport=httpx.MockTransport(handler))
+    first = asyncio.ensure_future(client.achat("m", [{"role": "user", "content": "a"}]))
+    await asyncio.sleep(0.05)
+    waiters = [asyncio.ensure_future(client.achat("m", [{"role": "user", "content": "b"}]))
+               for _ in range(5)]
+    await asyncio.sleep(0.05)
+    first.cancel()  # the minter goes away: one waiter takes over, the others wait for it
+    results = await asyncio.gather(*waiters)
+    assert [r.text for r in results] == ["Hello!"] * 5
+    assert len(minted) == 2
+    with pytest.raises(asyncio.CancelledError):
+        await first
