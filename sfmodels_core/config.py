@@ -196,6 +196,14 @@ def resolve_databricks(
         csecret = _secret(layer.get("client_secret"))
         if token is None and cid is None and csecret is None:
             continue
+        own_host = layer.get("host")
+        if where == "profile" and own_host and normalize_url(
+                str(own_host), "the profile's host") != host_url:
+            raise ConfigurationError(
+                f"The Databricks host is {host_url}, but the only credentials found are those of "
+                f"the config profile for {own_host}; they are not sent to another workspace.",
+                hint="Set DATABRICKS_TOKEN (or the service principal) for this host, or unset "
+                     "DATABRICKS_HOST / host= to use the profile's own workspace.")
         if token is not None and cid:
             raise ConfigurationError(
                 f"Ambiguous Databricks credentials in the {where}: both a token and a client id "

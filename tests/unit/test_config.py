@@ -160,3 +160,16 @@ def test_databricks_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None
         resolve_databricks(profile="staging", config_file=cfg, env={})
     with pytest.raises(ConfigurationError, match="does not exist"):
         resolve_databricks(profile="prod", config_file=str(tmp_path / "none"), env={})
+
+
+def test_a_profiles_credentials_never_go_to_another_workspace(tmp_path: Path) -> None:
+    cfg = write_cfg(tmp_path, CFG)
+    with pytest.raises(ConfigurationError, match="not sent to another workspace"):
+        resolve_databricks(env={"DATABRICKS_HOST": "https://other.cloud.databricks.com",
+                                "DATABRICKS_CONFIG_FILE": cfg})
+    with pytest.raises(ConfigurationError, match="not sent to another workspace"):
+        resolve_databricks(host="https://other.cloud.databricks.com", profile="prod",
+                           config_file=cfg, env={})
+    # The profile's own host, spelled differently, is fine.
+    same = resolve_databricks(host="default.cloud.databricks.com/", config_file=cfg, env={})
+    assert isinstance(same.token_source, StaticToken)
