@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from . import batching
 from .auth import BearerAuth, TokenSource
-from .errors import InvalidInputError
-from .transport import ErrorParser, Transport
+from .errors import InvalidInputError, SFModelsError
+from .transport import ErrorParser, Transport, loads
 from .validation import require_name, require_texts
 
 C = TypeVar("C", bound="BaseClient")
+R = TypeVar("R")
 
 
 class BaseClient:
@@ -58,6 +59,22 @@ class BaseClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def _read(self, response: httpx.Response, parse: Callable[[Any], R]) -> R:
+        """A successful response, parsed; a body that does not fit the documented shape (an HTML
+        page from a proxy, a missing field, a vector too few) is an error of our hierarchy."""
+        try:
+            return parse(loads(response.content))
+        except SFModelsError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            provider = self._transport.provider
+            raise SFModelsError(
+                f"{provider} answered {response.status_code} with a body this client cannot "
+                f"use ({type(exc).__name__}: {exc}): {response.text[:200]!r}",
+                status_code=response.status_code, provider=provider,
+                request_id=response.headers.get("x-request-id"),
+                body=response.text[:500]) from exc
 
     def _embed_plan(self, name: Any, what: str, texts: Any) -> tuple[str, list[Sequence[str]]]:
         """The checked model/endpoint name and the batches to send (none for no texts)."""

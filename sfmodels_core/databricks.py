@@ -8,8 +8,8 @@ Building and parsing are pure module-level functions; :class:`DatabricksClient` 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import pydantic_core
@@ -21,9 +21,18 @@ from .config import Secret, resolve_databricks
 from .errors import InvalidInputError, SFModelsError
 from .sse import aiter_events, iter_events
 from .transport import loads
-from .types import EmbeddingResult, ParsedBatch, Usage, combine_embedding_batches
+from .types import (
+    EmbeddingResult,
+    ParsedBatch,
+    Usage,
+    combine_embedding_batches,
+    expect_vectors,
+    ordered,
+)
 from .validation import require_messages, require_name
 
+R = TypeVar("R")
+T = TypeVar("T")
 PROVIDER = "Databricks"
 ROLES = ("system", "user", "assistant", "tool")
 DEFAULT_EMBED_BATCH_SIZE = defaults.DATABRICKS_EMBED_BATCH_SIZE
@@ -266,7 +275,7 @@ def parse_completion(body: dict[str, Any]) -> Completion:
 
 def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
-    items = sorted(body.get("data") or [], key=lambda e: e.get("index", 0))
+    items = ordered(body.get("data") or [])
     rest = {k: v for k, v in body.items() if k != "data"}
     return ([item["embedding"] for item in items], rest.get("model"),
             Usage.from_wire(rest.get("usage")), rest)
@@ -301,17 +310,25 @@ def parse_error(status: int, body: Any) -> tuple[str | None, str | None, str | N
     return (str(code) if code else None), (str(message) if message else None), hint
 
 
-def _event_body(event: str) -> dict[str, Any]:
-    body = loads(event.encode())
+def parse_event(event: str, parse: Callable[[dict[str, Any]], T]) -> T:
+    """One stream event, parsed; an error event or one that does not fit raises SFModelsError."""
+    try:
+        body = loads(event.encode())
+    except ValueError:
+        body = None
     if isinstance(body, dict) and ("error_code" in body or "error" in body) and \
             "choices" not in body:
         code, message, hint = parse_error(200, body)
         raise SFModelsError(f"Databricks stream failed: {message or code}", error_code=code,
                             provider_message=message, provider=PROVIDER, hint=hint, body=body)
-    if not isinstance(body, dict):
-        raise SFModelsError(f"Databricks sent an unexpected stream event: {event[:200]!r}",
-                            provider=PROVIDER)
-    return body
+    try:
+        if not isinstance(body, dict):
+            raise TypeError("not a JSON object")
+        return parse(body)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise SFModelsError(f"Databricks sent a stream event this client cannot use "
+                            f"({type(exc).__name__}: {exc}): {event[:200]!r}",
+                            provider=PROVIDER) from exc
 
 
 class StreamUsage:
@@ -413,39 +430,41 @@ class DatabricksClient(BaseClient):
     def __repr__(self) -> str:
         return f"DatabricksClient(host={self.host!r}, auth={self.auth.source!r})"
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return loads(self._transport.request("POST", self.host + path, body).content)
+    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
+        return self._read(self._transport.request("POST", self.host + path, body), parse)
 
-    async def _apost(self, path: str, body: dict[str, Any]) -> Any:
-        return loads((await self._transport.arequest("POST", self.host + path, body)).content)
+    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
+        return self._read(await self._transport.arequest("POST", self.host + path, body), parse)
 
-    def _events(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _events(self, path: str, body: dict[str, Any],
+                parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:
         for event in iter_events(self._transport.stream("POST", self.host + path, body)):
-            yield _event_body(event)
+            yield parse_event(event, parse)
 
-    async def _aevents(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _aevents(self, path: str, body: dict[str, Any],
+                       parse: Callable[[dict[str, Any]], T]) -> AsyncIterator[T]:
         stream = self._transport.astream("POST", self.host + path, body)
         async with contextlib.aclosing(stream):
             async for event in aiter_events(stream):
-                yield _event_body(event)
+                yield parse_event(event, parse)
 
     # -- chat
     def chat(self, endpoint: str, messages: Sequence[Any], **params: Any) -> ChatCompletion:
         """Chat with ``temperature``, ``max_tokens``, ``stop``, ``n``, ``top_p``, ``top_k``,
         ``tools``, ``tool_choice``, ``response_format``, and any other field passed through."""
-        return parse_chat(self._post(*chat_request(endpoint, messages, params)))
+        return self._post(*chat_request(endpoint, messages, params), parse_chat)
 
     async def achat(self, endpoint: str, messages: Sequence[Any],
                     **params: Any) -> ChatCompletion:
-        return parse_chat(await self._apost(*chat_request(endpoint, messages, params)))
+        return await self._apost(*chat_request(endpoint, messages, params), parse_chat)
 
     def stream_chat(self, endpoint: str, messages: Sequence[Any],
                     **params: Any) -> Iterator[ChatCompletionChunk]:
         """Chunks as they arrive; usage comes once, on a last chunk with no choices."""
         path, body = chat_request(endpoint, messages, params, stream=True)
         usage = StreamUsage()
-        for event in self._events(path, body):
-            yield usage.take(parse_chat_chunk(event))  # type: ignore[misc]
+        for part in self._events(path, body, parse_chat_chunk):
+            yield usage.take(part)  # type: ignore[misc]
         if (last := usage.final_chat()) is not None:
             yield last
 
@@ -453,26 +472,27 @@ class DatabricksClient(BaseClient):
                            **params: Any) -> AsyncIterator[ChatCompletionChunk]:
         path, body = chat_request(endpoint, messages, params, stream=True)
         usage = StreamUsage()
-        async for event in self._aevents(path, body):
-            yield usage.take(parse_chat_chunk(event))  # type: ignore[misc]
+        async for part in self._aevents(path, body, parse_chat_chunk):
+            yield usage.take(part)  # type: ignore[misc]
         if (last := usage.final_chat()) is not None:
             yield last
 
     # -- completions
     def complete(self, endpoint: str, prompt: str | list[str], **params: Any) -> Completion:
-        return parse_completion(self._post(*completion_request(endpoint, prompt, params)))
+        return self._post(*completion_request(endpoint, prompt, params), parse_completion)
 
     async def acomplete(self, endpoint: str, prompt: str | list[str],
                         **params: Any) -> Completion:
-        return parse_completion(await self._apost(*completion_request(endpoint, prompt, params)))
+        return await self._apost(*completion_request(endpoint, prompt, params),
+                                 parse_completion)
 
     def stream_complete(self, endpoint: str, prompt: str | list[str],
                         **params: Any) -> Iterator[Completion]:
         """Pieces of text as they arrive; usage comes once, on a last piece with no choices."""
         path, body = completion_request(endpoint, prompt, params, stream=True)
         usage = StreamUsage()
-        for event in self._events(path, body):
-            yield usage.take(parse_completion(event))  # type: ignore[misc]
+        for part in self._events(path, body, parse_completion):
+            yield usage.take(part)  # type: ignore[misc]
         if (last := usage.final_completion()) is not None:
             yield last
 
@@ -480,8 +500,8 @@ class DatabricksClient(BaseClient):
                                **params: Any) -> AsyncIterator[Completion]:
         path, body = completion_request(endpoint, prompt, params, stream=True)
         usage = StreamUsage()
-        async for event in self._aevents(path, body):
-            yield usage.take(parse_completion(event))  # type: ignore[misc]
+        async for part in self._aevents(path, body, parse_completion):
+            yield usage.take(part)  # type: ignore[misc]
         if (last := usage.final_completion()) is not None:
             yield last
 
@@ -492,8 +512,8 @@ class DatabricksClient(BaseClient):
         name, batches = self._embed_plan(endpoint, "endpoint", texts)
 
         def one(batch: Sequence[str]) -> ParsedBatch:
-            body = self._post(*embedding_request(name, batch, instruction, params))
-            return parse_embeddings(body)
+            return self._post(*embedding_request(name, batch, instruction, params),
+                              lambda b: expect_vectors(parse_embeddings(b), len(batch)))
 
         return combine_embedding_batches(batching.run_batches(one, batches, self.max_concurrency))
 
@@ -502,8 +522,8 @@ class DatabricksClient(BaseClient):
         name, batches = self._embed_plan(endpoint, "endpoint", texts)
 
         async def one(batch: Sequence[str]) -> ParsedBatch:
-            body = await self._apost(*embedding_request(name, batch, instruction, params))
-            return parse_embeddings(body)
+            return await self._apost(*embedding_request(name, batch, instruction, params),
+                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)))
 
         return combine_embedding_batches(
             await batching.arun_batches(one, batches, self.max_concurrency))

@@ -7,8 +7,8 @@ I/O, and its sync and async methods differ only in ``await``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,10 +17,17 @@ from . import batching, defaults
 from .client import BaseClient
 from .config import DEFAULT_SALESFORCE_API_BASE, Secret, resolve_salesforce
 from .errors import InvalidInputError
-from .transport import loads
-from .types import EmbeddingResult, ParsedBatch, Usage, combine_embedding_batches
+from .types import (
+    EmbeddingResult,
+    ParsedBatch,
+    Usage,
+    combine_embedding_batches,
+    expect_vectors,
+    ordered,
+)
 from .validation import require_messages, require_name
 
+R = TypeVar("R")
 PROVIDER = "Salesforce"
 ROLES = ("system", "user", "assistant")
 DEFAULT_CHAT_MODEL = defaults.SALESFORCE_CHAT_MODEL
@@ -193,7 +200,7 @@ def parse_generation(body: dict[str, Any]) -> GenerationResult:
 
 def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
-    items = sorted(body.get("embeddings") or [], key=lambda e: e.get("index", 0))
+    items = ordered(body.get("embeddings") or [])
     rest = {k: v for k, v in body.items() if k != "embeddings"}
     info = _model_and_usage(rest.get("parameters"))
     return [item["embedding"] for item in items], info["model"], info["usage"], rest
@@ -285,36 +292,36 @@ class SalesforceClient(BaseClient):
             return self._base_from(None)
         return self._base_from((await self.auth.aget_token()).extra)
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return loads(self._transport.request("POST", self.api_base() + path, body).content)
+    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
+        return self._read(self._transport.request("POST", self.api_base() + path, body), parse)
 
-    async def _apost(self, path: str, body: dict[str, Any]) -> Any:
+    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
         base = await self.aapi_base()
-        return loads((await self._transport.arequest("POST", base + path, body)).content)
+        return self._read(await self._transport.arequest("POST", base + path, body), parse)
 
     # -- chat
     def chat(self, model: str, messages: Sequence[Any], *,
              localization: Mapping[str, Any] | None = None,
              tags: Mapping[str, Any] | None = None) -> ChatResult:
         """Send ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``."""
-        return parse_chat(self._post(*chat_request(model, messages, localization, tags)))
+        return self._post(*chat_request(model, messages, localization, tags), parse_chat)
 
     async def achat(self, model: str, messages: Sequence[Any], *,
                     localization: Mapping[str, Any] | None = None,
                     tags: Mapping[str, Any] | None = None) -> ChatResult:
-        return parse_chat(await self._apost(*chat_request(model, messages, localization, tags)))
+        return await self._apost(*chat_request(model, messages, localization, tags), parse_chat)
 
     # -- generations
     def generate(self, model: str, prompt: str, *, localization: Mapping[str, Any] | None = None,
                  tags: Mapping[str, Any] | None = None) -> GenerationResult:
-        return parse_generation(
-            self._post(*generation_request(model, prompt, localization, tags)))
+        return self._post(*generation_request(model, prompt, localization, tags),
+                          parse_generation)
 
     async def agenerate(self, model: str, prompt: str, *,
                         localization: Mapping[str, Any] | None = None,
                         tags: Mapping[str, Any] | None = None) -> GenerationResult:
-        return parse_generation(
-            await self._apost(*generation_request(model, prompt, localization, tags)))
+        return await self._apost(*generation_request(model, prompt, localization, tags),
+                                 parse_generation)
 
     # -- embeddings: any number of texts, batched, in input order
     def embed(self, model: str, texts: Sequence[str], *,
@@ -323,7 +330,8 @@ class SalesforceClient(BaseClient):
         name, batches = self._embed_plan(model, "model", texts)
 
         def one(batch: Sequence[str]) -> ParsedBatch:
-            return parse_embeddings(self._post(*embedding_request(name, batch, localization, tags)))
+            return self._post(*embedding_request(name, batch, localization, tags),
+                              lambda b: expect_vectors(parse_embeddings(b), len(batch)))
 
         return combine_embedding_batches(batching.run_batches(one, batches, self.max_concurrency))
 
@@ -333,8 +341,8 @@ class SalesforceClient(BaseClient):
         name, batches = self._embed_plan(model, "model", texts)
 
         async def one(batch: Sequence[str]) -> ParsedBatch:
-            body = await self._apost(*embedding_request(name, batch, localization, tags))
-            return parse_embeddings(body)
+            return await self._apost(*embedding_request(name, batch, localization, tags),
+                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)))
 
         return combine_embedding_batches(
             await batching.arun_batches(one, batches, self.max_concurrency))
@@ -349,7 +357,7 @@ class SalesforceClient(BaseClient):
         body = feedback_request(generation_id, feedback, text=text, source=source,
                                 app_feedback=app_feedback, app_generation_id=app_generation_id,
                                 app_generation=app_generation, feedback_id=feedback_id)
-        return _feedback_result(body, self._post("/feedback", body))
+        return self._post("/feedback", body, lambda answer: _feedback_result(body, answer))
 
     async def asubmit_feedback(self, generation_id: str, feedback: FeedbackValue | str | None, *,
                                text: str | None = None, source: str | None = None,
@@ -360,7 +368,8 @@ class SalesforceClient(BaseClient):
         body = feedback_request(generation_id, feedback, text=text, source=source,
                                 app_feedback=app_feedback, app_generation_id=app_generation_id,
                                 app_generation=app_generation, feedback_id=feedback_id)
-        return _feedback_result(body, await self._apost("/feedback", body))
+        return await self._apost("/feedback", body,
+                                 lambda answer: _feedback_result(body, answer))
 
 
 def _feedback_result(body: dict[str, Any], answer: Any) -> FeedbackResult:

@@ -44,6 +44,23 @@ class EmbeddingResult(BaseModel):
 ParsedBatch = tuple[list[list[float]], "str | None", "Usage | None", dict[str, Any]]
 
 
+def expect_vectors(batch: ParsedBatch, count: int) -> ParsedBatch:
+    """The batch, if it has exactly one vector per text sent (else a ValueError)."""
+    if len(batch[0]) != count:
+        raise ValueError(f"{count} texts were sent but {len(batch[0])} vectors came back")
+    return batch
+
+
+def ordered(items: list[Any]) -> list[Any]:
+    """Embedding items in input order by their ``index`` (which must be 0..n-1 when given)."""
+    if not any(isinstance(item, dict) and "index" in item for item in items):
+        return items
+    ranked = sorted(items, key=lambda item: item.get("index", -1))
+    if [item.get("index") for item in ranked] != list(range(len(items))):
+        raise ValueError("the vectors' indexes are not 0..n-1")
+    return ranked
+
+
 def combine_embedding_batches(batches: list[ParsedBatch]) -> EmbeddingResult:
     """One result from the parsed batches of a bulk call, in batch order, usage summed."""
     vectors: list[list[float]] = []

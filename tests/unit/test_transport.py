@@ -238,3 +238,41 @@ async def test_cookies_are_neither_parsed_nor_sent_back() -> None:
         client.chat("ep", MSGS)
         await client.achat("ep", MSGS)
     assert len(client._transport.client.cookies) == 0
+
+
+@pytest.mark.parametrize("body", [b"<html>gateway</html>", b'["x"]',
+                                  b'{"choices": [{"message": "oops"}]}'])
+async def test_a_2xx_body_of_the_wrong_shape_is_an_error_of_ours(body: bytes) -> None:
+    from sfmodels_core.errors import SFModelsError
+
+    rec = Recorder(lambda r: httpx.Response(200, content=body,
+                                            headers={"x-request-id": "req-7"}))
+    client = client_for(rec)
+    for call in (lambda: client.chat("ep", MSGS),):
+        with pytest.raises(SFModelsError) as info:
+            call()
+        assert info.value.status_code == 200 and info.value.request_id == "req-7"
+        assert "cannot use" in str(info.value)
+    with pytest.raises(SFModelsError, match="cannot use"):
+        await client.achat("ep", MSGS)
+
+
+@pytest.mark.parametrize("data, problem", [
+    ([{"index": 0, "embedding": [1.0]}], "2 texts were sent but 1 vectors came back"),
+    ([{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [2.0]}], "indexes"),
+    ([{"index": 0}, {"index": 1}], "KeyError"),
+])
+def test_embedding_answers_must_match_the_texts(data: list, problem: str) -> None:
+    from sfmodels_core.errors import SFModelsError
+
+    rec = Recorder(lambda r: httpx.Response(200, json={"data": data}))
+    with pytest.raises(SFModelsError, match=problem):
+        client_for(rec).embed("gte", ["a", "b"])
+
+
+def test_a_stream_event_of_the_wrong_shape_is_an_error_of_ours() -> None:
+    from sfmodels_core.errors import SFModelsError
+
+    rec = scripted(httpx.Response(200, stream=ByteStream(sse(CHUNK % "a", '["x"]'))))
+    with pytest.raises(SFModelsError, match="stream event"):
+        list(client_for(rec).stream_chat("ep", MSGS))
