@@ -62,15 +62,16 @@ class GenerationLog:
     """Generation ids by run id and by every ancestor run id, holding at most ``max_runs`` ids.
 
     ``record`` stores a model run's generations under its own id and each id in ``ancestors``;
-    ``find`` answers for any of those ids (the latest run when several share an ancestor), and
-    ``latest`` gives the most recent run. Oldest entries fall out first.
+    ``find`` answers for any of those ids with every generation recorded under it, newest
+    first (a chain that called a model twice has two), and ``latest`` gives the most recent
+    run. Oldest entries fall out first.
     """
 
     def __init__(self, max_runs: int = 1000) -> None:
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         self.max_runs = max_runs
-        self._by_key: OrderedDict[str, GenerationRecord] = OrderedDict()
+        self._by_key: OrderedDict[str, list[GenerationRecord]] = OrderedDict()
         self._latest: GenerationRecord | None = None
         self._lock = threading.Lock()
 
@@ -78,16 +79,25 @@ class GenerationLog:
         if not record.generation_ids:
             return
         with self._lock:
-            for key in (record.run_id, *ancestors):
-                self._by_key[str(key)] = record
-                self._by_key.move_to_end(str(key))
+            for key in dict.fromkeys(str(k) for k in (record.run_id, *ancestors)):
+                records = self._by_key.setdefault(key, [])
+                records.insert(0, record)
+                del records[self.max_runs:]
+                self._by_key.move_to_end(key)
             while len(self._by_key) > self.max_runs:
                 self._by_key.popitem(last=False)
             self._latest = record
 
     def find(self, run_id: object) -> GenerationRecord | None:
         with self._lock:
-            return self._by_key.get(str(run_id))
+            records = self._by_key.get(str(run_id))
+        if not records:
+            return None
+        if len(records) == 1:
+            return records[0]
+        ids = [gid for record in records for gid in record.generation_ids]
+        return GenerationRecord(str(run_id), list(dict.fromkeys(ids)), records[0].model,
+                                records[0].text)
 
     def latest(self) -> GenerationRecord | None:
         with self._lock:

@@ -1,0 +1,29 @@
+"""Feedback on a chain run reaches every Salesforce generation the chain made."""
+
+from __future__ import annotations
+
+from langchain_core.runnables import RunnableLambda
+
+from langchain_sfmodels import ChatSalesforce, SalesforceFeedbackHandler
+from sfmodels_core.emulator import Emulator
+
+
+def test_feedback_on_a_chain_with_two_model_calls_reaches_both(emulator: Emulator) -> None:
+    settings = {"domain": emulator.salesforce_domain, "client_id": emulator.salesforce_client_id,
+                "client_secret": emulator.salesforce_client_secret}
+    llm = ChatSalesforce(**settings)
+    handler = SalesforceFeedbackHandler(**settings)
+    chain = llm | RunnableLambda(lambda m: f"Summarise: {m.content}") | llm
+    seen: list[str] = []
+
+    def on_start(run: object) -> None:
+        seen.append(str(getattr(run, "id", "")))
+
+    chain.with_listeners(on_start=on_start).invoke("Tell me about rivers",
+                                                   config={"callbacks": [handler]})
+    chain_run = seen[0]
+    assert len(handler.find(chain_run).generation_ids) == 2
+    handler.submit("BAD", run_id=chain_run, text="too vague")
+    recorded = emulator.feedback()
+    assert len(recorded) == 2 and {r["feedback"] for r in recorded} == {"BAD"}
+    assert len({r["generationId"] for r in recorded}) == 2
