@@ -171,20 +171,30 @@ def _cut(text: str, finish_reason: str | None,
     return text, ("stop" if stopped else finish_reason)
 
 
+def salesforce_raw(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The Salesforce body, with the call's token counts also under a top-level ``usage``: the
+    Models API nests them, and LlamaIndex's TokenCountingHandler reads only ``raw["usage"]``."""
+    usage = {k: kwargs[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+             if k in kwargs}
+    return {**body, "usage": usage or None}
+
+
 def salesforce_chat_response(result: ChatResult, stop: Sequence[str] | None = None,
                              *, stream: bool = False) -> ChatResponse:
     text, finish = _cut(result.text, result.finish_reason, stop)
+    extra = salesforce_kwargs(result, finish)
     return ChatResponse(
         message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
-        raw=result.raw, delta=text if stream else None,
-        additional_kwargs=salesforce_kwargs(result, finish))
+        raw=salesforce_raw(result.raw, extra), delta=text if stream else None,
+        additional_kwargs=extra)
 
 
 def salesforce_completion_response(result: GenerationResult, stop: Sequence[str] | None = None,
                                    *, stream: bool = False) -> CompletionResponse:
     text, finish = _cut(result.text, result.finish_reason, stop)
-    return CompletionResponse(text=text, raw=result.raw, delta=text if stream else None,
-                              additional_kwargs=salesforce_kwargs(result, finish))
+    extra = salesforce_kwargs(result, finish)
+    return CompletionResponse(text=text, raw=salesforce_raw(result.raw, extra),
+                              delta=text if stream else None, additional_kwargs=extra)
 
 
 # -- Databricks -----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from sfmodels_core.tool_protocol import (
     tools_protocol,
 )
 
-from ._messages import salesforce_kwargs, tool_selections, usage_kwargs
+from ._messages import salesforce_kwargs, salesforce_raw, tool_selections, usage_kwargs
 
 if TYPE_CHECKING:
     from sfmodels_core.salesforce import ChatResult
@@ -138,7 +138,8 @@ def tool_chat_response(outcome: Outcome[ToolReply], problems: Sequence[str],
         logger.warning("The model's reply did not follow the tool protocol after one repair "
                        "round: %s", "; ".join(problems))
     return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks),
-                        raw=last.raw, delta=text if stream else None, additional_kwargs=extra)
+                        raw=salesforce_raw(last.raw, extra), delta=text if stream else None,
+                        additional_kwargs=extra)
 
 
 def json_chat_response(outcome: Outcome[JSONReply], problems: Sequence[str],
@@ -149,8 +150,8 @@ def json_chat_response(outcome: Outcome[JSONReply], problems: Sequence[str],
     extra = _protocol_kwargs(outcome, last.finish_reason, problems)
     extra["structured_output"] = outcome.reply.value
     return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=outcome.text),
-                        raw=last.raw, delta=outcome.text if stream else None,
-                        additional_kwargs=extra)
+                        raw=salesforce_raw(last.raw, extra),
+                        delta=outcome.text if stream else None, additional_kwargs=extra)
 
 
 # -- reading responses ----------------------------------------------------------------------------

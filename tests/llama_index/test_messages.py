@@ -171,7 +171,9 @@ def test_salesforce_chat_response_carries_raw_generation_id_and_usage() -> None:
     response = salesforce_chat_response(sf_parse_chat(body))
     assert response.message.role == MessageRole.ASSISTANT
     assert response.message.content == "Paris is the capital."
-    assert response.raw == body
+    # The body, plus the token counts at the top, where TokenCountingHandler looks.
+    assert response.raw == {**body, "usage": {"prompt_tokens": 5, "completion_tokens": 3,
+                                              "total_tokens": 8}}
     assert response.delta is None
     extra = response.additional_kwargs
     assert extra["generation_id"] == "gen-42"
@@ -195,7 +197,7 @@ def test_salesforce_completion_response() -> None:
                                                    "total_tokens": 8}}}
     response = salesforce_completion_response(parse_generation(body), stop=[" END"])
     assert response.text == "Once upon a time."
-    assert response.raw == body
+    assert response.raw == {**body, "usage": body["parameters"]["usage"]}
     assert response.additional_kwargs["generation_id"] == "gen-7"
     assert response.additional_kwargs["total_tokens"] == 8
 

@@ -186,3 +186,19 @@ async def test_async_embeddings_respect_num_workers(emulator: Emulator) -> None:
     assert counters["requests"]["salesforce.embeddings"] == 8
     assert counters["max_in_flight"] <= 2
     await embedding.aclose()
+
+
+def test_token_counting_handler_reads_salesforce_usage(emulator: Emulator) -> None:
+    from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+
+    counter = TokenCountingHandler()
+    llm = SalesforceLLM(callback_manager=CallbackManager([counter]),
+                        **salesforce_settings(emulator))
+    response = llm.chat([ChatMessage(role="user", content="Tell me about towers")])
+    llm.complete("Tell me about bridges")
+    usage = response.raw["generationDetails"]["parameters"]["usage"]
+    assert response.raw["usage"]["prompt_tokens"] == usage["prompt_tokens"]
+    first = counter.llm_token_counts[0]
+    assert (first.prompt_token_count, first.completion_token_count) == (
+        usage["prompt_tokens"], usage["completion_tokens"])  # the service's, not estimates
+    assert len(counter.llm_token_counts) == 2
