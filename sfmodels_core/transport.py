@@ -255,7 +255,7 @@ class Transport:
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
-        self._apool: AsyncPool | None = None
+        self._apools: dict[asyncio.AbstractEventLoop, AsyncPool] = {}
         self._client_lock = threading.Lock()
         self._rng = random.Random()
 
@@ -271,19 +271,21 @@ class Transport:
                     self._client._cookies = _NoCookies()  # the setter would re-wrap it
         return self._client
 
-    def apool(self) -> AsyncPool:
+    async def apool(self) -> AsyncPool:
         """The async clients of the running event loop.
 
-        Connections belong to the loop that opened them, so a client object used from a new
-        loop (each ``asyncio.run``, each async test) gets a fresh pool for it.
+        Connections belong to the loop that opened them, so each loop (each ``asyncio.run``,
+        each thread running its own loop) gets a pool of its own, closed when that loop shuts
+        down its async generators (``asyncio.run`` does) or by :meth:`aclose`.
         """
         loop = asyncio.get_running_loop()
-        pool = self._apool
-        if pool is None or pool.loop is not loop:
+        pool = self._apools.get(loop)
+        if pool is None:
             with self._client_lock:
-                if self._apool is None or self._apool.loop is not loop:
-                    self._apool = AsyncPool(loop, self._make_aclient, self.limits)
-                pool = self._apool
+                for old in [lp for lp in self._apools if lp.is_closed()]:
+                    del self._apools[old]  # a loop that ended without shutting down
+                pool = self._apools[loop] = AsyncPool(self._make_aclient, self.limits)
+            await pool.close_with_loop(lambda: self._apools.pop(loop, None))
         return pool
 
     def _make_aclient(self, limits: httpx.Limits) -> httpx.AsyncClient:
@@ -298,8 +300,8 @@ class Transport:
             self._client = None
 
     async def aclose(self) -> None:
-        pool, self._apool = self._apool, None
-        if pool is not None and pool.loop is asyncio.get_running_loop():
+        pool = self._apools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
             await pool.aclose()
         self.close()
 
@@ -322,7 +324,7 @@ class Transport:
         return self._send_with_retries(self._build(self.client, method, url, body), self.auth)
 
     async def arequest(self, method: str, url: str, body: Any = None) -> httpx.Response:
-        pool = self.apool()
+        pool = await self.apool()
         request = self._build(pool.token_client, method, url, body)
         return await self._asend_with_retries(pool, request, self.auth)
 
@@ -330,7 +332,7 @@ class Transport:
         return self._send_with_retries(request, None, check=False)
 
     async def asend_token_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._asend_with_retries(self.apool(), request, None, check=False)
+        return await self._asend_with_retries(await self.apool(), request, None, check=False)
 
     def _send_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
                            check: bool = True) -> httpx.Response:
@@ -410,7 +412,7 @@ class Transport:
 
     async def astream(self, method: str, url: str, body: Any = None
                       ) -> AsyncGenerator[bytes, None]:
-        pool = self.apool()
+        pool = await self.apool()
         request = self._build(pool.token_client, method, url, body)
         state = self._state()
         while True:
@@ -457,10 +459,10 @@ class AsyncPool:
 
     SHARD_SIZE = 10
 
-    def __init__(self, loop: asyncio.AbstractEventLoop,
-                 make_client: Callable[[httpx.Limits], httpx.AsyncClient],
+    def __init__(self, make_client: Callable[[httpx.Limits], httpx.AsyncClient],
                  limits: httpx.Limits) -> None:
-        self.loop = loop
+        self._closed = False
+        self._watcher: AsyncGenerator[None, None] | None = None
         total = max(1, limits.max_connections or 100)
         sizes = [min(self.SHARD_SIZE, total - start) for start in range(0, total, self.SHARD_SIZE)]
         self.clients = [make_client(httpx.Limits(max_connections=n, max_keepalive_connections=n))
@@ -486,7 +488,23 @@ class AsyncPool:
         finally:
             self.release(index)
 
+    async def close_with_loop(self, forget: Callable[[], object]) -> None:
+        """Close this pool when the running loop shuts down its async generators."""
+
+        async def watcher() -> AsyncGenerator[None, None]:
+            try:
+                yield
+            finally:
+                forget()
+                await self.aclose()
+
+        self._watcher = watcher()  # kept here: dropping it would run its cleanup at once
+        await self._watcher.asend(None)
+
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for client in [*self.clients, self.token_client]:
             await client.aclose()
 

@@ -215,7 +215,7 @@ async def test_async_pool_spreads_calls_over_shards_without_queueing_in_httpx() 
         made.append(limits.max_connections or 0)
         return httpx.AsyncClient()
 
-    pool = AsyncPool(asyncio.get_running_loop(), make, httpx.Limits(max_connections=25))
+    pool = AsyncPool(make, httpx.Limits(max_connections=25))
     assert made == [10, 10, 5, 4]  # three API shards, then the token client
     held = [await pool.acquire() for _ in range(25)]
     assert sorted(held) == [0] * 10 + [1] * 10 + [2] * 5  # never more slots than connections
@@ -276,3 +276,41 @@ def test_a_stream_event_of_the_wrong_shape_is_an_error_of_ours() -> None:
     rec = scripted(httpx.Response(200, stream=ByteStream(sse(CHUNK % "a", '["x"]'))))
     with pytest.raises(SFModelsError, match="stream event"):
         list(client_for(rec).stream_chat("ep", MSGS))
+
+
+
+def test_each_event_loop_gets_a_pool_closed_when_the_loop_shuts_down() -> None:
+    import asyncio
+    import threading
+
+    client = client_for(scripted(*[httpx.Response(200, json=OK)] * 20))
+    pools = []
+
+    async def call() -> None:
+        await client.achat("ep", MSGS)
+        pools.append(await client._transport.apool())
+        await client.achat("ep", MSGS)
+
+    asyncio.run(call())
+    asyncio.run(call())
+    assert pools[0] is not pools[1]
+    assert all(c.is_closed for p in pools for c in p.clients)  # closed by asyncio.run's end
+    assert client._transport._apools == {}
+
+    # Two threads, each with its own loop, keep their own pools while they interleave.
+    seen: dict[str, set[int]] = {}
+
+    def worker(name: str) -> None:
+        async def run() -> None:
+            for _ in range(5):
+                await client.achat("ep", MSGS)
+                seen.setdefault(name, set()).add(id(await client._transport.apool()))
+                await asyncio.sleep(0)
+        asyncio.run(run())
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [len(ids) for ids in seen.values()] == [1, 1]
