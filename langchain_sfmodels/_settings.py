@@ -14,6 +14,7 @@ package must stay cheap.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
@@ -80,9 +81,22 @@ class _CoreSettings(BaseModel):
                     self._core = self._client_kind()(**self._client_options())
         return self._core
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Any:
+        """A copy; with ``update``, one that creates its own client from the new settings."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            copied._core = None
+        return copied
+
     def __getstate__(self) -> dict[Any, Any]:
         # The client created on first use is left out (pools and locks do not pickle); the copy
-        # creates its own when first used.
+        # creates its own when first used. A client passed in cannot travel.
+        if self.client is not None:
+            raise TypeError(
+                "This object was given client=..., which cannot be pickled. Build it with the "
+                "settings (domain/host, credentials) instead, or pass the client again after "
+                "unpickling.")
         state: dict[Any, Any] = super().__getstate__()
         private = state.get("__pydantic_private__")
         if private and private.get("_core") is not None:

@@ -9,7 +9,7 @@ still missing. Secrets are ``SecretStr`` and are left out of ``model_dump``/``to
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
@@ -24,8 +24,10 @@ C = TypeVar("C")
 class ClientSlot(Generic[C]):
     """Holds one core client, created at most once however many threads ask.
 
-    A copy made by pickling or ``deepcopy`` starts empty (a client holds sockets and locks); the
-    copy builds its own client from the same settings on first use.
+    A copy made by pickling or ``deepcopy`` of a slot that created its client starts empty (a
+    client holds sockets and locks): the copy builds its own from the same settings on first
+    use. A client passed in by the user is shared by ``deepcopy``, and cannot be pickled: the
+    unpickled copy would otherwise quietly fall back to other settings.
     """
 
     def __init__(self, client: C | None = None) -> None:
@@ -52,7 +54,15 @@ class ClientSlot(Generic[C]):
         return client if owned else None
 
     def __getstate__(self) -> dict[str, Any]:
+        if self.client is not None and not self.owned:
+            raise TypeError(
+                "This object was given client=..., which cannot be pickled. Build it with the "
+                "settings (domain/host, credentials) instead, or pass the client again after "
+                "unpickling.")
         return {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ClientSlot[C]:
+        return ClientSlot(None if self.owned else self.client)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__()  # type: ignore[misc]
@@ -78,6 +88,20 @@ class _Connection(BaseModel):
     def _client_options(self) -> dict[str, Any]:
         """Extra keyword arguments for the core client (batching, concurrency)."""
         return {}
+
+    def __getstate__(self) -> dict[Any, Any]:
+        self._slot.__getstate__()  # refuses a passed-in client before LlamaIndex drops the slot
+        state: dict[Any, Any] = super().__getstate__()
+        return state
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Any:
+        """A copy; with ``update``, one that builds its own client from the new settings (a
+        client passed in with ``client=`` is kept)."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update and self._slot.owned:
+            copied._slot = ClientSlot()
+        return copied
 
     def close(self) -> None:
         """Close the HTTP connections of the client this object created (not of a client that
