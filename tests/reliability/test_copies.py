@@ -15,9 +15,8 @@ LLAMA = "databricks-meta-llama-3-3-70b-instruct"
 
 
 def classes() -> list[tuple[str, Any, Any]]:
-    from langchain_sfmodels import ChatDatabricks
-
     import llama_index_sfmodels as li
+    from langchain_sfmodels import ChatDatabricks
 
     return [
         ("langchain", lambda **kw: ChatDatabricks(endpoint=LLAMA, **kw),
@@ -51,7 +50,7 @@ def test_pickles_keep_settings_and_refuse_a_passed_client(emulator: Emulator, na
     client = DatabricksClient(host=emulator.databricks_host, api_key=emulator.databricks_token,
                               env={})
     shared = make(client=client)
-    with pytest.raises(TypeError, match="client=.*cannot be pickled"):
+    with pytest.raises(TypeError, match=r"client=.*cannot be pickled"):
         pickle.dumps(shared)
     assert ask(copy.deepcopy(shared))  # a deep copy shares the passed client
     client.close()
