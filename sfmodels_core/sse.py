@@ -22,13 +22,11 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[str]:
         self._buffer += chunk
         events: list[str] = []
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline < 0:
-                break
-            line = self._buffer[:newline]
-            self._buffer = self._buffer[newline + 1:]
-            self._line(line.rstrip(b"\r").decode("utf-8"), events)
+        start = 0
+        while (newline := self._buffer.find(b"\n", start)) >= 0:
+            self._line(self._buffer[start:newline].rstrip(b"\r").decode("utf-8"), events)
+            start = newline + 1
+        self._buffer = self._buffer[start:]  # one copy per chunk, not one per line
         return events
 
     def close(self) -> list[str]:

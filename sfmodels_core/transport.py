@@ -49,10 +49,8 @@ class RetryPolicy:
     initial_backoff: float = 0.5
     max_backoff: float = 8.0
     #: Waits the server asks for (Retry-After) beyond this are not honoured: we give up instead.
+    #: With the timeout bounding each attempt, a call's total time is bounded too.
     max_retry_after: float = 60.0
-    #: Give up once this much time has gone by since the first attempt (None: no limit beyond
-    #: ``max_retries``, each attempt being bounded by the timeout).
-    max_elapsed: float | None = None
 
 
 def is_retryable_status(status: int) -> bool:
@@ -147,7 +145,6 @@ class RetryState:
         self.parse = parse
         self.rng = rng
         self.retries = 0
-        self.started = time.monotonic()
 
     def _next_delay(self, suggested: float | None) -> float | None:
         if self.retries >= self.policy.max_retries:
@@ -155,13 +152,8 @@ class RetryState:
         if suggested is not None and suggested > self.policy.max_retry_after:
             return None
         self.retries += 1
-        delay = suggested if suggested is not None else backoff_delay(
+        return suggested if suggested is not None else backoff_delay(
             self.retries, self.policy, self.rng)
-        if self.policy.max_elapsed is not None and (
-            time.monotonic() - self.started + delay > self.policy.max_elapsed
-        ):
-            return None
-        return delay
 
     def delay_after_response(self, response: httpx.Response) -> float:
         error = error_from_response(response, self.provider, self.parse)
