@@ -121,6 +121,13 @@ def to_neutral_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]
     return out
 
 
+def require_prompt(prompt: Any) -> str:
+    """A completion prompt, which must be text."""
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    return prompt
+
+
 def conversation(user_msg: str | ChatMessage | None,
                  chat_history: Sequence[ChatMessage] | None) -> list[ChatMessage]:
     """The history followed by the new user message, as ``_prepare_chat_with_tools`` gets them."""

@@ -56,6 +56,7 @@ from sfmodels_core.tool_protocol import Outcome, Protocol, arun, run
 from ._messages import (
     conversation,
     first_tool_call_only,
+    require_prompt,
     salesforce_chat_response,
     salesforce_completion_response,
     to_neutral_messages,
@@ -219,8 +220,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
 
     def _prompt_args(self, prompt: str, formatted: bool, kwargs: Mapping[str, Any]
                      ) -> tuple[str, list[str] | None, dict[str, Any]]:
-        if not isinstance(prompt, str):
-            raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+        require_prompt(prompt)
         if kwargs.get("tools") or kwargs.get("tool_choice"):
             raise InvalidInputError(
                 "SalesforceLLM calls tools in chat, not in completions: use chat_with_tools, "
