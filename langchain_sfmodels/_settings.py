@@ -59,10 +59,17 @@ class _CoreSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check_client(self) -> _CoreSettings:
-        if self.client is not None and not isinstance(self.client, self._client_kind()):
+        if self.client is None:
+            return self
+        if not isinstance(self.client, self._client_kind()):
             raise ValueError(
                 f"client must be a {self._client_kind().__name__}, "
                 f"got {type(self.client).__name__}")
+        ignored = sorted(name for name, value in self._client_options().items()
+                         if value is not None)
+        if ignored:
+            raise ValueError(f"client= is given, so {', '.join(ignored)} would be ignored: set "
+                             "them on the client instead")
         return self
 
     def _client_options(self) -> dict[str, Any]:

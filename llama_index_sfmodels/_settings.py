@@ -68,6 +68,12 @@ class ClientSlot(Generic[C]):
         self.__init__()  # type: ignore[misc]
 
 
+#: Settings that only shape the core client this object would create.
+_CLIENT_FIELDS = frozenset({"domain", "client_id", "client_secret", "api_key", "api_base", "host",
+                            "profile", "config_file", "timeout", "max_retries",
+                            "request_batch_size"})
+
+
 class _Connection(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -83,6 +89,11 @@ class _Connection(BaseModel):
             if not isinstance(client, expected):
                 raise TypeError(
                     f"client must be a {expected.__name__}, got {type(client).__name__}")
+            ignored = sorted(self.model_fields_set & _CLIENT_FIELDS)
+            if ignored:
+                raise ValueError(
+                    f"client= is given, so {', '.join(ignored)} would be ignored: set them on "
+                    "the client instead")
             self._slot = ClientSlot(client)
 
     def _client_options(self) -> dict[str, Any]:

@@ -54,3 +54,16 @@ def test_pickles_keep_settings_and_refuse_a_passed_client(emulator: Emulator, na
         pickle.dumps(shared)
     assert ask(copy.deepcopy(shared))  # a deep copy shares the passed client
     client.close()
+
+
+@pytest.mark.parametrize("name, make, ask", classes(), ids=["langchain", "llama_index"])
+def test_settings_beside_a_passed_client_are_refused_not_ignored(
+        emulator: Emulator, name: str, make: Any, ask: Any) -> None:
+    client = DatabricksClient(host=emulator.databricks_host, api_key=emulator.databricks_token,
+                              env={})
+    with pytest.raises(ValueError, match="would be ignored"):
+        make(client=client, timeout=5)
+    with pytest.raises(ValueError, match="host"):
+        make(client=client, host="https://elsewhere.example")
+    assert ask(make(client=client))
+    client.close()
