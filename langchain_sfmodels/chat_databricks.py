@@ -66,6 +66,18 @@ def generation_params(owner: Any, stop: list[str] | None,
     return endpoint, params
 
 
+def tool_options(tools: Sequence[Any], tool_choice: Any, strict: bool | None,
+                 kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What ``bind_tools`` binds: the tools in OpenAI format and the API's ``tool_choice``."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+    if tool_choice is not None:
+        names = [tool["function"]["name"] for tool in formatted]
+        kwargs = {**kwargs, "tool_choice": tool_choice_value(tool_choice, names)}
+    return {**kwargs, "tools": formatted}
+
+
 def tool_choice_value(choice: Any, names: Sequence[str]) -> Any:
     """LangChain's ``tool_choice`` spellings as the API's values."""
     if choice in ("auto", "none", "required"):
@@ -239,13 +251,7 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools (OpenAI function format). ``tool_choice``: ``"auto"``, ``"none"``,
         ``"any"``/``"required"`` (must call one), a tool name, ``True`` or a dict."""
-        from langchain_core.utils.function_calling import convert_to_openai_tool
-
-        formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
-        if tool_choice is not None:
-            names = [tool["function"]["name"] for tool in formatted]
-            kwargs["tool_choice"] = tool_choice_value(tool_choice, names)
-        return super().bind(tools=formatted, **kwargs)
+        return super().bind(**tool_options(tools, tool_choice, strict, kwargs))
 
     def with_structured_output(
         self,

@@ -204,16 +204,11 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
         ``parallel_tool_calls=False`` asks for at most one call per reply. Unknown tool names and
         nameless tools are refused here, not at the first call.
         """
-        from langchain_core.utils.function_calling import convert_to_openai_tool
+        from .chat_databricks import tool_options
 
-        from .chat_databricks import tool_choice_value
-
-        formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
-        if tool_choice is not None:
-            names = [tool["function"]["name"] for tool in formatted]
-            kwargs["tool_choice"] = tool_choice_value(tool_choice, names)
-        call_protocol({**kwargs, "tools": formatted})
-        return super().bind(tools=formatted, **kwargs)
+        options = tool_options(tools, tool_choice, strict, kwargs)
+        call_protocol(options)  # refuses bad tools and choices now, not at the first call
+        return super().bind(**options)
 
     def with_structured_output(
         self,
