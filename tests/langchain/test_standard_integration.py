@@ -8,43 +8,20 @@ import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests
 
 from langchain_sfmodels import (
-    ChatDatabricks,
-    ChatSalesforce,
     DatabricksEmbeddings,
     SalesforceEmbeddings,
 )
 
 from . import recording
+from .capabilities import DatabricksChat, SalesforceChat
 
 pytestmark = pytest.mark.vcr
 
 
-class TestChatSalesforceIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatSalesforce]:
-        return ChatSalesforce
-
+class TestChatSalesforceIntegration(SalesforceChat, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": recording.SALESFORCE_CHAT_MODEL, **recording.salesforce_params()}
-
-    # Its chat takes text only. Tools and structured output go through the prompted protocol
-    # (the API has no fields for them); JSON mode is its schema-less form.
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
 
     @property
     def supports_anthropic_inputs(self) -> bool:
@@ -61,18 +38,10 @@ class TestChatSalesforceIntegration(ChatModelIntegrationTests):
         return True
 
 
-class TestChatDatabricksIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatDatabricks]:
-        return ChatDatabricks
-
+class TestChatDatabricksIntegration(DatabricksChat, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"endpoint": recording.DATABRICKS_CHAT_ENDPOINT, **recording.databricks_params()}
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
 
     @property
     def supports_anthropic_inputs(self) -> bool:

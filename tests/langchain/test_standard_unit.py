@@ -7,41 +7,18 @@ from typing import Any
 from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from langchain_sfmodels import (
-    ChatDatabricks,
-    ChatSalesforce,
     DatabricksEmbeddings,
     SalesforceEmbeddings,
 )
 
 from . import recording
+from .capabilities import DatabricksChat, SalesforceChat
 
 
-class TestChatSalesforceUnit(ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[ChatSalesforce]:
-        return ChatSalesforce
-
+class TestChatSalesforceUnit(SalesforceChat, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": recording.SALESFORCE_CHAT_MODEL}
-
-    # Tools and structured output go through the prompted protocol (the API has no fields for
-    # them); JSON mode is its schema-less form.
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
 
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
@@ -52,18 +29,10 @@ class TestChatSalesforceUnit(ChatModelUnitTests):
                 {"model": recording.SALESFORCE_CHAT_MODEL, "api_key": None})
 
 
-class TestChatDatabricksUnit(ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[ChatDatabricks]:
-        return ChatDatabricks
-
+class TestChatDatabricksUnit(DatabricksChat, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"endpoint": recording.DATABRICKS_CHAT_ENDPOINT}
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
 
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
