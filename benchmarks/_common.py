@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 GTE = "databricks-gte-large-en"
 LLAMA = "databricks-meta-llama-3-3-70b-instruct"

@@ -50,7 +50,7 @@ from sfmodels_core.adapters import (
     warn_unsupported_salesforce_params,
 )
 from sfmodels_core.errors import InvalidInputError
-from sfmodels_core.salesforce import DEFAULT_CHAT_MODEL
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL as DEFAULT_CHAT_MODEL
 from sfmodels_core.tool_protocol import Outcome, Protocol, arun, run
 
 from ._messages import (

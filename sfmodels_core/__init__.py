@@ -1,8 +1,9 @@
 """sfmodels core: clients for the Salesforce Models API and Databricks model serving.
 
-Depends only on httpx and pydantic; the LangChain and LlamaIndex packages build on it. Names are
-loaded on first use, so importing a light part (``sfmodels_core.errors``, the emulator) does not
-pay for the clients.
+Depends only on httpx and pydantic; the LangChain, LlamaIndex and Spark packages build on it.
+What this module exports is the public surface; ``sfmodels_core.adapters`` is the kit the
+framework packages share. Names are loaded on first use, so importing a light part
+(``sfmodels_core.errors``, ``sfmodels_core.defaults``) does not pay for the HTTP clients.
 """
 
 from __future__ import annotations
@@ -11,35 +12,42 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import errors
+    from . import defaults, errors
     from .databricks import DatabricksClient
     from .errors import SFModelsError
+    from .options import ClientOptions, RetryPolicy
     from .salesforce import SalesforceClient
     from .types import EmbeddingResult, Usage
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "ClientOptions": "options",
     "DatabricksClient": "databricks",
     "EmbeddingResult": "types",
+    "RetryPolicy": "options",
     "SFModelsError": "errors",
     "SalesforceClient": "salesforce",
     "Usage": "types",
 }
+_MODULES = ("defaults", "errors")
 
 __all__ = [
+    "ClientOptions",
     "DatabricksClient",
     "EmbeddingResult",
+    "RetryPolicy",
     "SFModelsError",
     "SalesforceClient",
     "Usage",
+    "defaults",
     "errors",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "errors":
-        return importlib.import_module(f"{__name__}.errors")
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,9 +24,9 @@ import httpx
 import pydantic_core
 from pydantic import SecretStr
 
+from . import defaults
 from .errors import TokenError
 
-SALESFORCE_TOKEN_LIFETIME = 30 * 60.0  # documented default when the JWT carries no exp
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class SalesforceClientCredentials(TokenSource):
             issued = float(body.get("issued_at", "")) / 1000.0
         exp = jwt_claims(access).get("exp")
         expires_at = float(exp) if isinstance(exp, (int, float)) else (
-            issued + SALESFORCE_TOKEN_LIFETIME)
+            issued + defaults.SALESFORCE_TOKEN_LIFETIME)
         extra: dict[str, Any] = {k: body[k] for k in ("api_instance_url", "instance_url")
                                  if k in body}
         # Lifetimes are measured on our clock: the server's issued_at only sets the expiry.

@@ -9,7 +9,8 @@ import httpx
 
 from . import batching
 from .auth import BearerAuth, TokenSource
-from .errors import InvalidInputError, SFModelsError
+from .errors import ResponseValidationError, SFModelsError
+from .options import ClientOptions
 from .transport import ErrorParser, Transport, loads
 from .validation import require_name, require_texts
 
@@ -23,21 +24,21 @@ class BaseClient:
     Share an instance, and close it (or use it as a context manager) when done.
     """
 
+    #: Texts per embeddings request when the options do not say.
+    default_batch_size: int
+
     def __init__(self, token_source: TokenSource, *, provider: str, headers: dict[str, str],
-                 parse_error: ErrorParser, timeout: float | None, max_retries: int,
-                 batch_size: int, max_concurrency: int, requests_per_minute: float | None,
-                 max_connections: int, transport: httpx.BaseTransport | None,
+                 parse_error: ErrorParser, options: ClientOptions,
+                 transport: httpx.BaseTransport | None,
                  async_transport: httpx.AsyncBaseTransport | None) -> None:
-        if batch_size < 1 or max_concurrency < 1:
-            raise InvalidInputError("batch_size and max_concurrency must be at least 1")
-        self.batch_size = batch_size
-        self.max_concurrency = max_concurrency
+        self.provider = provider
+        self.options = options
+        self.batch_size = options.batch_size or self.default_batch_size
+        self.max_concurrency = options.max_concurrency
         self.auth = BearerAuth(token_source)
         self._transport = Transport(
             provider=provider, parse_error=parse_error, headers=headers, auth=self.auth,
-            timeout=timeout, max_retries=max_retries, requests_per_minute=requests_per_minute,
-            max_connections=max_connections, transport=transport,
-            async_transport=async_transport)
+            options=options, transport=transport, async_transport=async_transport)
         # Tokens are minted through the same transport, retries included, without the auth.
         self.auth.send = self._transport.send_token_request
         self.auth.asend = self._transport.asend_token_request
@@ -68,8 +69,8 @@ class BaseClient:
         except SFModelsError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            provider = self._transport.provider
-            raise SFModelsError(
+            provider = self.provider
+            raise ResponseValidationError(
                 f"{provider} answered {response.status_code} with a body this client cannot "
                 f"use ({type(exc).__name__}: {exc}): {response.text[:200]!r}",
                 status_code=response.status_code, provider=provider,

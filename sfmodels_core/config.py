@@ -20,7 +20,6 @@ from . import defaults
 from .auth import DatabricksM2M, SalesforceClientCredentials, StaticToken, TokenSource
 from .errors import ConfigurationError
 
-DEFAULT_SALESFORCE_API_BASE = defaults.SALESFORCE_API_BASE
 GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 Secret = str | SecretStr | None

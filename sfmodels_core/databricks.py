@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 
 from . import batching, defaults
 from .client import BaseClient
+from .options import ClientOptions
 from .config import Secret, resolve_databricks
-from .errors import InvalidInputError, SFModelsError
+from .errors import APIStatusError, InvalidInputError, ResponseValidationError
 from .sse import aiter_events, iter_events
 from .transport import loads
 from .types import (
@@ -35,7 +36,6 @@ R = TypeVar("R")
 T = TypeVar("T")
 PROVIDER = "Databricks"
 ROLES = ("system", "user", "assistant", "tool")
-DEFAULT_EMBED_BATCH_SIZE = defaults.DATABRICKS_EMBED_BATCH_SIZE
 HEADERS = {"accept": "application/json"}
 #: Generation parameters the chat and completion calls take by name; any other keyword is
 #: passed through into the request body as it is.
@@ -319,14 +319,14 @@ def parse_event(event: str, parse: Callable[[dict[str, Any]], T]) -> T:
     if isinstance(body, dict) and ("error_code" in body or "error" in body) and \
             "choices" not in body:
         code, message, hint = parse_error(200, body)
-        raise SFModelsError(f"Databricks stream failed: {message or code}", error_code=code,
+        raise APIStatusError(f"Databricks stream failed: {message or code}", error_code=code,
                             provider_message=message, provider=PROVIDER, hint=hint, body=body)
     try:
         if not isinstance(body, dict):
             raise TypeError("not a JSON object")
         return parse(body)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise SFModelsError(f"Databricks sent a stream event this client cannot use "
+        raise ResponseValidationError(f"Databricks sent a stream event this client cannot use "
                             f"({type(exc).__name__}: {exc}): {event[:200]!r}",
                             provider=PROVIDER) from exc
 
@@ -394,7 +394,10 @@ class DatabricksClient(BaseClient):
     Settings come from the arguments, then ``DATABRICKS_HOST``, ``DATABRICKS_TOKEN``,
     ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET``, then a profile of
     ``~/.databrickscfg`` (``DATABRICKS_CONFIG_PROFILE``, ``DATABRICKS_CONFIG_FILE``).
+    Timeout, retries, pacing, pool size and batching as for ``SalesforceClient``.
     """
+
+    default_batch_size = defaults.DATABRICKS_EMBED_BATCH_SIZE
 
     def __init__(
         self,
@@ -406,25 +409,19 @@ class DatabricksClient(BaseClient):
         client_secret: Secret = None,
         profile: str | None = None,
         config_file: str | None = None,
-        timeout: float | None = 60.0,
-        max_retries: int = 3,
-        batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
-        max_concurrency: int = defaults.EMBED_MAX_CONCURRENCY,
-        requests_per_minute: float | None = None,
-        max_connections: int = 100,
+        options: ClientOptions | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
+        **settings: Any,
     ) -> None:
-        settings = resolve_databricks(host=host, api_key=api_key if api_key is not None else token,
+        resolved = resolve_databricks(host=host, api_key=api_key if api_key is not None else token,
                                       client_id=client_id, client_secret=client_secret,
                                       profile=profile, config_file=config_file, env=env)
-        self.host = settings.host
+        self.host = resolved.host
         super().__init__(
-            settings.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
-            timeout=timeout, max_retries=max_retries, batch_size=batch_size,
-            max_concurrency=max_concurrency, requests_per_minute=requests_per_minute,
-            max_connections=max_connections, transport=transport,
+            resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
+            options=ClientOptions.build(options, **settings), transport=transport,
             async_transport=async_transport)
 
     def __repr__(self) -> str:

@@ -1,8 +1,30 @@
-"""The error hierarchy every layer of sfmodels raises.
+"""The errors every layer of sfmodels raises, and which HTTP statuses are retried.
+
+::
+
+    SFModelsError                      base of everything below
+    ├── ConfigurationError (ValueError)   missing or ambiguous settings; nothing was sent
+    ├── InvalidInputError (ValueError)    bad input caught locally; nothing was sent
+    ├── ModelReplyError (ValueError)      a reply broke the prompted tool/JSON protocol twice
+    ├── ResponseValidationError           a 2xx answer (or stream event) the client cannot use
+    ├── APIConnectionError                no full answer: refused, reset, cut off
+    │   └── APITimeoutError               no full answer within the timeout
+    └── APIStatusError                    the service answered with an error status
+        ├── BadRequestError                   400, 422 and other 4xx not named here
+        ├── AuthenticationError               401
+        │   └── TokenError                    the token endpoint refused to mint
+        ├── PermissionDeniedError             403
+        ├── NotFoundError                     404
+        ├── RateLimitError                    429 (``retry_after`` when the service sent one)
+        └── ServerError                       5xx, 408, 409, 423
+
+Retried (with backoff, honouring ``Retry-After``): every status in :data:`RETRYABLE_STATUSES`
+and every 5xx, and connection errors before the first byte of an answer. Nothing else is.
 
 Every error carries what a user needs to act on it: the HTTP status, the provider's error code
-and message, the request id, and where we know one, a hint. None of them ever holds a secret:
-messages are built from provider error bodies and our own text, never from request headers.
+and message, the request id and, where we know the usual cause, a hint. None of them ever holds
+a secret: messages are built from provider error bodies and our own text, never from request
+headers.
 """
 
 from __future__ import annotations
@@ -11,7 +33,9 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "RETRYABLE_STATUSES",
     "APIConnectionError",
+    "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
@@ -21,10 +45,20 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseValidationError",
     "SFModelsError",
     "ServerError",
     "TokenError",
+    "error_class_for_status",
+    "is_retryable_status",
 ]
+
+#: Statuses below 500 that are retried; every 5xx is retried too.
+RETRYABLE_STATUSES = frozenset({408, 409, 423, 429})
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or status >= 500
 
 
 class SFModelsError(Exception):
@@ -53,7 +87,6 @@ class SFModelsError(Exception):
         super().__init__(message)
 
     def __str__(self) -> str:
-        parts = [self.message]
         details = []
         if self.status_code is not None:
             details.append(f"status {self.status_code}")
@@ -61,9 +94,7 @@ class SFModelsError(Exception):
             details.append(f"code {self.error_code}")
         if self.request_id:
             details.append(f"request id {self.request_id}")
-        if details:
-            parts.append(f"({', '.join(details)})")
-        text = " ".join(parts)
+        text = f"{self.message} ({', '.join(details)})" if details else self.message
         if self.hint:
             text += f"\nHint: {self.hint}"
         return text
@@ -77,40 +108,8 @@ class ConfigurationError(SFModelsError, ValueError):
     """The client is not configured well enough to send anything (missing or ambiguous settings)."""
 
 
-class BadRequestError(SFModelsError):
-    """The service rejected the request as malformed (HTTP 400/422)."""
-
-
-class InvalidInputError(BadRequestError, ValueError):
+class InvalidInputError(SFModelsError, ValueError):
     """Bad input caught locally, before any request was sent."""
-
-
-class AuthenticationError(SFModelsError):
-    """The credentials were refused (HTTP 401), or a token could not be used."""
-
-
-class TokenError(AuthenticationError):
-    """Minting an access token failed at the token endpoint."""
-
-
-class PermissionDeniedError(SFModelsError):
-    """The credentials are valid but not allowed to do this (HTTP 403)."""
-
-
-class NotFoundError(SFModelsError):
-    """Unknown model, endpoint or route (HTTP 404)."""
-
-
-class RateLimitError(SFModelsError):
-    """Too many requests (HTTP 429), after the retries allowed were used up."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)
-
-
-class ServerError(SFModelsError):
-    """The service failed or was busy (HTTP 5xx, 423, 409, 408), after the retries allowed."""
 
 
 class ModelReplyError(SFModelsError, ValueError):
@@ -122,9 +121,67 @@ class ModelReplyError(SFModelsError, ValueError):
         super().__init__(message, **kwargs)
 
 
+class ResponseValidationError(SFModelsError):
+    """The service answered with success, but with a body (or a stream event) this client cannot
+    use: an HTML page from a proxy, a missing field, one vector too few."""
+
+
 class APIConnectionError(SFModelsError):
     """The service could not be reached, or the connection broke before a full answer arrived."""
 
 
 class APITimeoutError(APIConnectionError):
     """No full answer arrived within the configured timeout."""
+
+
+class APIStatusError(SFModelsError):
+    """The service answered with an error status (``status_code``), after any retries."""
+
+
+class BadRequestError(APIStatusError):
+    """The service rejected the request as malformed (HTTP 400, 422 and other 4xx)."""
+
+
+class AuthenticationError(APIStatusError):
+    """The credentials were refused (HTTP 401), or a token could not be used."""
+
+
+class TokenError(AuthenticationError):
+    """Minting an access token failed at the token endpoint."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """The credentials are valid but not allowed to do this (HTTP 403)."""
+
+
+class NotFoundError(APIStatusError):
+    """Unknown model, endpoint or route (HTTP 404)."""
+
+
+class RateLimitError(APIStatusError):
+    """Too many requests (HTTP 429), after the retries allowed were used up."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class ServerError(APIStatusError):
+    """The service failed or was busy (HTTP 5xx, 423, 409, 408), after the retries allowed."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status: int) -> type[APIStatusError]:
+    """The class of the error raised for an HTTP error status."""
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if is_retryable_status(status):
+        return ServerError
+    if 400 <= status < 500:
+        return BadRequestError
+    return APIStatusError

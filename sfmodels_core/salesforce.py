@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import batching, defaults
 from .client import BaseClient
-from .config import DEFAULT_SALESFORCE_API_BASE, Secret, resolve_salesforce
+from .options import ClientOptions
+from .config import Secret, resolve_salesforce
 from .errors import InvalidInputError
 from .types import (
     EmbeddingResult,
@@ -30,9 +31,6 @@ from .validation import require_messages, require_name
 R = TypeVar("R")
 PROVIDER = "Salesforce"
 ROLES = ("system", "user", "assistant")
-DEFAULT_CHAT_MODEL = defaults.SALESFORCE_CHAT_MODEL
-DEFAULT_EMBEDDING_MODEL = defaults.SALESFORCE_EMBEDDING_MODEL
-DEFAULT_EMBED_BATCH_SIZE = defaults.SALESFORCE_EMBED_BATCH_SIZE
 HEADERS = {
     "x-sfdc-app-context": "EinsteinGPT",
     "x-client-feature-id": "ai-platform-models-connected-app",
@@ -237,7 +235,13 @@ class SalesforceClient(BaseClient):
     ``SALESFORCE_CLIENT_ID``, ``SALESFORCE_CLIENT_SECRET``, ``SALESFORCE_ACCESS_TOKEN``,
     ``SALESFORCE_API_BASE``). One instance holds one pooled sync and one async HTTP client:
     share it, and close it (or use it as a context manager) when done.
+
+    Timeout, retries, pacing, pool size and batching come from ``options`` (a
+    :class:`~sfmodels_core.options.ClientOptions`), or as keywords (``timeout=30``,
+    ``max_retries=5``, ``requests_per_minute=600``, ``batch_size=``, ``max_concurrency=``).
     """
+
+    default_batch_size = defaults.SALESFORCE_EMBED_BATCH_SIZE
 
     def __init__(
         self,
@@ -248,26 +252,20 @@ class SalesforceClient(BaseClient):
         api_key: Secret = None,
         access_token: Secret = None,
         api_base: str | None = None,
-        timeout: float | None = 60.0,
-        max_retries: int = 3,
-        batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
-        max_concurrency: int = defaults.EMBED_MAX_CONCURRENCY,
-        requests_per_minute: float | None = None,
-        max_connections: int = 100,
+        options: ClientOptions | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
+        **settings: Any,
     ) -> None:
-        settings = resolve_salesforce(domain=domain, client_id=client_id,
+        resolved = resolve_salesforce(domain=domain, client_id=client_id,
                                       client_secret=client_secret,
                                       api_key=api_key if api_key is not None else access_token,
                                       api_base=api_base, env=env)
-        self._api_base = settings.api_base
+        self._api_base = resolved.api_base
         super().__init__(
-            settings.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
-            timeout=timeout, max_retries=max_retries, batch_size=batch_size,
-            max_concurrency=max_concurrency, requests_per_minute=requests_per_minute,
-            max_connections=max_connections, transport=transport,
+            resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
+            options=ClientOptions.build(options, **settings), transport=transport,
             async_transport=async_transport)
 
     def __repr__(self) -> str:
@@ -280,7 +278,7 @@ class SalesforceClient(BaseClient):
         instance = (token_extra or {}).get("api_instance_url")
         if isinstance(instance, str) and instance:
             return instance.rstrip("/") + "/einstein/platform/v1"
-        return DEFAULT_SALESFORCE_API_BASE
+        return defaults.SALESFORCE_API_BASE
 
     def api_base(self) -> str:
         if self._api_base or not self.auth.source.refreshable:

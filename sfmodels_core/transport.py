@@ -16,7 +16,6 @@ import random
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,38 +23,19 @@ import pydantic_core
 
 from .errors import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
-    ServerError,
     SFModelsError,
+    error_class_for_status,
+    is_retryable_status,
 )
+from .options import ClientOptions, RetryPolicy
 
 logger = logging.getLogger("sfmodels")
 
-RETRYABLE_STATUS = frozenset({408, 409, 423, 429})
-
 # A provider turns an error response into (error code, message, hint).
 ErrorParser = Callable[[int, Any], "tuple[str | None, str | None, str | None]"]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. ``max_retries`` counts retries, so a call makes at most that plus one."""
-
-    max_retries: int = 3
-    initial_backoff: float = 0.5
-    max_backoff: float = 8.0
-    #: Waits the server asks for (Retry-After) beyond this are not honoured: we give up instead.
-    #: With the timeout bounding each attempt, a call's total time is bounded too.
-    max_retry_after: float = 60.0
-
-
-def is_retryable_status(status: int) -> bool:
-    return status in RETRYABLE_STATUS or status >= 500
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -84,7 +64,7 @@ def backoff_delay(retry_number: int, policy: RetryPolicy, rng: random.Random) ->
 
 def error_from_response(
     response: httpx.Response, provider: str, parse: ErrorParser
-) -> SFModelsError:
+) -> APIStatusError:
     """Map an error response to the right error class, with the provider's code and message."""
     status = response.status_code
     try:
@@ -93,21 +73,7 @@ def error_from_response(
         body = response.text or None
     code, message, hint = parse(status, body)
     request_id = response.headers.get("x-request-id") or response.headers.get("x-sfdc-request-id")
-    cls: type[SFModelsError]
-    if status == 401:
-        cls = AuthenticationError
-    elif status == 403:
-        cls = PermissionDeniedError
-    elif status == 404:
-        cls = NotFoundError
-    elif status == 429:
-        cls = RateLimitError
-    elif is_retryable_status(status):
-        cls = ServerError
-    elif 400 <= status < 500:
-        cls = BadRequestError
-    else:
-        cls = SFModelsError
+    cls = error_class_for_status(status)
     text = message or (body if isinstance(body, str) else None) or response.reason_phrase
     kwargs: dict[str, Any] = {
         "status_code": status,
@@ -123,7 +89,7 @@ def error_from_response(
     return cls(f"{provider} returned an error: {text}", **kwargs)
 
 
-def error_from_exception(exc: Exception, provider: str) -> SFModelsError:
+def error_from_exception(exc: Exception, provider: str) -> APIConnectionError:
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{provider} did not answer in time: {type(exc).__name__}",
                                provider=provider)
@@ -233,11 +199,7 @@ class Transport:
         parse_error: ErrorParser,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | None = None,
-        timeout: float | httpx.Timeout | None = 60.0,
-        max_retries: int = 3,
-        retry_policy: RetryPolicy | None = None,
-        requests_per_minute: float | None = None,
-        max_connections: int = 100,
+        options: ClientOptions | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -245,11 +207,13 @@ class Transport:
         self.parse_error = parse_error
         self.headers = dict(headers or {})
         self.auth = auth
-        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self.policy = retry_policy or RetryPolicy(max_retries=max_retries)
-        self.limiter = RateLimiter(requests_per_minute) if requests_per_minute else None
-        self.limits = httpx.Limits(max_connections=max_connections,
-                                   max_keepalive_connections=max_connections)
+        options = options or ClientOptions()
+        self.timeout = httpx.Timeout(options.timeout)
+        self.policy = options.retry
+        self.limiter = (RateLimiter(options.requests_per_minute)
+                        if options.requests_per_minute else None)
+        self.limits = httpx.Limits(max_connections=options.max_connections,
+                                   max_keepalive_connections=options.max_connections)
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None

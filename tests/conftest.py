@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[Emulator]:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
     with Emulator() as emu:
         yield emu

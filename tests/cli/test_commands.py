@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sfmodels_core.cli import main
-from sfmodels_core.emulator import Emulator
+from sfmodels.cli import main
+from sfmodels_emulator import Emulator
 
 from .test_demo import CREDENTIALS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfmodels_core.cli import main
+from sfmodels.cli import main
 
 CREDENTIALS = ("SALESFORCE_DOMAIN", "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET",
                "SALESFORCE_ACCESS_TOKEN", "SALESFORCE_API_BASE", "DATABRICKS_HOST",

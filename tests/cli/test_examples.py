@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 from .test_commands import env  # noqa: F401  (the fixture pointing the environment at it)
 

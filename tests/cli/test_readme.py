@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 from .test_commands import env  # noqa: F401  (the fixture pointing the environment at it)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 
 @pytest.fixture(scope="session")

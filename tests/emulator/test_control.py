@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 from .payloads import DATABRICKS_CHAT, SALESFORCE_CHAT_MODEL, user
 
@@ -355,7 +355,7 @@ def test_process_mode_stop_ends_the_child() -> None:
 def test_command_line_prints_url_and_exports() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "sfmodels_core.emulator", "--port", "0", "--latency-ms", "1"],
+        [sys.executable, "-m", "sfmodels_emulator", "--port", "0", "--latency-ms", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -390,7 +390,7 @@ def test_command_line_prints_url_and_exports() -> None:
 def test_command_line_rejects_bad_settings() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "sfmodels_core.emulator", "--port", "0", "--fault-kinds", "teapot"],
+        [sys.executable, "-m", "sfmodels_emulator", "--port", "0", "--fault-kinds", "teapot"],
         capture_output=True,
         text=True,
         env=env,

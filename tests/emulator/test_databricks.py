@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 from .payloads import CALCULATOR_TOOL, DATABRICKS_CHAT, DATABRICKS_EMBEDDINGS, WEATHER_TOOL, user
 from .shapes import DATABRICKS_CHAT as CHAT_SHAPE

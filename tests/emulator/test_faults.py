@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 from .payloads import DATABRICKS_CHAT, SALESFORCE_CHAT_MODEL, user
 from .shapes import DATABRICKS_ERROR, SALESFORCE_ERROR, assert_shape

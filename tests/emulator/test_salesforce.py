@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 from .payloads import SALESFORCE_CHAT_MODEL, SALESFORCE_EMBEDDING_MODEL
 from .shapes import (

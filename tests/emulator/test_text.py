@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from sfmodels_core.emulator.text import (
+from sfmodels_emulator.text import (
     apply_stop,
     count_tokens,
     embedding,
@@ -227,7 +227,7 @@ def test_emulator_imports_only_the_standard_library() -> None:
     import sys
     from pathlib import Path
 
-    import sfmodels_core.emulator as package
+    import sfmodels_emulator as package
 
     for path in Path(package.__file__).parent.glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -244,7 +244,7 @@ def test_emulator_imports_only_the_standard_library() -> None:
 
 
 def test_a_forced_call_after_tool_results_goes_to_another_tool() -> None:
-    from sfmodels_core.emulator.text import plan_tool_calls
+    from sfmodels_emulator.text import plan_tool_calls
 
     def tool(name: str, description: str) -> dict[str, object]:
         return {"type": "function", "function": {

@@ -11,7 +11,7 @@ import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient
 from sfmodels_core.databricks import merge_chunks
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 from sfmodels_core.errors import (
     APITimeoutError,
     AuthenticationError,

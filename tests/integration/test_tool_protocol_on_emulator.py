@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sfmodels_core import SalesforceClient
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 from sfmodels_core.tool_protocol import arun, json_protocol, run, tools_protocol
 
 MODEL = "sfdc_ai__DefaultOpenAIGPT4OmniMini"

@@ -37,7 +37,7 @@ from sfmodels_core.errors import (
 )
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 CHAT_ENDPOINT = "databricks-meta-llama-3-3-70b-instruct"
 EMBEDDING_ENDPOINT = "databricks-gte-large-en"

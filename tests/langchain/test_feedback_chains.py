@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.runnables import RunnableLambda
 
 from langchain_sfmodels import ChatSalesforce, SalesforceFeedbackHandler
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 
 def test_feedback_on_a_chain_with_two_model_calls_reaches_both(emulator: Emulator) -> None:

@@ -39,7 +39,7 @@ from sfmodels_core.tool_protocol import JSON_HEADER, TOOLS_HEADER
 from .fakes import FakeService, salesforce_client, sf_chat
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 
 def salesforce(emulator: Emulator) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from llama_index_sfmodels import (
 if TYPE_CHECKING:
     from llama_index.core.instrumentation.events import BaseEvent
 
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 CHAT_ENDPOINT = "databricks-meta-llama-3-3-70b-instruct"
 EMBEDDING_ENDPOINT = "databricks-gte-large-en"

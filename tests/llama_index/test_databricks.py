@@ -18,7 +18,7 @@ from sfmodels_core.errors import BadRequestError, InvalidInputError, NotFoundErr
 from .conftest import CHAT_ENDPOINT, EMBEDDING_ENDPOINT, EventLog, databricks_settings
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 CONTEXT = ("Context: The Golden Gate Bridge opened in 1937. The Brooklyn Bridge opened in "
            "1883. The Tower Bridge crosses the Thames.")

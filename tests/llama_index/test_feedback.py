@@ -17,7 +17,7 @@ from sfmodels_core.errors import InvalidInputError
 from .conftest import EventLog, salesforce_settings
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 DOCUMENTS = [
     "The Nile is the longest river in Africa. It flows north into the Mediterranean Sea.",

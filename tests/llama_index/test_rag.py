@@ -21,7 +21,7 @@ from llama_index_sfmodels import (
 from .conftest import CHAT_ENDPOINT, EMBEDDING_ENDPOINT, databricks_settings, salesforce_settings
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 DOCUMENTS = [
     "The Amazon river flows through Brazil, Peru and Colombia. It carries more water than "

@@ -16,7 +16,7 @@ from sfmodels_core.errors import InvalidInputError, NotFoundError
 from .conftest import EventLog, salesforce_settings
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 CONTEXT = ("Context: The Eiffel Tower is 330 metres tall. The Louvre is the world's most "
            "visited museum. Mont Blanc is the highest mountain in the Alps.")

@@ -23,7 +23,7 @@ from sfmodels_core.tool_protocol import TOOLS_HEADER
 from .conftest import EventLog
 
 if TYPE_CHECKING:
-    from sfmodels_core.emulator import Emulator
+    from sfmodels_emulator import Emulator
 
 calls: list[tuple[str, Any]] = []
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sfmodels_core import DatabricksClient
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 
 LLAMA = "databricks-meta-llama-3-3-70b-instruct"
 

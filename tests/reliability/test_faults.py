@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 from sfmodels_core.errors import APITimeoutError, ServerError
 
 FAULTS = ["429", "500", "503", "reset", "truncated"]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sfmodels_core.emulator import Emulator
+from sfmodels_emulator import Emulator
 from sfmodels_core.errors import (
     APIConnectionError,
     ConfigurationError,

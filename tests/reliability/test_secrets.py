@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from sfmodels_core.emulator import Emulator
-from sfmodels_core.emulator.state import (
+from sfmodels_emulator import Emulator
+from sfmodels_emulator.state import (
     DEFAULT_DATABRICKS_CLIENT_SECRET,
     DEFAULT_DATABRICKS_TOKEN,
     DEFAULT_SALESFORCE_CLIENT_SECRET,

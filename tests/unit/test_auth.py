@@ -14,7 +14,8 @@ import pytest
 from pydantic import SecretStr
 
 from sfmodels_core import DatabricksClient, SalesforceClient
-from sfmodels_core.auth import SALESFORCE_TOKEN_LIFETIME, SalesforceClientCredentials
+from sfmodels_core.auth import SalesforceClientCredentials
+from sfmodels_core.defaults import SALESFORCE_TOKEN_LIFETIME
 from sfmodels_core.errors import AuthenticationError, TokenError
 
 from .fakes import Recorder, make_jwt, sf_chat_body, sf_token_body

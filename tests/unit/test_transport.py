@@ -20,7 +20,8 @@ from sfmodels_core.errors import (
     RateLimitError,
     ServerError,
 )
-from sfmodels_core.transport import RetryPolicy, backoff_delay, parse_retry_after
+from sfmodels_core.options import RetryPolicy
+from sfmodels_core.transport import backoff_delay, parse_retry_after
 
 from .fakes import Recorder
 

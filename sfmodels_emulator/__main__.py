@@ -1,4 +1,4 @@
-"""``python -m sfmodels_core.emulator``: serve the emulator in the foreground."""
+"""``python -m sfmodels_emulator``: serve the emulator in the foreground."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .command import add_arguments, run
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sfmodels_core.emulator",
+        prog="python -m sfmodels_emulator",
         description="Serve a local emulator of the Salesforce Models API and Databricks "
         "Foundation Model serving endpoints.",
     )

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .. import defaults
-from ..config import resolve_databricks, resolve_salesforce
-from ..errors import ConfigurationError, SFModelsError
+from sfmodels_core import defaults
+from sfmodels_core.config import resolve_databricks, resolve_salesforce
+from sfmodels_core.errors import ConfigurationError, SFModelsError
 
 QUESTION = "How many days do customers have to return a product?"
 
@@ -98,7 +98,7 @@ def setup(force_emulator: bool) -> Iterator[Setup]:
         yield Setup({}, {}, "the real service (SALESFORCE_* settings)",
                     "the real service (DATABRICKS_* settings)")
         return
-    from ..emulator import Emulator
+    from sfmodels_emulator import Emulator
 
     with Emulator() as emu:
         where = f"the built-in emulator at {emu.url}"

@@ -1,4 +1,4 @@
-"""The emulator's command line: ``python -m sfmodels_core.emulator`` (and ``sfmodels emulator``)."""
+"""The emulator's command line: ``python -m sfmodels_emulator`` (and ``sfmodels emulator``)."""
 
 from __future__ import annotations
 

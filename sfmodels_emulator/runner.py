@@ -114,7 +114,7 @@ class _ThreadRunner:
 
 
 class _ProcessRunner:
-    """Runs ``python -m sfmodels_core.emulator`` and reads its URL from the first stdout line."""
+    """Runs ``python -m sfmodels_emulator`` and reads its URL from the first stdout line."""
 
     def __init__(self, config: Config, host: str, port: int) -> None:
         self._config = config
@@ -133,7 +133,7 @@ class _ProcessRunner:
         command = [
             sys.executable,
             "-m",
-            "sfmodels_core.emulator",
+            "sfmodels_emulator",
             "--host",
             self._host,
             "--port",

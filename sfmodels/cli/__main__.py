@@ -1,0 +1,5 @@
+"""``python -m sfmodels.cli``: the same as the ``sfmodels`` command."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""How a client talks to a service: one frozen options object, built the same way everywhere.
+
+A client takes its credentials and one :class:`ClientOptions`; the LangChain and LlamaIndex
+classes and the command line build it with :meth:`ClientOptions.build` from their own settings,
+where ``None`` means "the default" (every default lives in :mod:`sfmodels_core.defaults`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import defaults
+from .errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. ``max_retries`` counts retries, so a call makes at most that plus one."""
+
+    max_retries: int = defaults.MAX_RETRIES
+    initial_backoff: float = defaults.INITIAL_BACKOFF
+    max_backoff: float = defaults.MAX_BACKOFF
+    #: Waits the server asks for (Retry-After) beyond this are not honoured: we give up instead.
+    #: With the timeout bounding each attempt, a call's total time is bounded too.
+    max_retry_after: float = defaults.MAX_RETRY_AFTER
+
+    def __post_init__(self) -> None:
+        _check_int("max_retries", self.max_retries, minimum=0)
+        for name in ("initial_backoff", "max_backoff", "max_retry_after"):
+            _check_number(name, getattr(self, name), allow_zero=True)
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Timeout, retries, pacing, pool size and bulk batching of one client.
+
+    ``batch_size`` ``None`` means the provider's default (16 texts for Salesforce, 150 for
+    Databricks).
+    """
+
+    timeout: float | None = defaults.TIMEOUT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    requests_per_minute: float | None = None
+    max_connections: int = defaults.MAX_CONNECTIONS
+    batch_size: int | None = None
+    max_concurrency: int = defaults.EMBED_MAX_CONCURRENCY
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None:
+            _check_number("timeout", self.timeout)
+        if self.requests_per_minute is not None:
+            _check_number("requests_per_minute", self.requests_per_minute)
+        _check_int("max_connections", self.max_connections, minimum=1)
+        if self.batch_size is not None:
+            _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("max_concurrency", self.max_concurrency, minimum=1)
+        if not isinstance(self.retry, RetryPolicy):
+            raise InvalidInputError(f"retry must be a RetryPolicy, got {self.retry!r}")
+
+    @classmethod
+    def build(cls, base: ClientOptions | None = None, *, max_retries: int | None = None,
+              **settings: Any) -> ClientOptions:
+        """``base`` (or the defaults) with every setting that is not ``None`` replaced.
+
+        Takes the fields of this class and ``max_retries`` (which sets ``retry.max_retries``).
+        """
+        base = base or cls()
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise InvalidInputError(f"unknown client option(s) {', '.join(unknown)}; the options "
+                                    f"are {', '.join(sorted(names | {'max_retries'}))}")
+        changes = {name: value for name, value in settings.items() if value is not None}
+        if max_retries is not None:
+            changes["retry"] = dataclasses.replace(changes.get("retry", base.retry),
+                                                   max_retries=max_retries)
+        return dataclasses.replace(base, **changes) if changes else base
+
+    @property
+    def max_retries(self) -> int:
+        return self.retry.max_retries
+
+
+def _check_number(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        value > 0 or (allow_zero and value == 0))
+    if not ok:
+        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidInputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
