@@ -1,8 +1,10 @@
 """LangChain components for the Salesforce Models API and Databricks model serving.
 
 Thin adapters over ``sfmodels_core``: they convert LangChain messages and results and call the
-core clients, which are created on first use. The classes are loaded when first accessed, so
-``import langchain_sfmodels`` stays cheap.
+core clients, which are created on first use. ``SFModelsError`` (the base of every error) and
+``ModelReplyError`` (a Salesforce reply broke the tool or JSON protocol even after one repair
+round) are exported as in ``llama_index_sfmodels``. The classes are loaded when first accessed,
+so ``import langchain_sfmodels`` stays cheap.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sfmodels_core.adapters.feedback import FeedbackSubmission
+    from sfmodels_core.errors import ModelReplyError, SFModelsError
+
     from .chat_databricks import ChatDatabricks
     from .chat_salesforce import ChatSalesforce
     from .embeddings import DatabricksEmbeddings, SalesforceEmbeddings
@@ -22,6 +27,9 @@ _MODULES = {
     "ChatSalesforce": ".chat_salesforce",
     "DatabricksEmbeddings": ".embeddings",
     "DatabricksLLM": ".llms",
+    "FeedbackSubmission": "sfmodels_core.adapters.feedback",
+    "ModelReplyError": "sfmodels_core.errors",
+    "SFModelsError": "sfmodels_core.errors",
     "SalesforceEmbeddings": ".embeddings",
     "SalesforceFeedbackHandler": ".feedback",
     "SalesforceLLM": ".llms",
@@ -32,6 +40,9 @@ __all__ = [
     "ChatSalesforce",
     "DatabricksEmbeddings",
     "DatabricksLLM",
+    "FeedbackSubmission",
+    "ModelReplyError",
+    "SFModelsError",
     "SalesforceEmbeddings",
     "SalesforceFeedbackHandler",
     "SalesforceLLM",

@@ -19,85 +19,20 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._messages import (
-    DATABRICKS,
+from sfmodels_core.adapters.settings import DatabricksSettings
+
+from ._common import DATABRICKS, combine_llm_outputs, langsmith_params, tool_options
+from ._databricks import (
     DatabricksStream,
-    combine_llm_outputs,
-    databricks_chat_result,
-    langsmith_params,
+    chat_result,
+    check_extra_params,
+    generation_params,
+    single_answer,
     to_databricks_messages,
 )
-from ._settings import DatabricksSettings
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
-
-#: Body keys the class itself controls; ``extra_params`` may set any other key.
-RESERVED_BODY_KEYS = ("messages", "stream")
-#: Call options that are about the call, not the request body.
-_NOT_BODY = ("stream", "stream_usage", "model", "endpoint")
-
-
-def _invalid(message: str) -> Exception:
-    from sfmodels_core.errors import InvalidInputError
-
-    return InvalidInputError(message)
-
-
-def generation_params(owner: Any, stop: list[str] | None,
-                      kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(endpoint, request params) of one call: ``extra_params``, then the instance's settings,
-    then the call's options, each overriding the one before."""
-    endpoint = kwargs.get("model") or kwargs.get("endpoint") or owner.model
-    params: dict[str, Any] = dict(owner.extra_params)
-    for name in ("temperature", "max_tokens"):
-        if getattr(owner, name) is not None:
-            params[name] = getattr(owner, name)
-    if owner.n != 1:
-        params["n"] = owner.n
-    stop = stop if stop is not None else owner.stop
-    if stop:
-        params["stop"] = list(stop)
-    params.update({k: v for k, v in kwargs.items() if k not in _NOT_BODY})
-    reserved = [key for key in RESERVED_BODY_KEYS if key in params]
-    if reserved:
-        raise _invalid(f"{', '.join(reserved)} cannot be set through options or extra_params: "
-                       "the chat model sets them itself")
-    return endpoint, params
-
-
-def tool_options(tools: Sequence[Any], tool_choice: Any, strict: bool | None,
-                 kwargs: dict[str, Any]) -> dict[str, Any]:
-    """What ``bind_tools`` binds: the tools in OpenAI format and the API's ``tool_choice``."""
-    from langchain_core.utils.function_calling import convert_to_openai_tool
-
-    formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
-    if tool_choice is not None:
-        names = [tool["function"]["name"] for tool in formatted]
-        kwargs = {**kwargs, "tool_choice": tool_choice_value(tool_choice, names)}
-    return {**kwargs, "tools": formatted}
-
-
-def tool_choice_value(choice: Any, names: Sequence[str]) -> Any:
-    """LangChain's ``tool_choice`` spellings as the API's values."""
-    if choice in ("auto", "none", "required"):
-        return choice
-    if choice == "any" or (choice is True and len(names) != 1):
-        return "required"
-    if choice is True:
-        return {"type": "function", "function": {"name": names[0]}}
-    if choice is False:
-        return "none"
-    if isinstance(choice, str):
-        if choice not in names:
-            raise ValueError(f"tool_choice {choice!r} is not one of the bound tools "
-                             f"({', '.join(names) or 'none bound'}); use 'auto', 'none', "
-                             "'any'/'required' or a tool name")
-        return {"type": "function", "function": {"name": choice}}
-    if isinstance(choice, dict):
-        return choice
-    raise ValueError(f"tool_choice must be 'auto', 'none', 'any', 'required', a tool name, a "
-                     f"bool or a dict, got {choice!r}")
 
 
 class ChatDatabricks(DatabricksSettings, BaseChatModel):
@@ -151,17 +86,8 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
 
     @field_validator("extra_params", mode="before")
     @classmethod
-    def _no_extra_params(cls, value: Any) -> Any:
-        return {} if value is None else value
-
-    @field_validator("extra_params")
-    @classmethod
-    def _check_extra_params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        reserved = [key for key in RESERVED_BODY_KEYS if key in value]
-        if reserved:
-            raise ValueError(f"extra_params cannot set {', '.join(reserved)}: the chat model "
-                             "sets them itself")
-        return value
+    def _check_extra_params(cls, value: Any) -> Any:
+        return check_extra_params(value)
 
     @property
     def endpoint(self) -> str:
@@ -195,24 +121,22 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
                   run_manager: CallbackManagerForLLMRun | None = None,
                   **kwargs: Any) -> ChatResult:
         endpoint, params = generation_params(self, stop, kwargs)
-        completion = self._databricks.chat(endpoint, to_databricks_messages(messages), **params)
-        return databricks_chat_result(completion, endpoint)
+        completion = self.client.chat(endpoint, to_databricks_messages(messages), **params)
+        return chat_result(completion, endpoint)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None,
                          **kwargs: Any) -> ChatResult:
         endpoint, params = generation_params(self, stop, kwargs)
-        completion = await self._databricks.achat(endpoint, to_databricks_messages(messages),
-                                                  **params)
-        return databricks_chat_result(completion, endpoint)
+        completion = await self.client.achat(endpoint, to_databricks_messages(messages),
+                                             **params)
+        return chat_result(completion, endpoint)
 
     def _stream_setup(self, messages: list[BaseMessage], stop: list[str] | None,
                       kwargs: dict[str, Any]) -> tuple[str, list[dict[str, Any]],
                                                        dict[str, Any], DatabricksStream]:
         endpoint, params = generation_params(self, stop, kwargs)
-        if params.get("n", 1) != 1:
-            raise _invalid("n > 1 cannot be streamed: a stream carries one answer; call invoke "
-                           "(with streaming=False) to get several choices")
+        single_answer(params)
         stream_usage = kwargs.get("stream_usage")
         converter = DatabricksStream(
             endpoint, stream_usage=self.stream_usage if stream_usage is None else stream_usage)
@@ -222,7 +146,7 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
                 run_manager: CallbackManagerForLLMRun | None = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
-        pieces = self._databricks.stream_chat(endpoint, payload, **params)
+        pieces = self.client.stream_chat(endpoint, payload, **params)
         with contextlib.closing(pieces) as it:  # type: ignore[type-var]
             for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:
@@ -233,7 +157,7 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
-        stream = self._databricks.astream_chat(endpoint, payload, **params)
+        stream = self.client.astream_chat(endpoint, payload, **params)
         async with contextlib.aclosing(stream) as it:  # type: ignore[type-var]
             async for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:

@@ -12,48 +12,14 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict
 
+from sfmodels_core.adapters.settings import SalesforceSettings
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 
-from ._messages import (
-    SALESFORCE,
-    combine_llm_outputs,
-    langsmith_params,
-    to_salesforce_history,
-    to_salesforce_messages,
-)
-from ._protocol import PROTOCOL_OPTIONS, SalesforceCall, call_protocol
-from ._settings import SalesforceSettings, no_unknown_kwargs
+from ._common import SALESFORCE, combine_llm_outputs, langsmith_params, tool_options
+from ._salesforce import chat_call, chat_chunk, chat_result, protocol_of
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
-
-DEFAULT_CHAT_MODEL = SALESFORCE_CHAT_MODEL
-
-#: Options a call may pass (``model.invoke(..., localization=...)``). ``temperature``,
-#: ``max_tokens``, ``top_p`` and ``n`` are accepted so that generic code keeps working, and
-#: warned about once: the Models API has no such settings.
-CALL_OPTIONS = ("model", "localization", "salesforce_tags", "temperature", "max_tokens", "top_p",
-                "n", "stream")
-#: A chat call may also carry the options of the tool and JSON protocols.
-CHAT_CALL_OPTIONS = (*CALL_OPTIONS, *PROTOCOL_OPTIONS)
-
-
-def prepare_call(owner: Any, stop: list[str] | None, kwargs: dict[str, Any],
-                 allowed: tuple[str, ...] = CALL_OPTIONS,
-                 ) -> tuple[str, dict[str, Any], list[str] | None]:
-    """(model, request options, stop sequences) of one call; warns about ignored settings."""
-    from sfmodels_core.adapters import warn_unsupported_salesforce_params
-
-    no_unknown_kwargs(type(owner).__name__, kwargs, allowed)
-    n = kwargs.get("n")
-    warn_unsupported_salesforce_params(
-        temperature=kwargs.get("temperature", owner.temperature),
-        max_tokens=kwargs.get("max_tokens", owner.max_tokens),
-        top_p=kwargs.get("top_p"), n=None if n in (None, 1) else n)
-    options = {"localization": kwargs.get("localization", owner.localization),
-               "tags": kwargs.get("salesforce_tags", owner.salesforce_tags)}
-    return (kwargs.get("model") or owner.model, options,
-            stop if stop is not None else owner.stop)
 
 
 class ChatSalesforce(SalesforceSettings, BaseChatModel):
@@ -118,7 +84,7 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    model: str = DEFAULT_CHAT_MODEL
+    model: str = SALESFORCE_CHAT_MODEL
     """Model API name, e.g. ``sfdc_ai__DefaultGPT4Omni`` or a configured model's API name."""
     temperature: float | None = None
     """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
@@ -155,37 +121,29 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
         return combine_llm_outputs(llm_outputs)
 
     # -- calls: the sync and async paths differ only in the client method they await
-    def _call(self, messages: list[BaseMessage], stop: list[str] | None,
-              kwargs: dict[str, Any]) -> SalesforceCall:
-        model, options, stop = prepare_call(self, stop, kwargs, CHAT_CALL_OPTIONS)
-        protocol = call_protocol(kwargs)
-        if protocol is None:
-            return SalesforceCall(model, options, stop, list(to_salesforce_messages(messages)))
-        return SalesforceCall(model, options, stop, to_salesforce_history(messages), protocol)
-
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None,
                   **kwargs: Any) -> ChatResult:
-        call = self._call(messages, stop, kwargs)
-        return call.result(call.run(self._salesforce.chat))
+        call = chat_call(self, messages, stop, kwargs)
+        return chat_result(call.run(self.client.chat), call.model)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None,
                          **kwargs: Any) -> ChatResult:
-        call = self._call(messages, stop, kwargs)
-        return call.result(await call.arun(self._salesforce.achat))
+        call = chat_call(self, messages, stop, kwargs)
+        return chat_result(await call.arun(self.client.achat), call.model)
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        call = self._call(messages, stop, kwargs)
-        yield call.chunk(call.run(self._salesforce.chat))
+        call = chat_call(self, messages, stop, kwargs)
+        yield chat_chunk(call.run(self.client.chat), call.model)
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        call = self._call(messages, stop, kwargs)
-        yield call.chunk(await call.arun(self._salesforce.achat))
+        call = chat_call(self, messages, stop, kwargs)
+        yield chat_chunk(await call.arun(self.client.achat), call.model)
 
     # -- tools and structured output
     def bind_tools(
@@ -204,10 +162,8 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
         ``parallel_tool_calls=False`` asks for at most one call per reply. Unknown tool names and
         nameless tools are refused here, not at the first call.
         """
-        from .chat_databricks import tool_options
-
         options = tool_options(tools, tool_choice, strict, kwargs)
-        call_protocol(options)  # refuses bad tools and choices now, not at the first call
+        protocol_of(options)  # refuses bad tools and choices now, not at the first call
         return super().bind(**options)
 
     def with_structured_output(

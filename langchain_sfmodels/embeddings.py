@@ -7,19 +7,31 @@ async.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.embeddings import Embeddings
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 from sfmodels_core.defaults import SALESFORCE_EMBEDDING_MODEL
 
-from ._settings import BulkSettings, DatabricksSettings, SalesforceSettings
 
-DEFAULT_EMBEDDING_MODEL = SALESFORCE_EMBEDDING_MODEL
+_BULK = frozenset({"batch_size", "max_concurrency"})
 
 
-class SalesforceEmbeddings(SalesforceSettings, BulkSettings, Embeddings):
+class _Bulk(BaseModel):
+    """Batching of the embeddings classes; None keeps the client's defaults."""
+
+    batch_size: int | None = Field(default=None, ge=1)
+    """Texts per request (default: 16 for Salesforce, 150 for Databricks)."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight at once for one bulk call (default: 4)."""
+
+    def _bulk_options(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "max_concurrency": self.max_concurrency}
+
+
+class SalesforceEmbeddings(_Bulk, SalesforceSettings, Embeddings):
     """Embeddings from the Salesforce Models API (Ada-002 by default: 1536 dimensions).
 
     Same credentials as ``ChatSalesforce``. ``batch_size`` (default 16) texts go in each
@@ -29,24 +41,23 @@ class SalesforceEmbeddings(SalesforceSettings, BulkSettings, Embeddings):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    model: str = DEFAULT_EMBEDDING_MODEL
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = SalesforceSettings._CLIENT_FIELDS | _BULK
+
+    model: str = SALESFORCE_EMBEDDING_MODEL
     """Embedding model API name."""
     localization: dict[str, Any] | None = None
     """The API's ``localization`` object."""
     salesforce_tags: dict[str, Any] | None = None
     """The API's free-form ``tags`` object."""
 
-    def _client_options(self) -> dict[str, Any]:
-        return {**super()._client_options(), **self._bulk_options()}
-
     def _options(self) -> dict[str, Any]:
         return {"localization": self.localization, "tags": self.salesforce_tags}
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._salesforce.embed(self.model, texts, **self._options()).vectors
+        return self.client.embed(self.model, texts, **self._options()).vectors
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return (await self._salesforce.aembed(self.model, texts, **self._options())).vectors
+        return (await self.client.aembed(self.model, texts, **self._options())).vectors
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
@@ -55,7 +66,7 @@ class SalesforceEmbeddings(SalesforceSettings, BulkSettings, Embeddings):
         return (await self.aembed_documents([text]))[0]
 
 
-class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
+class DatabricksEmbeddings(_Bulk, DatabricksSettings, Embeddings):
     """Embeddings from a Databricks serving endpoint; a drop-in for databricks-langchain's class.
 
     ``endpoint`` (or ``model``), e.g. ``databricks-gte-large-en``. ``query_params`` and
@@ -68,6 +79,8 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
+
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = DatabricksSettings._CLIENT_FIELDS | _BULK
 
     model: str = Field(alias="endpoint")
     """Name of the serving endpoint; alias ``endpoint`` (the name databricks-langchain uses)."""
@@ -101,9 +114,6 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
             raise ValueError("instruction must be a string")
         return value
 
-    def _client_options(self) -> dict[str, Any]:
-        return {**super()._client_options(), **self._bulk_options()}
-
     def _params(self, params: dict[str, Any], instruction: str | None) -> dict[str, Any]:
         """Keyword arguments of the core's ``embed``: the instruction, then every other key."""
         return {**params, "instruction": instruction or params.get("instruction")}
@@ -115,15 +125,15 @@ class DatabricksEmbeddings(DatabricksSettings, BulkSettings, Embeddings):
         return self._params(self.documents_params, self.document_instruction)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._databricks.embed(self.endpoint, texts, **self._document_params()).vectors
+        return self.client.embed(self.endpoint, texts, **self._document_params()).vectors
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        result = await self._databricks.aembed(self.endpoint, texts, **self._document_params())
+        result = await self.client.aembed(self.endpoint, texts, **self._document_params())
         return result.vectors
 
     def embed_query(self, text: str) -> list[float]:
-        return self._databricks.embed(self.endpoint, [text], **self._query_params()).vectors[0]
+        return self.client.embed(self.endpoint, [text], **self._query_params()).vectors[0]
 
     async def aembed_query(self, text: str) -> list[float]:
-        result = await self._databricks.aembed(self.endpoint, [text], **self._query_params())
+        result = await self.client.aembed(self.endpoint, [text], **self._query_params())
         return result.vectors[0]

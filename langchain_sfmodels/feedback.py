@@ -8,11 +8,13 @@ only the id of the run you started::
     handler = SalesforceFeedbackHandler()
     run_id = uuid.uuid4()
     chain.invoke({"question": q}, config={"callbacks": [handler], "run_id": run_id})
-    handler.submit("GOOD", run_id=run_id, text="Exactly right")
+    submission = handler.submit("GOOD", run_id=run_id, text="Exactly right")
+    submission.feedback_ids  # one per generation rated
 
 Feedback about a run goes to every Salesforce generation the run made: one per model call, and
-two for a tool or structured-output answer whose first reply had to be repaired. Memory is
-bounded: the oldest runs are forgotten first.
+two for a tool or structured-output answer whose first reply had to be repaired (the same rule
+as the LlamaIndex handler: see ``sfmodels_core.adapters.feedback``). Memory is bounded:
+``max_runs`` model runs are remembered, the oldest forgotten first.
 """
 
 from __future__ import annotations
@@ -27,11 +29,22 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import SecretStr
 
-from ._messages import SALESFORCE
-from ._settings import SalesforceSettings
+from sfmodels_core import defaults
+from sfmodels_core.adapters.feedback import (
+    GenerationLog,
+    GenerationRecord,
+    asubmit,
+    feedback_requests,
+    normalize_rating,
+    submit,
+)
+from sfmodels_core.adapters.settings import SalesforceSettings
+from sfmodels_core.errors import InvalidInputError
+
+from ._common import SALESFORCE
 
 if TYPE_CHECKING:
-    from sfmodels_core.adapters import GenerationLog, GenerationRecord
+    from sfmodels_core.adapters.feedback import FeedbackSubmission
     from sfmodels_core.salesforce import SalesforceClient
 
 #: How far up the run tree ancestors are followed.
@@ -67,7 +80,8 @@ class SalesforceFeedbackHandler(BaseCallbackHandler):
 
     Construct it with the same settings as ``ChatSalesforce`` (or none, to use the environment),
     or with a ``SalesforceClient`` to share one. ``submit``/``asubmit`` send ``GOOD`` or ``BAD``
-    for a run (by default the latest one) and return the feedback id.
+    (any letter case) for a run (by default the latest one) and return a ``FeedbackSubmission``
+    with one feedback id per generation rated.
     """
 
     run_inline = True  # keep the run tree in step with the events, also under asyncio
@@ -84,20 +98,21 @@ class SalesforceFeedbackHandler(BaseCallbackHandler):
         api_base: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
-        max_runs: int = 1000,
+        requests_per_minute: float | None = None,
+        max_runs: int = defaults.FEEDBACK_MAX_RUNS,
     ) -> None:
-        from sfmodels_core.adapters import GenerationLog
-
         super().__init__()
-        self._settings = SalesforceSettings.model_validate({
-            "client": client, "domain": domain, "client_id": client_id,
-            "client_secret": client_secret,
-            "api_key": api_key if api_key is not None else access_token,
-            "api_base": api_base, "timeout": timeout, "max_retries": max_retries})
-        self.log: GenerationLog = GenerationLog(max_runs=max_runs)
-        # run id -> parent run id, for every run seen; bounded like the log.
+        settings = {"domain": domain, "client_id": client_id, "client_secret": client_secret,
+                    "api_key": api_key if api_key is not None else access_token,
+                    "api_base": api_base, "timeout": timeout, "max_retries": max_retries,
+                    "requests_per_minute": requests_per_minute}
+        self._settings = SalesforceSettings(
+            client=client, **{k: v for k, v in settings.items() if v is not None})
+        self.log = GenerationLog(max_runs=max_runs)
+        # run id -> parent run id, for the runs seen; bounded with the log (a run's ancestors
+        # are read when its model run ends).
         self._parents: OrderedDict[str, str | None] = OrderedDict()
-        self._max_links = max(4 * max_runs, 64)
+        self._max_links = max(MAX_DEPTH * max_runs, 64)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -106,7 +121,13 @@ class SalesforceFeedbackHandler(BaseCallbackHandler):
     @property
     def client(self) -> SalesforceClient:
         """The client feedback is sent with (created from the settings on first use)."""
-        return self._settings._salesforce
+        return self._settings.client
+
+    def close(self) -> None:
+        self._settings.close()
+
+    async def aclose(self) -> None:
+        await self._settings.aclose()
 
     # -- the run tree
     def _link(self, run_id: UUID, parent_run_id: UUID | None) -> None:
@@ -150,8 +171,6 @@ class SalesforceFeedbackHandler(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID,
                    parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        from sfmodels_core.adapters import GenerationRecord
-
         ids = generation_ids(response)
         if not ids:
             return
@@ -161,16 +180,13 @@ class SalesforceFeedbackHandler(BaseCallbackHandler):
             model = first.message.response_metadata.get("model_name")
         elif first is not None:
             model = (first.generation_info or {}).get("model_name")
-        record = GenerationRecord(run_id=str(run_id), generation_ids=ids, model=model,
-                                  text=first.text if first else None)
+        record = GenerationRecord(run_id=str(run_id), generation_ids=ids, model=model)
         self.log.record(record, self._ancestors(run_id, parent_run_id))
 
     # -- feedback
     def find(self, run_id: UUID | str | None = None) -> GenerationRecord:
         """The generations recorded for ``run_id`` (a model run or any run above one), or for
         the latest run; a clear error when there are none."""
-        from sfmodels_core.errors import InvalidInputError
-
         record = self.log.latest() if run_id is None else self.log.find(run_id)
         if record is None:
             if run_id is None:
@@ -184,31 +200,33 @@ class SalesforceFeedbackHandler(BaseCallbackHandler):
                 f"{self.log.max_runs} runs kept.")
         return record
 
-    def _requests(self, feedback: str, run_id: UUID | str | None, text: str | None,
-                  source: str | None,
-                  app_feedback: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        if feedback not in ("GOOD", "BAD"):
-            from sfmodels_core.errors import InvalidInputError
+    def _requests(self, feedback: str | None, run_id: UUID | str | None,
+                  generation_id: str | None, options: dict[str, Any]) -> list[dict[str, Any]]:
+        normalize_rating(feedback, options["text"])  # a bad rating fails before any lookup
+        record = (GenerationRecord(str(run_id or generation_id), [generation_id])
+                  if generation_id else self.find(run_id))
+        return feedback_requests(record, feedback, **options)
 
-            raise InvalidInputError(f"feedback must be 'GOOD' or 'BAD', got {feedback!r}")
-        record = self.find(run_id)
-        return [{"generation_id": gid, "feedback": feedback, "text": text, "source": source,
-                 "app_feedback": app_feedback, "app_generation_id": record.run_id}
-                for gid in record.generation_ids]
+    def submit(self, feedback: str | None, *, run_id: UUID | str | None = None,
+               generation_id: str | None = None, text: str | None = None,
+               source: str | None = "human", app_feedback: Mapping[str, Any] | None = None,
+               app_generation_id: str | None = None, app_generation: str | None = None,
+               feedback_id: str | None = None) -> FeedbackSubmission:
+        """Send ``"GOOD"`` or ``"BAD"`` (or None, with ``text``) for every generation of
+        ``run_id`` (default: the latest run), or for ``generation_id`` alone."""
+        return submit(self.client, self._requests(feedback, run_id, generation_id, {
+            "text": text, "source": source, "app_feedback": app_feedback,
+            "app_generation_id": app_generation_id, "app_generation": app_generation,
+            "feedback_id": feedback_id}))
 
-    def submit(self, feedback: str, *, run_id: UUID | str | None = None, text: str | None = None,
-               source: str | None = "human",
-               app_feedback: Mapping[str, Any] | None = None) -> str:
-        """Send ``"GOOD"`` or ``"BAD"`` for the generation(s) of ``run_id`` (default: the latest
-        run) to ``/feedback``; returns the feedback id."""
-        ids = [self.client.submit_feedback(**request).feedback_id
-               for request in self._requests(feedback, run_id, text, source, app_feedback)]
-        return ids[0]
-
-    async def asubmit(self, feedback: str, *, run_id: UUID | str | None = None,
-                      text: str | None = None, source: str | None = "human",
-                      app_feedback: Mapping[str, Any] | None = None) -> str:
+    async def asubmit(self, feedback: str | None, *, run_id: UUID | str | None = None,
+                      generation_id: str | None = None, text: str | None = None,
+                      source: str | None = "human",
+                      app_feedback: Mapping[str, Any] | None = None,
+                      app_generation_id: str | None = None, app_generation: str | None = None,
+                      feedback_id: str | None = None) -> FeedbackSubmission:
         """Async twin of :meth:`submit`."""
-        ids = [(await self.client.asubmit_feedback(**request)).feedback_id
-               for request in self._requests(feedback, run_id, text, source, app_feedback)]
-        return ids[0]
+        return await asubmit(self.client, self._requests(feedback, run_id, generation_id, {
+            "text": text, "source": source, "app_feedback": app_feedback,
+            "app_generation_id": app_generation_id, "app_generation": app_generation,
+            "feedback_id": feedback_id}))

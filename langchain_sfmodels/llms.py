@@ -11,43 +11,29 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict, Field, field_validator
 
-from ._messages import DATABRICKS, SALESFORCE, langsmith_params, usage_dict
-from ._settings import DatabricksSettings, SalesforceSettings
-from .chat_databricks import RESERVED_BODY_KEYS, generation_params
-from .chat_salesforce import DEFAULT_CHAT_MODEL, prepare_call
+from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
+from sfmodels_core.types import Usage
+
+from ._common import DATABRICKS, SALESFORCE, langsmith_params, usage_dict
+from ._databricks import (
+    CompletionStream,
+    check_extra_params,
+    completion_generations,
+    generation_params,
+    single_answer,
+)
+from ._salesforce import call_settings, generation
 
 if TYPE_CHECKING:
     from sfmodels_core.databricks import Completion
-    from sfmodels_core.salesforce import GenerationResult
-    from sfmodels_core.types import Usage
 
 
-def _add_usage(total: dict[str, int] | None, usage: Usage | None) -> dict[str, int] | None:
-    part = usage_dict(usage)
-    if part is None:
-        return total
-    if total is None:
-        return part
-    return {key: total.get(key, 0) + value for key, value in part.items()}
-
-
-# -- Salesforce -----------------------------------------------------------------------------------
-def _salesforce_generation(result: GenerationResult, model: str,
-                           stop: Sequence[str] | None) -> Generation:
-    from sfmodels_core.adapters import apply_stop
-
-    first = result.generations[0] if result.generations else None
-    text, _ = apply_stop(first.text if first else "", stop)
-    quality = first.content_quality if first else None
-    return Generation(text=text, generation_info={
-        "id": result.id,
-        "generation_id": first.id if first else None,
-        "model_name": model,
-        "served_model": result.model,
-        "finish_reason": first.finish_reason if first else None,
-        "content_quality": quality.model_dump() if quality else None,
-        "model_provider": SALESFORCE,
-    })
+def _result(generations: list[list[Generation]], usages: list[Usage | None],
+            model: str) -> LLMResult:
+    return LLMResult(generations=generations,
+                     llm_output={"model_name": model, "token_usage": usage_dict(
+                         Usage.total(usages))})
 
 
 class SalesforceLLM(SalesforceSettings, BaseLLM):
@@ -62,7 +48,7 @@ class SalesforceLLM(SalesforceSettings, BaseLLM):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    model: str = DEFAULT_CHAT_MODEL
+    model: str = SALESFORCE_CHAT_MODEL
     """Model API name."""
     temperature: float | None = None
     """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
@@ -91,64 +77,24 @@ class SalesforceLLM(SalesforceSettings, BaseLLM):
         return langsmith_params(SALESFORCE, "llm", self.model,
                                 stop if stop is not None else self.stop, kwargs)
 
-    @staticmethod
-    def _result(generations: list[Generation], results: list[GenerationResult],
-                model: str) -> LLMResult:
-        usage: dict[str, int] | None = None
-        for result in results:
-            usage = _add_usage(usage, result.usage)
-        return LLMResult(generations=[[g] for g in generations],
-                         llm_output={"model_name": model, "token_usage": usage})
-
     def _generate(self, prompts: list[str], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None,
                   **kwargs: Any) -> LLMResult:
-        model, options, stop = prepare_call(self, stop, kwargs)
-        results = [self._salesforce.generate(model, prompt, **options) for prompt in prompts]
-        return self._result([_salesforce_generation(r, model, stop) for r in results], results,
-                            model)
+        model, options, stop = call_settings(self, stop, kwargs)
+        results = [self.client.generate(model, prompt, **options) for prompt in prompts]
+        return _result([[generation(r, model, stop)] for r in results],
+                       [r.usage for r in results], model)
 
     async def _agenerate(self, prompts: list[str], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None,
                          **kwargs: Any) -> LLMResult:
-        model, options, stop = prepare_call(self, stop, kwargs)
-        results = [await self._salesforce.agenerate(model, prompt, **options)
-                   for prompt in prompts]
-        return self._result([_salesforce_generation(r, model, stop) for r in results], results,
-                            model)
+        model, options, stop = call_settings(self, stop, kwargs)
+        results = [await self.client.agenerate(model, prompt, **options) for prompt in prompts]
+        return _result([[generation(r, model, stop)] for r in results],
+                       [r.usage for r in results], model)
 
 
 # -- Databricks -----------------------------------------------------------------------------------
-def _completion_generations(completion: Completion, model: str) -> list[Generation]:
-    return [Generation(text=choice.text, generation_info={
-        "finish_reason": choice.finish_reason, "id": completion.id, "model_name": model,
-        "served_model": completion.model, "model_provider": DATABRICKS})
-        for choice in completion.choices]
-
-
-class _CompletionStream:
-    """The core's completion pieces as LangChain chunks; metadata and usage on a last chunk."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.ident: str | None = None
-        self.served: str | None = None
-        self.finish_reason: str | None = None
-        self.usage: Usage | None = None
-
-    def chunk(self, piece: Completion) -> GenerationChunk | None:
-        self.ident, self.served = piece.id or self.ident, piece.model or self.served
-        self.usage = piece.usage or self.usage
-        self.finish_reason = piece.finish_reason or self.finish_reason
-        return GenerationChunk(text=piece.text) if piece.text else None
-
-    def last(self) -> GenerationChunk:
-        return GenerationChunk(text="", generation_info={
-            "finish_reason": self.finish_reason, "id": self.ident, "model_name": self.model,
-            "served_model": self.served, "model_provider": DATABRICKS,
-            "token_usage": usage_dict(self.usage)})
-
-
 class DatabricksLLM(DatabricksSettings, BaseLLM):
     """Text completion with a Databricks serving endpoint (``prompt`` in, text out).
 
@@ -173,16 +119,8 @@ class DatabricksLLM(DatabricksSettings, BaseLLM):
 
     @field_validator("extra_params", mode="before")
     @classmethod
-    def _no_extra_params(cls, value: Any) -> Any:
-        return {} if value is None else value
-
-    @field_validator("extra_params")
-    @classmethod
-    def _check_extra_params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        reserved = [key for key in ("prompt", *RESERVED_BODY_KEYS[1:]) if key in value]
-        if reserved:
-            raise ValueError(f"extra_params cannot set {', '.join(reserved)}")
-        return value
+    def _check_extra_params(cls, value: Any) -> Any:
+        return check_extra_params(value)
 
     @property
     def endpoint(self) -> str:
@@ -213,24 +151,10 @@ class DatabricksLLM(DatabricksSettings, BaseLLM):
         return endpoint, params
 
     @staticmethod
-    def _result(per_prompt: list[list[Generation]], usages: list[Usage | None],
-                model: str) -> LLMResult:
-        usage: dict[str, int] | None = None
-        for item in usages:
-            usage = _add_usage(usage, item)
-        return LLMResult(generations=per_prompt,
-                         llm_output={"model_name": model, "token_usage": usage})
-
-    @staticmethod
     def _streamed_result(generations: list[Generation], model: str) -> LLMResult:
-        usage: dict[str, int] | None = None
-        for generation in generations:
-            part = (generation.generation_info or {}).get("token_usage")
-            if part:
-                usage = part if usage is None else {
-                    key: usage.get(key, 0) + value for key, value in part.items()}
-        return LLMResult(generations=[[g] for g in generations],
-                         llm_output={"model_name": model, "token_usage": usage})
+        usages = [Usage.from_wire((g.generation_info or {}).get("token_usage"))
+                  for g in generations]
+        return _result([[g] for g in generations], usages, model)
 
     @staticmethod
     def _merge(chunks: list[GenerationChunk]) -> Generation:
@@ -247,9 +171,9 @@ class DatabricksLLM(DatabricksSettings, BaseLLM):
             merged = [self._merge(list(self._stream(prompt, stop, run_manager, **kwargs)))
                       for prompt in prompts]
             return self._streamed_result(merged, endpoint)
-        completions = [self._databricks.complete(endpoint, p, **params) for p in prompts]
-        return self._result([_completion_generations(c, endpoint) for c in completions],
-                            [c.usage for c in completions], endpoint)
+        completions = [self.client.complete(endpoint, p, **params) for p in prompts]
+        return _result([completion_generations(c, endpoint) for c in completions],
+                       [c.usage for c in completions], endpoint)
 
     async def _agenerate(self, prompts: list[str], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None,
@@ -261,24 +185,21 @@ class DatabricksLLM(DatabricksSettings, BaseLLM):
                 chunks = [c async for c in self._astream(prompt, stop, run_manager, **kwargs)]
                 merged.append(self._merge(chunks))
             return self._streamed_result(merged, endpoint)
-        completions = [await self._databricks.acomplete(endpoint, p, **params) for p in prompts]
-        return self._result([_completion_generations(c, endpoint) for c in completions],
-                            [c.usage for c in completions], endpoint)
+        completions = [await self.client.acomplete(endpoint, p, **params) for p in prompts]
+        return _result([completion_generations(c, endpoint) for c in completions],
+                       [c.usage for c in completions], endpoint)
 
     def _stream_setup(self, stop: list[str] | None,
-                      kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], _CompletionStream]:
+                      kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], CompletionStream]:
         endpoint, params = self._params(stop, kwargs)
-        if params.get("n", 1) != 1:
-            from sfmodels_core.errors import InvalidInputError
-
-            raise InvalidInputError("n > 1 cannot be streamed: a stream carries one answer")
-        return endpoint, params, _CompletionStream(endpoint)
+        single_answer(params)
+        return endpoint, params, CompletionStream(endpoint)
 
     def _stream(self, prompt: str, stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None,
                 **kwargs: Any) -> Iterator[GenerationChunk]:
         endpoint, params, converter = self._stream_setup(stop, kwargs)
-        pieces = self._databricks.stream_complete(endpoint, prompt, **params)
+        pieces = self.client.stream_complete(endpoint, prompt, **params)
         with contextlib.closing(pieces) as it:  # type: ignore[type-var]
             for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:
@@ -291,7 +212,7 @@ class DatabricksLLM(DatabricksSettings, BaseLLM):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[GenerationChunk]:
         endpoint, params, converter = self._stream_setup(stop, kwargs)
-        pieces = self._databricks.astream_complete(endpoint, prompt, **params)
+        pieces = self.client.astream_complete(endpoint, prompt, **params)
         async with contextlib.aclosing(pieces) as it:  # type: ignore[type-var]
             async for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:

@@ -3,8 +3,9 @@
 - :class:`SalesforceLLM`, :class:`SalesforceEmbedding`: Salesforce Models API (Einstein).
 - :class:`DatabricksLLM`, :class:`DatabricksEmbedding`: Databricks serving endpoints.
 - :class:`SalesforceFeedbackHandler`: records Salesforce generation ids, sends feedback.
-- :class:`ModelReplyError` (from ``sfmodels_core.errors``): a Salesforce model's reply broke
-  the tool or JSON protocol, even after one repair round.
+- :class:`SFModelsError` (the base of every error) and :class:`ModelReplyError` (a Salesforce
+  model's reply broke the tool or JSON protocol, even after one repair round), as in
+  ``langchain_sfmodels``; :class:`FeedbackSubmission`, what feedback ``submit`` returns.
 
 The classes are imported on first access, so importing this package stays cheap.
 """
@@ -15,7 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sfmodels_core.errors import ModelReplyError
+    from sfmodels_core.adapters.feedback import FeedbackSubmission
+    from sfmodels_core.errors import ModelReplyError, SFModelsError
 
     from .databricks_llm import DatabricksLLM
     from .embeddings import DatabricksEmbedding, SalesforceEmbedding
@@ -25,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DatabricksEmbedding",
     "DatabricksLLM",
+    "FeedbackSubmission",
     "ModelReplyError",
+    "SFModelsError",
     "SalesforceEmbedding",
     "SalesforceFeedbackHandler",
     "SalesforceLLM",
@@ -34,7 +38,9 @@ __all__ = [
 _MODULES = {
     "DatabricksEmbedding": ".embeddings",
     "DatabricksLLM": ".databricks_llm",
+    "FeedbackSubmission": "sfmodels_core.adapters.feedback",
     "ModelReplyError": "sfmodels_core.errors",
+    "SFModelsError": "sfmodels_core.errors",
     "SalesforceEmbedding": ".embeddings",
     "SalesforceFeedbackHandler": ".feedback",
     "SalesforceLLM": ".salesforce_llm",

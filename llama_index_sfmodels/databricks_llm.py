@@ -31,24 +31,17 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from pydantic import AliasChoices, Field
 
-from ._messages import (
-    ChatStream,
-    conversation,
-    databricks_chat_response,
-    first_tool_call_only,
-    require_prompt,
-    resolve_tool_choice,
-    to_databricks_messages,
-    tool_selections,
-    tool_specs,
-)
-from ._settings import DatabricksConnection
+from sfmodels_core.adapters.settings import DatabricksSettings
+from sfmodels_core.adapters.tools import wire_tool_choice
+
+from ._common import conversation, require_prompt, tool_names, tool_selections, tool_specs
+from ._databricks import ChatStream, chat_response, first_tool_call_only, to_databricks_messages
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 
-class DatabricksLLM(DatabricksConnection, FunctionCallingLLM):
+class DatabricksLLM(DatabricksSettings, FunctionCallingLLM):
     """A Databricks serving endpoint (Foundation Model APIs, external or custom models).
 
     Credentials come from the arguments, then ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` (or
@@ -100,11 +93,11 @@ class DatabricksLLM(DatabricksConnection, FunctionCallingLLM):
     #    from these so a completion fires one completion event, not a chat one too)
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         payload, params = to_databricks_messages(messages), self._params(kwargs)
-        return databricks_chat_response(self.client.chat(self.endpoint, payload, **params))
+        return chat_response(self.client.chat(self.endpoint, payload, **params))
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         payload, params = to_databricks_messages(messages), self._params(kwargs)
-        return databricks_chat_response(await self.client.achat(self.endpoint, payload, **params))
+        return chat_response(await self.client.achat(self.endpoint, payload, **params))
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         payload, params = to_databricks_messages(messages), self._params(kwargs)
@@ -183,8 +176,10 @@ class DatabricksLLM(DatabricksConnection, FunctionCallingLLM):
     ) -> dict[str, Any]:
         prepared: dict[str, Any] = {"messages": conversation(user_msg, chat_history), **kwargs}
         if tools:
-            prepared["tools"] = tool_specs(tools)
-            prepared["tool_choice"] = resolve_tool_choice(tool_choice, tool_required)
+            specs = tool_specs(tools)
+            prepared["tools"] = specs
+            prepared["tool_choice"] = wire_tool_choice(tool_choice, tool_names(specs),
+                                                       required=tool_required)
         return prepared
 
     def _validate_chat_with_tools_response(

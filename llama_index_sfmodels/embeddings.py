@@ -9,7 +9,7 @@ even on the synchronous path, where LlamaIndex itself works one hand-off at a ti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import AliasChoices, Field, model_validator
@@ -21,16 +21,14 @@ from sfmodels_core.defaults import (
     SALESFORCE_EMBEDDING_MODEL,
 )
 
-from ._settings import DatabricksConnection, SalesforceConnection
+from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 
 
 def _batching(embedding: BaseEmbedding, request_batch_size: int | None,
               provider_size: int) -> dict[str, Any]:
     size = request_batch_size or min(embedding.embed_batch_size, provider_size)
-    options: dict[str, Any] = {"batch_size": size}
-    if embedding.num_workers:
-        options["max_concurrency"] = max(1, embedding.num_workers)
-    return options
+    return {"batch_size": size,
+            "max_concurrency": max(1, embedding.num_workers) if embedding.num_workers else None}
 
 
 def _request_batch_size() -> Any:
@@ -39,7 +37,7 @@ def _request_batch_size() -> Any:
                              "embed_batch_size if smaller).")
 
 
-class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
+class SalesforceEmbedding(SalesforceSettings, BaseEmbedding):
     """Salesforce Models API embeddings (e.g. ``sfdc_ai__DefaultOpenAITextEmbeddingAda_002``).
 
     Queries and documents are embedded the same way. Credentials as for ``SalesforceLLM``.
@@ -53,6 +51,8 @@ class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
         default=SALESFORCE_EMBED_BATCH_SIZE * EMBED_MAX_CONCURRENCY, gt=0, le=2048,
         description="Texts handed over per embedding call (split into concurrent requests).")
     request_batch_size: int | None = _request_batch_size()
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = SalesforceSettings._CLIENT_FIELDS | {
+        "request_batch_size"}
     localization: dict[str, Any] | None = Field(
         default=None, description="Models API localization, e.g. {'defaultLocale': 'en_US'}.")
     tags: dict[str, Any] | None = Field(
@@ -62,7 +62,7 @@ class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
     def class_name(cls) -> str:
         return "SalesforceEmbedding"
 
-    def _client_options(self) -> dict[str, Any]:
+    def _bulk_options(self) -> dict[str, Any]:
         return _batching(self, self.request_batch_size, SALESFORCE_EMBED_BATCH_SIZE)
 
     def _options(self) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class SalesforceEmbedding(SalesforceConnection, BaseEmbedding):
         return (await self._aget_text_embeddings([text]))[0]
 
 
-class DatabricksEmbedding(DatabricksConnection, BaseEmbedding):
+class DatabricksEmbedding(DatabricksSettings, BaseEmbedding):
     """A Databricks embedding endpoint (e.g. ``databricks-gte-large-en``).
 
     ``query_instruction`` and ``text_instruction`` are sent as the request's ``instruction`` for
@@ -102,6 +102,8 @@ class DatabricksEmbedding(DatabricksConnection, BaseEmbedding):
         default=DATABRICKS_EMBED_BATCH_SIZE * EMBED_MAX_CONCURRENCY, gt=0, le=2048,
         description="Texts handed over per embedding call (split into concurrent requests).")
     request_batch_size: int | None = _request_batch_size()
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = DatabricksSettings._CLIENT_FIELDS | {
+        "request_batch_size"}
     query_instruction: str | None = Field(
         default=None, description="Instruction sent with queries.")
     text_instruction: str | None = Field(
@@ -116,7 +118,7 @@ class DatabricksEmbedding(DatabricksConnection, BaseEmbedding):
     def class_name(cls) -> str:
         return "DatabricksEmbedding"
 
-    def _client_options(self) -> dict[str, Any]:
+    def _bulk_options(self) -> dict[str, Any]:
         return _batching(self, self.request_batch_size, DATABRICKS_EMBED_BATCH_SIZE)
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:

@@ -1,81 +1,106 @@
 """``SalesforceFeedbackHandler``: remember Salesforce generation ids, send GOOD/BAD feedback.
 
-Register it on LlamaIndex's root dispatcher (or pass :attr:`callback_handler` to a legacy
-``CallbackManager``); it records the generation id of every ``SalesforceLLM`` call, streamed or
-not, sync or async, with tools or structured output (a repair request's id too), in a bounded
-log. ``submit`` then sends feedback for the latest call, or for the call behind a given response:
-a ``ChatResponse``/``CompletionResponse`` (which carries its generation id), or what a query
-engine, chat engine or agent returned (matched by its text).
+Register it on LlamaIndex's root dispatcher (``handler.register()``); it records the generation
+ids of every ``SalesforceLLM`` call, streamed or not, sync or async, with tools or structured
+output (a repair request's id too), under the call's span and every span above it (the query,
+the chat engine turn, the agent step), in a bounded log, the same way the LangChain handler
+files them under chain runs (``sfmodels_core.adapters.feedback``).
+
+What LlamaIndex returns then names its generations by id, never by its text:
+
+- a ``ChatResponse``/``CompletionResponse`` carries ``generation_id`` and ``generation_ids`` in
+  ``additional_kwargs``;
+- a query engine ``Response`` (streamed or not) and a chat engine answer carry the id of the
+  span that produced them, ``sfmodels_run_id`` (also in ``metadata`` where they have one), which
+  the log maps to every generation made under it, including a stream's once it has been read.
+
+``submit(rating, response=...)`` rates those generations; an answer whose generation cannot be
+known is a clear error.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
+from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
+from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, PrivateAttr
 
-from sfmodels_core.adapters import GenerationLog, GenerationRecord
+from sfmodels_core import defaults
+from sfmodels_core.adapters.feedback import (
+    GenerationLog,
+    GenerationRecord,
+    asubmit,
+    feedback_requests,
+    normalize_rating,
+    submit,
+)
+from sfmodels_core.adapters.settings import SalesforceSettings
 from sfmodels_core.errors import InvalidInputError
-
-from ._messages import text_key
-from ._settings import SalesforceConnection
 
 if TYPE_CHECKING:
     from llama_index.core.instrumentation.events import BaseEvent
 
-    from sfmodels_core.salesforce import FeedbackResult, SalesforceClient
+    from sfmodels_core.adapters.feedback import FeedbackSubmission
+
+#: Where an answer keeps the id of the span that produced it.
+RUN_KEY = "sfmodels_run_id"
+#: How far up the span tree ancestors are followed.
+MAX_DEPTH = 64
 
 
-def _answer_text(response: Any) -> str | None:
-    """The answer text of a query engine, chat engine or agent result, if it has one."""
-    if isinstance(response, str):
-        return response
-    if isinstance(response, ChatMessage):
-        return response.content
-    if hasattr(response, "response_gen") or hasattr(response, "async_response_gen"):
-        text = getattr(response, "response_txt", None)  # a stream: only once it was read
-        if text is None:
-            raise InvalidInputError(
-                "This streaming response has not been read to the end yet: read it (or "
-                "str() it) before sending feedback about it.")
-        return str(text)
-    answer = getattr(response, "response", None)
-    if isinstance(answer, ChatMessage):
-        return answer.content
-    return answer if isinstance(answer, str) else None
+def _response_types() -> tuple[type, ...]:
+    from llama_index.core.base.response.schema import (
+        AsyncStreamingResponse,
+        PydanticResponse,
+        Response,
+        StreamingResponse,
+    )
+    from llama_index.core.chat_engine.types import AgentChatResponse, StreamingAgentChatResponse
+
+    return (Response, StreamingResponse, AsyncStreamingResponse, PydanticResponse,
+            AgentChatResponse, StreamingAgentChatResponse)
 
 
-class SalesforceFeedbackHandler(SalesforceConnection, BaseEventHandler):
+def _generation_ids(extra: Mapping[str, Any]) -> list[str]:
+    """The answering generation first, then the others a call made (a repair request)."""
+    ids = [extra.get("generation_id"), *(extra.get("generation_ids") or [])]
+    return list(dict.fromkeys(g for g in ids if isinstance(g, str) and g))
+
+
+class SalesforceFeedbackHandler(SalesforceSettings, BaseEventHandler):
     """Records the generation ids of ``SalesforceLLM`` calls and sends feedback about them.
 
     Build it with the same settings as ``SalesforceLLM``, from the environment, or with
     ``client=`` (e.g. ``llm.client`` to share one connection), then register it::
 
-        handler = SalesforceFeedbackHandler()
-        get_dispatcher().add_event_handler(handler)   # or handler.register()
+        handler = SalesforceFeedbackHandler().register()
         response = index.as_query_engine().query("...")
-        handler.submit("GOOD", response=response, text="Spot on")
+        handler.submit("GOOD", response=response, text="Spot on").feedback_ids
 
     At most ``max_runs`` calls are remembered; the oldest are forgotten first.
     """
 
-    max_runs: int = Field(default=1000, ge=1, description="How many calls to remember.")
+    max_runs: int = Field(default=defaults.FEEDBACK_MAX_RUNS, ge=1,
+                          description="How many model calls to remember.")
 
     _log: GenerationLog = PrivateAttr()
+    _spans: _SpanLinks = PrivateAttr()
     _callback: _LegacyCallback | None = PrivateAttr(default=None)
 
-    def __init__(self, *, client: SalesforceClient | None = None, **data: Any) -> None:
-        super().__init__(client=client, **data)
-        # Each call is filed under two keys: its run id and its answer's text.
-        self._log = GenerationLog(2 * self.max_runs)
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        self._log = GenerationLog(self.max_runs)
+        self._spans = _SpanLinks(limit=max(MAX_DEPTH * self.max_runs, 64))
 
     @classmethod
     def class_name(cls) -> str:
@@ -83,40 +108,37 @@ class SalesforceFeedbackHandler(SalesforceConnection, BaseEventHandler):
 
     # -- recording
     def register(self) -> SalesforceFeedbackHandler:
-        """Add this handler to LlamaIndex's root dispatcher (once) and return it."""
+        """Add this handler (and its span tracking) to LlamaIndex's root dispatcher, once."""
         dispatcher = get_dispatcher()
         if not any(h is self for h in dispatcher.event_handlers):
             dispatcher.add_event_handler(self)
+        if not any(h is self._spans for h in dispatcher.span_handlers):
+            dispatcher.add_span_handler(self._spans)
         return self
 
     def unregister(self) -> None:
         """Remove this handler from the root dispatcher."""
         dispatcher = get_dispatcher()
         dispatcher.event_handlers = [h for h in dispatcher.event_handlers if h is not self]
+        dispatcher.span_handlers = [h for h in dispatcher.span_handlers if h is not self._spans]
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         if isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)):
-            self.record(event.response, run_id=event.span_id or event.id_)
+            self.record(event.response, run_id=event.span_id)
 
     def record(self, response: ChatResponse | CompletionResponse | None,
                run_id: str | None = None) -> None:
-        """Remember the generation of one ``SalesforceLLM`` response (others are ignored)."""
+        """Remember the generations of one ``SalesforceLLM`` response (others are ignored),
+        under ``run_id`` (its span) and every span above it."""
         if not isinstance(response, (ChatResponse, CompletionResponse)):
             return
-        extra = response.additional_kwargs
-        generation_id = extra.get("generation_id")
-        if not isinstance(generation_id, str) or not generation_id:
+        ids = _generation_ids(response.additional_kwargs)
+        if not ids:
             return
-        # A tool or structured-output call that was repaired made two generations: all are
-        # kept, the one that produced the answer first (feedback refers to it).
-        others = extra.get("generation_ids") or []
-        ids = [generation_id, *(g for g in others
-                                if isinstance(g, str) and g and g != generation_id)]
-        text = response.message.content if isinstance(response, ChatResponse) else response.text
-        model = extra.get("model")
-        record = GenerationRecord(run_id=run_id or str(uuid.uuid4()), generation_ids=ids,
-                                  model=model if isinstance(model, str) else None, text=text)
-        self._log.record(record, ancestors=[text_key(text)] if text else [])
+        model = response.additional_kwargs.get("model")
+        key = run_id or str(uuid.uuid4())
+        self._log.record(GenerationRecord(key, ids, model if isinstance(model, str) else None),
+                         self._spans.ancestors(key))
 
     @property
     def callback_handler(self) -> BaseCallbackHandler:
@@ -130,62 +152,126 @@ class SalesforceFeedbackHandler(SalesforceConnection, BaseEventHandler):
         """The most recent call recorded."""
         return self._log.latest()
 
-    # -- finding the generation
-    def find_generation_id(self, response: Any = None) -> str:
-        """The generation id feedback about ``response`` (default: the latest call) refers to."""
+    # -- finding the generations
+    def find(self, response: Any = None) -> GenerationRecord:
+        """The generations feedback about ``response`` (default: the latest call) refers to."""
         if response is None:
             latest = self._log.latest()
             if latest is None:
                 raise InvalidInputError(
                     "No SalesforceLLM call has been recorded yet: register this handler "
-                    "(handler.register() or get_dispatcher().add_event_handler(handler)) before "
-                    "the call, or pass generation_id=.")
-            return latest.generation_ids[0]
+                    "(handler.register()) before the call, or pass generation_id=.")
+            return latest
         if isinstance(response, (ChatResponse, CompletionResponse)):
-            generation_id = response.additional_kwargs.get("generation_id")
-            if isinstance(generation_id, str) and generation_id:
-                return generation_id
-            raise InvalidInputError(
-                "This response has no Salesforce generation id: it did not come from "
-                "SalesforceLLM.")
-        text = _answer_text(response)
-        if text is None:
+            ids = _generation_ids(response.additional_kwargs)
+            if ids:
+                return GenerationRecord(ids[0], ids)
+            raise InvalidInputError("This response has no Salesforce generation id: it did not "
+                                    "come from SalesforceLLM.")
+        key = getattr(response, RUN_KEY, None)
+        if key is None:
+            raw = getattr(response, "raw", None)  # an agent workflow's AgentOutput
+            details = raw.get("generationDetails") if isinstance(raw, Mapping) else None
+            ids = _generation_ids({"generation_ids": [
+                g.get("id") for g in (details or {}).get("generations") or []
+                if isinstance(g, Mapping)]})
+            if ids:
+                return GenerationRecord(ids[0], ids)
             raise InvalidInputError(
                 f"Cannot tell which SalesforceLLM call a {type(response).__name__} came from: "
-                "pass a ChatResponse, a CompletionResponse, a query engine or chat engine "
-                "response, or generation_id=.")
-        found = self._log.find(text_key(text))
-        if found is None:
+                "pass a ChatResponse, a CompletionResponse, a query or chat engine answer "
+                "produced while this handler was registered, or generation_id=.")
+        record = self._log.find(key)
+        if record is None:
             raise InvalidInputError(
-                f"No recorded SalesforceLLM call produced this {type(response).__name__} "
-                f"(this handler remembers the last {self.max_runs} calls it saw). Check that the "
-                "handler was registered before the call, or pass generation_id=.")
-        return found.generation_ids[0]
+                f"No SalesforceLLM generation is recorded for this {type(response).__name__}: "
+                "it made no Salesforce call, a streamed answer has not been read yet (read it "
+                f"first), or it is older than the {self.max_runs} calls remembered.")
+        return record
+
+    def find_generation_id(self, response: Any = None) -> str:
+        """The answering generation of ``response`` (default: the latest call)."""
+        return self.find(response).generation_ids[0]
 
     # -- sending
+    def _requests(self, feedback: str | None, response: Any, generation_id: str | None,
+                  options: dict[str, Any]) -> list[dict[str, Any]]:
+        normalize_rating(feedback, options["text"])  # a bad rating fails before any lookup
+        record = (GenerationRecord(generation_id, [generation_id]) if generation_id
+                  else self.find(response))
+        return feedback_requests(record, feedback, **options)
+
     def submit(self, feedback: str | None, *, response: Any = None,
                generation_id: str | None = None, text: str | None = None,
                source: str | None = "human", app_feedback: Mapping[str, Any] | None = None,
                app_generation_id: str | None = None, app_generation: str | None = None,
-               feedback_id: str | None = None) -> FeedbackResult:
-        """Send ``"GOOD"`` or ``"BAD"`` (or None, with ``text``) about a generation: the one
-        behind ``response``, the one named by ``generation_id``, or else the latest call."""
-        return self.client.submit_feedback(
-            generation_id or self.find_generation_id(response), feedback, text=text,
-            source=source, app_feedback=app_feedback, app_generation_id=app_generation_id,
-            app_generation=app_generation, feedback_id=feedback_id)
+               feedback_id: str | None = None) -> FeedbackSubmission:
+        """Send ``"GOOD"`` or ``"BAD"`` (any letter case; or None, with ``text``) for every
+        generation behind ``response`` (default: the latest call), or ``generation_id`` alone."""
+        return submit(self.client, self._requests(feedback, response, generation_id, {
+            "text": text, "source": source, "app_feedback": app_feedback,
+            "app_generation_id": app_generation_id, "app_generation": app_generation,
+            "feedback_id": feedback_id}))
 
     async def asubmit(self, feedback: str | None, *, response: Any = None,
                       generation_id: str | None = None, text: str | None = None,
                       source: str | None = "human",
                       app_feedback: Mapping[str, Any] | None = None,
                       app_generation_id: str | None = None, app_generation: str | None = None,
-                      feedback_id: str | None = None) -> FeedbackResult:
+                      feedback_id: str | None = None) -> FeedbackSubmission:
         """Async :meth:`submit`."""
-        return await self.client.asubmit_feedback(
-            generation_id or self.find_generation_id(response), feedback, text=text,
-            source=source, app_feedback=app_feedback, app_generation_id=app_generation_id,
-            app_generation=app_generation, feedback_id=feedback_id)
+        return await asubmit(self.client, self._requests(feedback, response, generation_id, {
+            "text": text, "source": source, "app_feedback": app_feedback,
+            "app_generation_id": app_generation_id, "app_generation": app_generation,
+            "feedback_id": feedback_id}))
+
+
+class _SpanLinks(BaseSpanHandler[Any]):
+    """Learns each span's parent, and tags the answers spans return with their span id."""
+
+    limit: int = 4096
+    _parents: OrderedDict[str, str | None] = PrivateAttr(default_factory=OrderedDict)
+    _links_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SalesforceFeedbackSpans"
+
+    def new_span(self, id_: str, bound_args: Any, instance: Any | None = None,
+                 parent_span_id: str | None = None, tags: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        with self._links_lock:
+            self._parents[id_] = parent_span_id
+            while len(self._parents) > self.limit:
+                self._parents.popitem(last=False)
+        return None  # nothing to keep open: the link is all we need
+
+    def prepare_to_exit_span(self, id_: str, bound_args: Any, instance: Any | None = None,
+                             result: Any | None = None, **kwargs: Any) -> None:
+        if isinstance(result, _response_types()):
+            # The outermost span that returns the answer exits last, and covers the most.
+            setattr(result, RUN_KEY, id_)
+            metadata = getattr(result, "metadata", None)
+            if isinstance(metadata, dict) or (metadata is None and hasattr(result, "metadata")):
+                result.metadata = {**(metadata or {}), RUN_KEY: id_}
+        return None
+
+    def prepare_to_drop_span(self, id_: str, bound_args: Any, instance: Any | None = None,
+                             err: BaseException | None = None, **kwargs: Any) -> None:
+        return None
+
+    def ancestors(self, span_id: str) -> list[str]:
+        out: list[str] = []
+        with self._links_lock:
+            current = self._parents.get(span_id)
+            while current and current not in out and len(out) < MAX_DEPTH:
+                out.append(current)
+                current = self._parents.get(current)
+        return out
 
 
 class _LegacyCallback(BaseCallbackHandler):

@@ -20,7 +20,6 @@ Plain chat (no tools) sends the messages as they are, with no protocol text.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from llama_index.core.base.llms.types import (
@@ -44,41 +43,34 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, model_validator
 
-from sfmodels_core.adapters import (
-    UNSUPPORTED_SALESFORCE_PARAMS,
+from sfmodels_core.adapters.salesforce import (
+    UNSUPPORTED_PARAMS,
+    SalesforceChat,
+    choose_protocol,
+    reply_protocol,
+    stop_list,
     warn_once,
-    warn_unsupported_salesforce_params,
+    warn_unsupported,
 )
+from sfmodels_core.adapters.settings import SalesforceSettings
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
-from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL as DEFAULT_CHAT_MODEL
-from sfmodels_core.tool_protocol import Outcome, Protocol, arun, run
+from sfmodels_core.tool_protocol import Protocol
 
-from ._messages import (
-    conversation,
-    first_tool_call_only,
-    require_prompt,
-    salesforce_chat_response,
-    salesforce_completion_response,
+from ._common import conversation, require_prompt, tool_specs
+from ._salesforce import (
+    chat_response,
+    completion_response,
+    protocol_tool_selections,
+    structured_output,
     to_neutral_messages,
     to_salesforce_messages,
 )
-from ._protocol import (
-    json_chat_response,
-    protocol_tool_selections,
-    resolve_protocol_tool_choice,
-    structured_output,
-    structured_protocol,
-    tool_chat_response,
-    tool_protocol,
-)
-from ._settings import SalesforceConnection
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
     from llama_index.core.prompts import PromptTemplate
     from llama_index.core.tools.types import BaseTool
-
-    from sfmodels_core.salesforce import ChatResult
 
 dispatcher = get_dispatcher(__name__)
 
@@ -86,48 +78,7 @@ dispatcher = get_dispatcher(__name__)
 _CALL_OPTIONS = ("stop", "localization", "tags")
 
 
-def _stop_list(stop: Any) -> list[str] | None:
-    if stop is None:
-        return None
-    if isinstance(stop, str):
-        return [stop]
-    if isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop):
-        return list(stop)
-    raise InvalidInputError("stop must be a string or a list of strings")
-
-
-#: How a protocol outcome becomes a response: (outcome, problems, stop, *, stream) -> response.
-Respond = Callable[..., ChatResponse]
-
-
-@dataclass(frozen=True)
-class _ChatCall:
-    """One chat call, decided before any I/O: what to send, and how to read what comes back.
-
-    Without a protocol, ``messages`` are sent as they are and the one result is the answer; with
-    one, they are the neutral messages the core renders, and the core may repair once.
-    """
-
-    model: str
-    messages: list[dict[str, Any]]
-    options: dict[str, Any]
-    stop: list[str] | None
-    protocol: Protocol[Any] | None = None
-    respond: Respond | None = None
-
-    def sender(self, chat: Callable[..., Any]) -> Callable[[list[dict[str, Any]]], Any]:
-        return lambda messages: chat(self.model, messages, **self.options)
-
-    def plain(self, result: ChatResult) -> Outcome[None]:
-        return Outcome(None, result.text, [result], False)
-
-    def response(self, outcome: Outcome[Any], stream: bool) -> ChatResponse:
-        if self.protocol is None or self.respond is None:
-            return salesforce_chat_response(outcome.results[0], self.stop, stream=stream)
-        return self.respond(outcome, outcome.errors, self.stop, stream=stream)
-
-
-class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
+class SalesforceLLM(SalesforceSettings, FunctionCallingLLM):
     """A Salesforce Models API model (Einstein / Agentforce) for LlamaIndex.
 
     Credentials come from the arguments or the environment (``SALESFORCE_DOMAIN``,
@@ -147,7 +98,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
     """
 
     model: str = Field(
-        default=DEFAULT_CHAT_MODEL, min_length=1,
+        default=SALESFORCE_CHAT_MODEL, min_length=1,
         description="API name of the model, e.g. sfdc_ai__DefaultOpenAIGPT4OmniMini or a model "
                     "configured in Einstein Studio.")
     context_window: int = Field(
@@ -167,8 +118,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
 
     @model_validator(mode="after")
     def _warn_unsupported(self) -> SalesforceLLM:
-        warn_unsupported_salesforce_params(temperature=self.temperature,
-                                           max_tokens=self.max_tokens)
+        warn_unsupported(temperature=self.temperature, max_tokens=self.max_tokens)
         return self
 
     @classmethod
@@ -184,11 +134,11 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
     # -- what one call sends (pure: shared by every sync, async and stream method)
     def _options(self, kwargs: Mapping[str, Any]) -> tuple[list[str] | None, dict[str, Any]]:
         extra = dict(kwargs)
-        stop = _stop_list(extra.pop("stop")) if "stop" in extra else self.stop
+        stop = stop_list(extra.pop("stop")) if "stop" in extra else self.stop
         options = {"localization": extra.pop("localization", self.localization),
                    "tags": extra.pop("tags", self.tags)}
-        warn_unsupported_salesforce_params(
-            **{name: extra.pop(name) for name in UNSUPPORTED_SALESFORCE_PARAMS if name in extra})
+        warn_unsupported(
+            **{name: extra.pop(name) for name in UNSUPPORTED_PARAMS if name in extra})
         for name in extra:
             warn_once(f"salesforce-argument-{name}",
                       f"SalesforceLLM does not send {name!r}: the Salesforce Models API takes "
@@ -196,27 +146,20 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
         return stop, options
 
     def _chat_call(self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any],
-                   structured: Protocol[Any] | None = None) -> _ChatCall:
-        """``tools`` (LlamaIndex tools or function dicts), ``tool_choice`` and
-        ``parallel_tool_calls`` select the tool protocol; ``structured`` the JSON protocol."""
+                   reply: Protocol[Any] | None = None) -> SalesforceChat:
+        """``tools`` (LlamaIndex tools or function dicts), ``tool_choice``, ``tool_required``
+        and ``parallel_tool_calls`` select the tool protocol; ``reply`` the JSON protocol."""
         extra = dict(kwargs)
         tools = extra.pop("tools", None)
-        tool_choice = extra.pop("tool_choice", None)
-        parallel = extra.pop("parallel_tool_calls", True)
+        protocol = choose_protocol(
+            tools=tool_specs(tools) if tools else None, tool_choice=extra.pop("tool_choice", None),
+            tool_required=bool(extra.pop("tool_required", False)),
+            parallel=extra.pop("parallel_tool_calls", True) is not False, reply=reply)
         stop, options = self._options(extra)
-        if structured is not None:
-            if tools:
-                raise InvalidInputError("structured output takes no tools")
-            return _ChatCall(self.model, to_neutral_messages(messages), options, None,
-                             structured, json_chat_response)
-        if tools:
-            protocol = tool_protocol(tools, tool_choice, parallel=bool(parallel))
-            return _ChatCall(self.model, to_neutral_messages(messages), options, stop,
-                             protocol, tool_chat_response)
-        if tool_choice not in (None, "auto", "none"):
-            raise InvalidInputError(
-                f"tool_choice={tool_choice!r} needs tools: pass tools= (or use chat_with_tools).")
-        return _ChatCall(self.model, to_salesforce_messages(messages), options, stop)
+        if protocol is None:
+            return SalesforceChat(self.model, to_salesforce_messages(messages), options, stop)
+        return SalesforceChat(self.model, to_neutral_messages(messages), options,
+                              None if reply is not None else stop, protocol)
 
     def _prompt_args(self, prompt: str, formatted: bool, kwargs: Mapping[str, Any]
                      ) -> tuple[str, list[str] | None, dict[str, Any]]:
@@ -231,17 +174,11 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
         return (prompt if formatted or to_prompt is None else to_prompt(prompt)), stop, options
 
     # -- the I/O: the same steps, sync and async
-    def _execute(self, call: _ChatCall, stream: bool = False) -> ChatResponse:
-        send = call.sender(self.client.chat)
-        if call.protocol is None:
-            return call.response(call.plain(send(call.messages)), stream)
-        return call.response(run(send, call.messages, call.protocol), stream)
+    def _execute(self, call: SalesforceChat, stream: bool = False) -> ChatResponse:
+        return chat_response(call.run(self.client.chat), stream=stream)
 
-    async def _aexecute(self, call: _ChatCall, stream: bool = False) -> ChatResponse:
-        send = call.sender(self.client.achat)
-        if call.protocol is None:
-            return call.response(call.plain(await send(call.messages)), stream)
-        return call.response(await arun(send, call.messages, call.protocol), stream)
+    async def _aexecute(self, call: SalesforceChat, stream: bool = False) -> ChatResponse:
+        return chat_response(await call.arun(self.client.achat), stream=stream)
 
     # -- chat: chat-generations
     @llm_chat_callback()
@@ -276,15 +213,14 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
     def complete(self, prompt: str, formatted: bool = False,
                  **kwargs: Any) -> CompletionResponse:
         text, stop, options = self._prompt_args(prompt, formatted, kwargs)
-        return salesforce_completion_response(
-            self.client.generate(self.model, text, **options), stop)
+        return completion_response(self.client.generate(self.model, text, **options), stop)
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False,
                         **kwargs: Any) -> CompletionResponse:
         text, stop, options = self._prompt_args(prompt, formatted, kwargs)
         result = await self.client.agenerate(self.model, text, **options)
-        return salesforce_completion_response(result, stop)
+        return completion_response(result, stop)
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False,
@@ -293,7 +229,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
 
         def gen() -> CompletionResponseGen:
             result = self.client.generate(self.model, text, **options)
-            yield salesforce_completion_response(result, stop, stream=True)
+            yield completion_response(result, stop, stream=True)
 
         return gen()
 
@@ -304,7 +240,7 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
 
         async def gen() -> CompletionResponseAsyncGen:
             result = await self.client.agenerate(self.model, text, **options)
-            yield salesforce_completion_response(result, stop, stream=True)
+            yield completion_response(result, stop, stream=True)
 
         return gen()
 
@@ -322,9 +258,9 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
     ) -> dict[str, Any]:
         prepared: dict[str, Any] = {"messages": conversation(user_msg, chat_history), **kwargs}
         if tools:
-            prepared["tools"] = list(tools)
-            prepared["tool_choice"] = resolve_protocol_tool_choice(tool_choice, tool_required)
-            prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+            prepared.update(tools=list(tools), tool_choice=tool_choice,
+                            tool_required=tool_required,
+                            parallel_tool_calls=allow_parallel_tool_calls)
         return prepared
 
     def _validate_chat_with_tools_response(
@@ -334,7 +270,10 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
         allow_parallel_tool_calls: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
-        return response if allow_parallel_tool_calls else first_tool_call_only(response)
+        # One call per reply was asked for in the protocol; a reply with several was repaired,
+        # and one still holding several carries protocol_errors (get_tool_calls_from_response
+        # raises): never silently cut down to the first call.
+        return response
 
     def get_tool_calls_from_response(
         self,
@@ -350,22 +289,22 @@ class SalesforceLLM(SalesforceConnection, FunctionCallingLLM):
     # -- structured output through the JSON protocol
     def _structured_chat(self, output_cls: type[Model], messages: Sequence[ChatMessage],
                          llm_kwargs: Mapping[str, Any] | None) -> ChatResponse:
-        protocol = structured_protocol(output_cls)
+        protocol = reply_protocol(output_cls.model_json_schema(), output_cls.model_validate)
 
         def chat(_self: SalesforceLLM, messages: Sequence[ChatMessage],
                  **kwargs: Any) -> ChatResponse:
-            return _self._execute(_self._chat_call(messages, kwargs, structured=protocol))
+            return _self._execute(_self._chat_call(messages, kwargs, reply=protocol))
 
         # One chat event per structured call, so token counters and feedback see it.
         return cast(ChatResponse, llm_chat_callback()(chat)(self, messages, **(llm_kwargs or {})))
 
     async def _astructured_chat(self, output_cls: type[Model], messages: Sequence[ChatMessage],
                                 llm_kwargs: Mapping[str, Any] | None) -> ChatResponse:
-        protocol = structured_protocol(output_cls)
+        protocol = reply_protocol(output_cls.model_json_schema(), output_cls.model_validate)
 
         async def achat(_self: SalesforceLLM, messages: Sequence[ChatMessage],
                         **kwargs: Any) -> ChatResponse:
-            return await _self._aexecute(_self._chat_call(messages, kwargs, structured=protocol))
+            return await _self._aexecute(_self._chat_call(messages, kwargs, reply=protocol))
 
         wrapped = llm_chat_callback()(achat)
         return cast(ChatResponse, await wrapped(self, messages, **(llm_kwargs or {})))

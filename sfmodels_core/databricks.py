@@ -16,6 +16,7 @@ import pydantic_core
 from pydantic import BaseModel, Field
 
 from . import batching, defaults
+from .adapters.streams import StreamAccumulator
 from .client import BaseClient
 from .options import ClientOptions
 from .config import Secret, resolve_databricks
@@ -92,9 +93,11 @@ class ChatCompletion(BaseModel):
 
 
 class ToolCallDelta(BaseModel):
-    """A piece of a streamed tool call: pieces with the same ``index`` concatenate."""
+    """A piece of a streamed tool call: pieces with the same ``index`` concatenate. Some
+    services send no index (None here); see :class:`~sfmodels_core.adapters.StreamAccumulator`
+    for how such pieces are placed."""
 
-    index: int = 0
+    index: int | None = None
     id: str | None = None
     name: str | None = None
     arguments: str = ""
@@ -149,7 +152,16 @@ class Completion(BaseModel):
 
 
 # -- wire format (pure) ---------------------------------------------------------------------------
+#: Body keys the request builders set themselves: refused as parameters, so that no setting (a
+#: framework's extra_params, a call option) can send ``stream: true`` on a non-streaming call.
+RESERVED_KEYS = ("messages", "prompt", "stream", "input")
+
+
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
+    reserved = [key for key in RESERVED_KEYS if key in params]
+    if reserved:
+        raise InvalidInputError(f"{', '.join(reserved)} cannot be set as a parameter: the "
+                                "request sets it itself")
     body = {k: v for k, v in params.items() if v is not None}
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -253,7 +265,9 @@ def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
         tool_deltas = []
         for j, item in enumerate(delta.get("tool_calls") or []):
             fn = item.get("function") or {}
-            tool_deltas.append(ToolCallDelta(index=item.get("index", j), id=item.get("id"),
+            index = item.get("index")
+            tool_deltas.append(ToolCallDelta(index=index if isinstance(index, int) else None,
+                                             id=item.get("id"),
                                              name=fn.get("name"),
                                              arguments=fn.get("arguments") or ""))
         choices.append(ChoiceDelta(index=choice.get("index", i), role=delta.get("role"),
@@ -331,60 +345,19 @@ def parse_event(event: str, parse: Callable[[dict[str, Any]], T]) -> T:
                             provider=PROVIDER) from exc
 
 
-class StreamUsage:
-    """Usage in Databricks streams is cumulative: keep the last value seen, report it once."""
-
-    def __init__(self) -> None:
-        self.usage: Usage | None = None
-        self.id: str | None = None
-        self.model: str | None = None
-
-    def take(self, chunk: ChatCompletionChunk | Completion) -> ChatCompletionChunk | Completion:
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-            chunk.usage = None
-        self.id, self.model = chunk.id or self.id, chunk.model or self.model
-        return chunk
-
-    def final_chat(self) -> ChatCompletionChunk | None:
-        if self.usage is None:
-            return None
-        return ChatCompletionChunk(id=self.id, model=self.model, choices=[], usage=self.usage)
-
-    def final_completion(self) -> Completion | None:
-        if self.usage is None:
-            return None
-        return Completion(id=self.id, model=self.model, choices=[], usage=self.usage)
-
-
 def merge_chunks(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
     """Fold a chat stream into the completion it adds up to (content and tool calls joined)."""
-    contents: dict[int, list[str]] = {}
-    finish: dict[int, str | None] = {}
-    calls: dict[int, dict[int, dict[str, Any]]] = {}
-    ident = model = None
-    created = None
-    usage = None
+    stream = StreamAccumulator()
     for chunk in chunks:
-        ident, model = chunk.id or ident, chunk.model or model
-        created = chunk.created or created
-        usage = chunk.usage or usage
-        for choice in chunk.choices:
-            contents.setdefault(choice.index, []).append(choice.content or "")
-            if choice.finish_reason:
-                finish[choice.index] = choice.finish_reason
-            for delta in choice.tool_calls:
-                call = calls.setdefault(choice.index, {}).setdefault(
-                    delta.index, {"id": None, "name": "", "arguments": ""})
-                call["id"] = delta.id or call["id"]
-                call["name"] += delta.name or ""
-                call["arguments"] += delta.arguments
-    choices = [
-        ChatChoice(index=i, finish_reason=finish.get(i), message=AssistantMessage(
-            content="".join(parts),
-            tool_calls=[ToolCall(**c) for _, c in sorted(calls.get(i, {}).items())]))
-        for i, parts in sorted(contents.items())]
-    return ChatCompletion(id=ident, model=model, created=created, choices=choices, usage=usage)
+        stream.add(chunk)
+    return stream.completion()
+
+
+def _usage_last(stream: StreamAccumulator, kind: type[T]) -> T | None:
+    """The stream's usage as one last piece with no choices (None when it carried none)."""
+    if stream.usage is None:
+        return None
+    return kind(id=stream.id, model=stream.model, choices=[], usage=stream.usage)
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -459,19 +432,21 @@ class DatabricksClient(BaseClient):
                     **params: Any) -> Iterator[ChatCompletionChunk]:
         """Chunks as they arrive; usage comes once, on a last chunk with no choices."""
         path, body = chat_request(endpoint, messages, params, stream=True)
-        usage = StreamUsage()
+        stream = StreamAccumulator()
         for part in self._events(path, body, parse_chat_chunk):
-            yield usage.take(part)  # type: ignore[misc]
-        if (last := usage.final_chat()) is not None:
+            stream.add(part)
+            yield part.model_copy(update={"usage": None}) if part.usage else part
+        if (last := _usage_last(stream, ChatCompletionChunk)) is not None:
             yield last
 
     async def astream_chat(self, endpoint: str, messages: Sequence[Any],
                            **params: Any) -> AsyncIterator[ChatCompletionChunk]:
         path, body = chat_request(endpoint, messages, params, stream=True)
-        usage = StreamUsage()
+        stream = StreamAccumulator()
         async for part in self._aevents(path, body, parse_chat_chunk):
-            yield usage.take(part)  # type: ignore[misc]
-        if (last := usage.final_chat()) is not None:
+            stream.add(part)
+            yield part.model_copy(update={"usage": None}) if part.usage else part
+        if (last := _usage_last(stream, ChatCompletionChunk)) is not None:
             yield last
 
     # -- completions
@@ -487,19 +462,21 @@ class DatabricksClient(BaseClient):
                         **params: Any) -> Iterator[Completion]:
         """Pieces of text as they arrive; usage comes once, on a last piece with no choices."""
         path, body = completion_request(endpoint, prompt, params, stream=True)
-        usage = StreamUsage()
+        stream = StreamAccumulator()
         for part in self._events(path, body, parse_completion):
-            yield usage.take(part)  # type: ignore[misc]
-        if (last := usage.final_completion()) is not None:
+            stream.add(part)
+            yield part.model_copy(update={"usage": None}) if part.usage else part
+        if (last := _usage_last(stream, Completion)) is not None:
             yield last
 
     async def astream_complete(self, endpoint: str, prompt: str | list[str],
                                **params: Any) -> AsyncIterator[Completion]:
         path, body = completion_request(endpoint, prompt, params, stream=True)
-        usage = StreamUsage()
+        stream = StreamAccumulator()
         async for part in self._aevents(path, body, parse_completion):
-            yield usage.take(part)  # type: ignore[misc]
-        if (last := usage.final_completion()) is not None:
+            stream.add(part)
+            yield part.model_copy(update={"usage": None}) if part.usage else part
+        if (last := _usage_last(stream, Completion)) is not None:
             yield last
 
     # -- embeddings: any number of texts, batched, in input order

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from .adapters.tools import normalize_tool_choice
 from .errors import InvalidInputError
 from .schema import validate
 
@@ -88,23 +89,6 @@ class ToolReply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def normalize_tool_choice(choice: Any, tools: Sequence[ToolSpec]) -> str:
-    """``auto``, ``required``, ``none`` or a tool name, from any spelling users pass."""
-    if choice is None or choice == "auto":
-        return "auto"
-    if choice in ("any", "required", True):
-        return "required"
-    if choice in ("none", False):
-        return "none"
-    if isinstance(choice, Mapping):
-        choice = (choice.get("function") or {}).get("name") or choice.get("name")
-    if isinstance(choice, str) and any(t.name == choice for t in tools):
-        return choice
-    raise InvalidInputError(
-        f"tool_choice must be 'auto', 'any'/'required', 'none' or one of the tool names "
-        f"{[t.name for t in tools]}, got {choice!r}")
 
 
 def tool_instructions(tools: Sequence[ToolSpec], choice: str, parallel: bool = True) -> str:
@@ -346,15 +330,29 @@ class Protocol(Generic[T]):
     errors: Callable[[T], list[str]]
 
 
+#: Named when a reply calls several tools but ``parallel=False`` asked for one.
+ONE_CALL_ERROR = "call at most one tool per reply: put a single call in the tool_calls list"
+
+
 def tools_protocol(tools: Sequence[Mapping[str, Any] | ToolSpec], tool_choice: Any = "auto",
-                   *, parallel: bool = True) -> Protocol[ToolReply]:
-    """The tool protocol for these tools; ``parallel=False`` asks for one call per reply."""
+                   *, parallel: bool = True, required: bool = False) -> Protocol[ToolReply]:
+    """The tool protocol for these tools (``tool_choice`` in any spelling
+    :func:`~sfmodels_core.adapters.tools.normalize_tool_choice` reads).
+
+    ``parallel=False`` asks for one call per reply, and a reply with several is a problem like
+    any other: repaired once, and never passed on as valid calls.
+    """
     specs = [t if isinstance(t, ToolSpec) else ToolSpec.from_dict(t) for t in tools]
     if not specs:
         raise InvalidInputError("at least one tool is needed")
-    choice = normalize_tool_choice(tool_choice, specs)
+    choice = normalize_tool_choice(tool_choice, [t.name for t in specs], required=required)
+
+    def errors(reply: ToolReply) -> list[str]:
+        extra = [ONE_CALL_ERROR] if not parallel and len(reply.tool_calls) > 1 else []
+        return [*reply.errors, *extra]
+
     return Protocol(tool_instructions(specs, choice, parallel),
-                    lambda text: parse_tool_reply(text, specs, choice), lambda r: r.errors)
+                    lambda text: parse_tool_reply(text, specs, choice), errors)
 
 
 def json_protocol(schema: Mapping[str, Any] | None) -> Protocol[JSONReply]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,15 @@ class Usage(BaseModel):
         if not isinstance(data, dict):
             return None
         return cls.model_validate({k: (v if v is not None else 0) for k, v in data.items()})
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage | None]) -> Usage | None:
+        """The sum of the counts given (None when none was given)."""
+        total: Usage | None = None
+        for usage in usages:
+            if usage is not None:
+                total = usage if total is None else total + usage
+        return total
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
@@ -65,13 +75,11 @@ def combine_embedding_batches(batches: list[ParsedBatch]) -> EmbeddingResult:
     """One result from the parsed batches of a bulk call, in batch order, usage summed."""
     vectors: list[list[float]] = []
     raw: list[dict[str, Any]] = []
-    usage: Usage | None = None
     model = None
-    for batch_vectors, batch_model, batch_usage, rest in batches:
+    for batch_vectors, batch_model, _, rest in batches:
         vectors.extend(batch_vectors)
         raw.append(rest)
         model = model or batch_model
-        if batch_usage is not None:
-            usage = batch_usage if usage is None else usage + batch_usage
+    usage = Usage.total(batch[2] for batch in batches)
     # The vectors are floats straight from JSON: skip re-validating thousands of them.
     return EmbeddingResult.model_construct(vectors=vectors, model=model, usage=usage, raw=raw)

@@ -56,7 +56,8 @@ def databricks(emulator: Emulator) -> dict[str, Any]:
 def test_public_names_and_bases() -> None:
     assert sorted(langchain_sfmodels.__all__) == sorted([
         "ChatSalesforce", "SalesforceLLM", "SalesforceEmbeddings", "ChatDatabricks",
-        "DatabricksLLM", "DatabricksEmbeddings", "SalesforceFeedbackHandler"])
+        "DatabricksLLM", "DatabricksEmbeddings", "SalesforceFeedbackHandler",
+        "FeedbackSubmission", "ModelReplyError", "SFModelsError"])
     for chat in (ChatSalesforce, ChatDatabricks):
         assert issubclass(chat, BaseChatModel) and issubclass(chat, Runnable)
     for llm in (SalesforceLLM, DatabricksLLM):
@@ -303,7 +304,7 @@ def test_bad_input_is_refused_before_anything_is_sent(emulator: Emulator) -> Non
     with pytest.raises(InvalidInputError, match="defaultLocale"):
         chat.invoke("hi", localization={"locale": "en_US"})
     db = ChatDatabricks(endpoint=CHAT_ENDPOINT, **databricks(emulator))
-    with pytest.raises(ValueError, match="not one of the bound tools"):
+    with pytest.raises(ValueError, match="one of the bound tools"):
         db.bind_tools([get_weather], tool_choice="get_time")
     with pytest.raises(InvalidInputError, match="max_tokens must be a positive integer"):
         db.invoke("hi", max_tokens=0)
@@ -339,7 +340,7 @@ def test_feedback_through_a_chain_invoke_batch_and_stream(emulator: Emulator) ->
     answer = chain.invoke({"question": "What is a lead?"},
                           config={"callbacks": [handler], "run_id": run})
     chain.invoke({"question": "Something else"}, config={"callbacks": [handler]})
-    feedback_id = handler.submit("GOOD", run_id=run, text="Helpful")
+    feedback_id = handler.submit("GOOD", run_id=run, text="Helpful").feedback_id
     stored = emulator.feedback()[-1]
     assert stored["id"] == feedback_id
     assert stored["generationId"] == answer.response_metadata["generation_id"]

@@ -43,7 +43,7 @@ def test_chain_run_ids_find_the_generation_and_submit() -> None:
     assert handler.find().generation_ids == ["gen-1"]  # the latest run by default
 
     feedback_id = handler.submit("BAD", run_id=first, text="Wrong answer",
-                                 app_feedback={"score": 1})
+                                 app_feedback={"score": 1}).feedback_id
     body = service.bodies()[-1]
     assert service.requests[-1].url.path.endswith("/feedback")
     assert body["id"] == feedback_id and body["generationId"] == "gen-0"
@@ -122,7 +122,7 @@ async def test_asubmit() -> None:
     client = salesforce_client(service)
     handler = SalesforceFeedbackHandler(client=client)
     await ChatSalesforce(client=client).ainvoke("hi", config={"callbacks": [handler]})
-    feedback_id = await handler.asubmit("GOOD", source="app")
+    feedback_id = (await handler.asubmit("GOOD", source="app")).feedback_id
     assert service.bodies()[-1]["id"] == feedback_id
     assert service.bodies()[-1]["source"] == "app"
 

@@ -14,19 +14,24 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_sfmodels._messages import (
+from langchain_sfmodels._common import usage_metadata
+from langchain_sfmodels._databricks import (
     DatabricksStream,
-    databricks_chat_result,
-    salesforce_chat_result,
+    generation_params,
     to_databricks_messages,
+)
+from langchain_sfmodels._databricks import chat_result as databricks_chat_result
+from langchain_sfmodels._salesforce import (
+    chat_result,
     to_salesforce_history,
     to_salesforce_messages,
-    usage_metadata,
 )
-from langchain_sfmodels.chat_databricks import generation_params, tool_choice_value
+from sfmodels_core.adapters.salesforce import read_answer
+from sfmodels_core.databricks import chat_request
 from sfmodels_core.databricks import ChatCompletionChunk, parse_chat, parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.salesforce import parse_chat as parse_salesforce_chat
+from sfmodels_core.tool_protocol import Outcome
 from sfmodels_core.types import Usage
 
 
@@ -119,7 +124,9 @@ def test_salesforce_result_metadata_and_stop() -> None:
         "parameters": {"model": "gpt-4o-mini", "usage": {"prompt_tokens": 4,
                                                          "completion_tokens": 6,
                                                          "total_tokens": 10}}}}
-    result = salesforce_chat_result(parse_salesforce_chat(body), "sfdc_ai__X", ["Two"])
+    parsed = parse_salesforce_chat(body)
+    answer = read_answer(Outcome(None, parsed.text, [parsed], False), ["Two"])
+    result = chat_result(answer, "sfdc_ai__X")
     message = result.generations[0].message
     assert message.content == "One. "
     assert message.id == "chatcmpl-9"
@@ -220,23 +227,6 @@ def test_usage_metadata_none_and_cache_creation() -> None:
                                      "input_token_details": {"cache_creation": 4}}
 
 
-@pytest.mark.parametrize("choice, expected", [
-    ("auto", "auto"), ("none", "none"), ("any", "required"), ("required", "required"),
-    ("add", {"type": "function", "function": {"name": "add"}}),
-    (True, "required"), (False, "none"),
-    ({"type": "function", "function": {"name": "mul"}},
-     {"type": "function", "function": {"name": "mul"}}),
-])
-def test_tool_choice_values(choice: object, expected: object) -> None:
-    assert tool_choice_value(choice, ["add", "mul"]) == expected
-
-
-def test_tool_choice_true_with_one_tool_names_it_and_unknown_names_fail() -> None:
-    assert tool_choice_value(True, ["add"]) == {"type": "function", "function": {"name": "add"}}
-    with pytest.raises(ValueError, match="'sub' is not one of the bound tools"):
-        tool_choice_value("sub", ["add", "mul"])
-
-
 class _Owner:
     def __init__(self) -> None:
         self.model = "ep"
@@ -257,6 +247,7 @@ def test_generation_params_precedence() -> None:
     assert endpoint == "other" and params["stop"] == ["x"] and params["temperature"] == 0.2
 
 
-def test_generation_params_refuse_reserved_keys() -> None:
+def test_reserved_body_keys_are_refused_by_the_core_request_builder() -> None:
+    _, params = generation_params(_Owner(), None, {"messages": []})
     with pytest.raises(InvalidInputError, match="messages"):
-        generation_params(_Owner(), None, {"messages": []})
+        chat_request("ep", [{"role": "user", "content": "hi"}], params)

@@ -215,7 +215,7 @@ def test_tool_choice_changes_the_instruction(choice: Any, sentence: str) -> None
 def test_tool_choice_and_tools_are_checked_before_anything_is_sent() -> None:
     service = FakeService(sf_chat())
     llm = ChatSalesforce(client=salesforce_client(service))
-    with pytest.raises(ValueError, match="not one of the bound tools"):
+    with pytest.raises(ValueError, match="one of the bound tools"):
         llm.bind_tools([add], tool_choice="multiply")
     with pytest.raises(InvalidInputError, match="without tools"):
         llm.invoke("hi", tool_choice="any")

@@ -19,7 +19,7 @@ from langchain_sfmodels import (
     SalesforceEmbeddings,
     SalesforceLLM,
 )
-from sfmodels_core import adapters
+from sfmodels_core.adapters import salesforce as adapters
 from sfmodels_core.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 from .fakes import (
@@ -73,8 +73,8 @@ def test_unset_settings_go_to_the_core_which_reads_the_environment(
     clean_env.setenv("SALESFORCE_API_BASE", "https://env.example.test/einstein/platform/v1")
     chat = ChatSalesforce()
     assert chat.api_key is None  # nothing copied from the environment into the fields
-    assert chat._salesforce.api_base() == "https://env.example.test/einstein/platform/v1"
-    assert chat._salesforce.auth.source.static_token().value.get_secret_value() == "env-token"
+    assert chat.client.api_base() == "https://env.example.test/einstein/platform/v1"
+    assert chat.client.auth.source.static_token().value.get_secret_value() == "env-token"
     # The core's ambiguity check still applies: a token and a client id in the environment.
     clean_env.setenv("SALESFORCE_CLIENT_ID", "cid")
     with pytest.raises(ConfigurationError, match="Ambiguous"):
@@ -87,8 +87,8 @@ def test_databricks_arguments_take_precedence_as_a_group(clean_env: pytest.Monke
     llm = ChatDatabricks(endpoint="ep", client_id="sp", client_secret="sp-secret")
     # The service principal given as arguments wins; the token in the environment is not mixed
     # in (reading the environment into the fields here would make this ambiguous).
-    assert type(llm._databricks.auth.source).__name__ == "DatabricksM2M"
-    assert llm._databricks.host == "https://env.example.test"
+    assert type(llm.client.auth.source).__name__ == "DatabricksM2M"
+    assert llm.client.host == "https://env.example.test"
 
 
 def test_aliases_profile_and_tuning(clean_env: pytest.MonkeyPatch, tmp_path: Any) -> None:
@@ -98,7 +98,7 @@ def test_aliases_profile_and_tuning(clean_env: pytest.MonkeyPatch, tmp_path: Any
                          max_retries=1)
     assert llm.endpoint == "ep" and llm.config_profile == "dev"
     assert llm.profile is None  # LangChain's model-profile attribute is left alone
-    client = llm._databricks
+    client = llm.client
     assert client.host == "https://dev.example.test"
     assert client._transport.policy.max_retries == 1
     assert client._transport.timeout.read == 5
@@ -114,7 +114,7 @@ def test_secrets_stay_out_of_repr_and_unknown_settings_are_refused() -> None:
         ChatDatabricks(endpoint="ep", temprature=0.5)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="messages"):
         ChatDatabricks(endpoint="ep", extra_params={"messages": []})
-    with pytest.raises(ValidationError, match="client must be a SalesforceClient"):
+    with pytest.raises(TypeError, match="client must be a SalesforceClient"):
         ChatSalesforce(client=object())
     with pytest.raises(ValidationError, match="input cannot be set"):
         DatabricksEmbeddings(endpoint="gte", query_params={"input": ["x"]})
@@ -125,9 +125,9 @@ def test_secrets_stay_out_of_repr_and_unknown_settings_are_refused() -> None:
 def test_copies_share_the_client() -> None:
     service = FakeService(sf_chat())
     chat = ChatSalesforce(api_key="t", api_base="https://x.example.test")
-    core = chat._salesforce
-    assert copy.deepcopy(chat)._salesforce is core
-    assert chat.model_copy()._salesforce is core
+    core = chat.client
+    assert copy.deepcopy(chat).client is core
+    assert chat.model_copy().client is core
     given = ChatSalesforce(client=salesforce_client(service))
     assert copy.deepcopy(given).client is given.client
 
@@ -365,9 +365,9 @@ def test_salesforce_embeddings_batches_in_order() -> None:
 def test_embeddings_batch_settings_reach_the_client() -> None:
     embeddings = SalesforceEmbeddings(api_key="t", api_base="https://x.example.test",
                                       batch_size=3, max_concurrency=7)
-    assert (embeddings._salesforce.batch_size, embeddings._salesforce.max_concurrency) == (3, 7)
+    assert (embeddings.client.batch_size, embeddings.client.max_concurrency) == (3, 7)
     defaults = DatabricksEmbeddings(endpoint="gte", host="https://w.example.test", api_key="t")
-    assert defaults._databricks.batch_size == 150
+    assert defaults.client.batch_size == 150
     with pytest.raises(ValidationError):
         SalesforceEmbeddings(batch_size=0)
 
@@ -427,10 +427,10 @@ def test_models_pickle_without_their_client() -> None:
     import pickle
 
     chat = ChatSalesforce(api_key="t", api_base="https://x.example.test", temperature=None)
-    chat._salesforce  # noqa: B018 - create the client
+    chat.client  # noqa: B018 - create the client
     copy_ = pickle.loads(pickle.dumps(chat))
     assert copy_.api_key is not None and copy_.api_key.get_secret_value() == "t"
-    assert copy_._salesforce is not chat._salesforce
+    assert copy_.client is not chat.client
 
 
 def test_batch_llm_output_sums_usage() -> None:
@@ -455,7 +455,8 @@ def test_import_stays_cheap() -> None:
             "from langchain_sfmodels import *\n"
             "ChatSalesforce(); ChatDatabricks(endpoint='ep'); SalesforceEmbeddings()\n"
             "DatabricksEmbeddings(endpoint='ep'); SalesforceLLM(); DatabricksLLM(endpoint='ep')\n"
-            "heavy = [m for m in sys.modules if m == 'httpx' or (\n"
-            "    m.startswith('sfmodels_core.') and m != 'sfmodels_core.defaults')]\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] == 'httpx' or m in (\n"
+            "    'sfmodels_core.transport', 'sfmodels_core.salesforce',\n"
+            "    'sfmodels_core.databricks')]\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import json
 
@@ -19,20 +21,16 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.tools import FunctionTool
 
-from llama_index_sfmodels._messages import (
-    ChatStream,
-    databricks_chat_response,
-    first_tool_call_only,
-    resolve_tool_choice,
-    salesforce_chat_response,
-    salesforce_completion_response,
-    text_key,
-    to_databricks_messages,
-    to_neutral_messages,
-    to_salesforce_messages,
-    tool_selections,
-    tool_specs,
-)
+from llama_index_sfmodels._common import tool_selections, tool_specs
+from llama_index_sfmodels._databricks import ChatStream, first_tool_call_only
+from llama_index_sfmodels._databricks import chat_response as databricks_chat_response
+from llama_index_sfmodels._databricks import to_databricks_messages
+from llama_index_sfmodels._salesforce import chat_response, to_neutral_messages
+from llama_index_sfmodels._salesforce import completion_response as salesforce_completion_response
+from llama_index_sfmodels._salesforce import to_salesforce_messages
+from sfmodels_core.adapters.salesforce import read_answer
+from sfmodels_core.adapters.tools import wire_tool_choice
+from sfmodels_core.tool_protocol import Outcome
 from sfmodels_core.databricks import parse_chat, parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.salesforce import parse_chat as sf_parse_chat
@@ -164,6 +162,13 @@ def test_salesforce_refuses_empty_and_non_messages() -> None:
         to_salesforce_messages([])
     with pytest.raises(InvalidInputError, match="must be a ChatMessage"):
         to_salesforce_messages([{"role": "user", "content": "hi"}])  # type: ignore[list-item]
+
+
+def salesforce_chat_response(result: Any, stop: list[str] | None = None, *,
+                             stream: bool = False) -> Any:
+    """A plain (no protocol) chat answer, as SalesforceLLM builds it."""
+    return chat_response(read_answer(Outcome(None, result.text, [result], False), stop),
+                         stream=stream)
 
 
 def test_salesforce_chat_response_carries_raw_generation_id_and_usage() -> None:
@@ -326,10 +331,10 @@ def test_first_tool_call_only() -> None:
 
 
 def test_tool_choice() -> None:
-    assert resolve_tool_choice(None, tool_required=False) == "auto"
-    assert resolve_tool_choice(None, tool_required=True) == "required"
-    assert resolve_tool_choice("none", tool_required=False) == "none"
-    assert resolve_tool_choice("add", tool_required=False) == {
+    assert wire_tool_choice(None, ["add"], required=False) == "auto"
+    assert wire_tool_choice(None, ["add"], required=True) == "required"
+    assert wire_tool_choice("none", ["add"], required=False) == "none"
+    assert wire_tool_choice("add", ["add"], required=False) == {
         "type": "function", "function": {"name": "add"}}
 
 
@@ -344,6 +349,3 @@ def test_tool_specs_are_openai_function_tools() -> None:
     assert spec["function"]["parameters"]["required"] == ["a", "b"]
 
 
-def test_text_key_ignores_whitespace() -> None:
-    assert text_key(" Paris  is\nnice ") == text_key("Paris is nice")
-    assert text_key("Paris") != text_key("London")

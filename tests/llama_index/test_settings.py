@@ -28,8 +28,8 @@ from llama_index_sfmodels import (
     SalesforceFeedbackHandler,
     SalesforceLLM,
 )
-from llama_index_sfmodels._settings import SalesforceConnection
-from sfmodels_core import adapters
+from sfmodels_core.adapters.settings import SalesforceSettings as SalesforceConnection
+from sfmodels_core.adapters import salesforce as adapters
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import ConfigurationError, InvalidInputError, SFModelsError
 from sfmodels_core.salesforce import SalesforceClient
@@ -43,8 +43,8 @@ SECRET = "s3cr3t-value-never-shown"
 
 def test_exports() -> None:
     assert sorted(llama_index_sfmodels.__all__) == [
-        "DatabricksEmbedding", "DatabricksLLM", "ModelReplyError", "SalesforceEmbedding",
-        "SalesforceFeedbackHandler", "SalesforceLLM"]
+        "DatabricksEmbedding", "DatabricksLLM", "FeedbackSubmission", "ModelReplyError",
+        "SFModelsError", "SalesforceEmbedding", "SalesforceFeedbackHandler", "SalesforceLLM"]
     assert issubclass(llama_index_sfmodels.ModelReplyError, (SFModelsError, ValueError))
     with pytest.raises(AttributeError):
         llama_index_sfmodels.Nope  # noqa: B018

@@ -1,0 +1,15 @@
+"""The kit every framework adapter is built from: what LangChain, LlamaIndex and Spark share.
+
+- :mod:`.settings`: the configuration mixins (``SalesforceSettings``, ``DatabricksSettings``)
+  with the lazy, thread-safe core client, ``client=``, copy and pickle rules, ``close()``.
+- :mod:`.streams`: the one accumulator of Databricks streams (text, tool-call pieces, usage
+  once, finish reason).
+- :mod:`.tools`: tool choice in every spelling, read one way.
+- :mod:`.salesforce`: a Salesforce chat call, plain or through the prompted protocol, and its
+  answer (stop sequences, unsupported settings, generation ids, usage summed).
+- :mod:`.feedback`: the generation log, the ratings and the submission both feedback
+  handlers use.
+
+A framework package keeps only its field declarations and its conversions to and from its own
+types; a behaviour both need is written here once, and a parity test pins that both agree.
+"""
