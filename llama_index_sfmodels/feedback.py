@@ -20,10 +20,11 @@ known is a clear error.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
@@ -56,6 +57,36 @@ if TYPE_CHECKING:
 RUN_KEY = "sfmodels_run_id"
 #: How far up the span tree ancestors are followed.
 MAX_DEPTH = 64
+#: The answer a streamed response's tokens are being read for: its model call may start only
+#: when the stream is read, after the query's span has ended.
+_READING: contextvars.ContextVar[str | None] = contextvars.ContextVar("sfmodels_reading",
+                                                                     default=None)
+
+
+def _tagged(tokens: Iterator[str], answer: Any) -> Iterator[str]:
+    """``tokens``, read with ``answer``'s key as the answer being read (set only inside each
+    step; read each time, as an outer span that returns the same answer replaces it)."""
+    while True:
+        mark = _READING.set(getattr(answer, RUN_KEY, None))
+        try:
+            token = next(tokens)
+        except StopIteration:
+            return
+        finally:
+            _READING.reset(mark)
+        yield token
+
+
+async def _atagged(tokens: AsyncIterator[str], answer: Any) -> AsyncIterator[str]:
+    while True:
+        mark = _READING.set(getattr(answer, RUN_KEY, None))
+        try:
+            token = await anext(tokens)
+        except StopAsyncIteration:
+            return
+        finally:
+            _READING.reset(mark)
+        yield token
 
 
 def _response_types() -> tuple[type, ...]:
@@ -137,8 +168,9 @@ class SalesforceFeedbackHandler(SalesforceSettings, BaseEventHandler):
             return
         model = response.additional_kwargs.get("model")
         key = run_id or str(uuid.uuid4())
+        reading = _READING.get()
         self._log.record(GenerationRecord(key, ids, model if isinstance(model, str) else None),
-                         self._spans.ancestors(key))
+                         [*self._spans.ancestors(key), *([reading] if reading else [])])
 
     @property
     def callback_handler(self) -> BaseCallbackHandler:
@@ -254,6 +286,8 @@ class _SpanLinks(BaseSpanHandler[Any]):
                              result: Any | None = None, **kwargs: Any) -> None:
         if isinstance(result, _response_types()):
             # The outermost span that returns the answer exits last, and covers the most.
+            if getattr(result, RUN_KEY, None) is None:
+                _tag_stream(result)
             setattr(result, RUN_KEY, id_)
             metadata = getattr(result, "metadata", None)
             if isinstance(metadata, dict) or (metadata is None and hasattr(result, "metadata")):
@@ -272,6 +306,16 @@ class _SpanLinks(BaseSpanHandler[Any]):
                 out.append(current)
                 current = self._parents.get(current)
         return out
+
+
+def _tag_stream(result: Any) -> None:
+    """A streamed query answer's tokens, read with the answer's key as the answer being read,
+    so its model call (made while they are read) is filed under the answer's span."""
+    tokens = getattr(result, "response_gen", None)
+    if isinstance(tokens, Iterator):
+        result.response_gen = _tagged(tokens, result)
+    elif isinstance(tokens, AsyncIterator):
+        result.response_gen = _atagged(tokens, result)
 
 
 class _LegacyCallback(BaseCallbackHandler):

@@ -78,6 +78,8 @@ def protocol_reply(turns: Sequence[Turn]) -> str | None:
                  if isinstance(t, Mapping)]
         plain = _plain_turns(turns, TOOLS_HEADER)
         plans = plan_tool_calls(tools, _tool_choice(system[start:]), plain)
+        if "Call at most one tool per reply." in system[start:]:
+            plans = plans[:1]  # as a model that follows the instruction does
         if plans:
             return json.dumps({"tool_calls": [
                 {"name": p.name, "arguments": json.loads(p.arguments)} for p in plans]})

@@ -124,6 +124,11 @@ class FeedbackSubmission:
         return [r.generation_id for r in self.results]
 
     @property
+    def generation_id(self) -> str:
+        """The first generation rated (the answering one)."""
+        return self.results[0].generation_id
+
+    @property
     def feedback_id(self) -> str:
         """The first feedback id (the answering generation's)."""
         return self.results[0].feedback_id

@@ -91,8 +91,8 @@ def test_every_kind_of_call_is_recorded(sf_llm: SalesforceLLM,
         assert feedback_handler.find_generation_id(response) == \
             response.additional_kwargs["generation_id"]
     assert feedback_handler.find_generation_id() == piece.additional_kwargs["generation_id"]
-    assert feedback_handler.find_generation_id(chat.message.content) == \
-        chat.additional_kwargs["generation_id"]
+    with pytest.raises(InvalidInputError, match="Cannot tell which"):  # text is no identity
+        feedback_handler.find_generation_id(chat.message.content)
 
 
 async def test_async_calls_and_asubmit(asf_llm: SalesforceLLM, emulator: Emulator) -> None:
@@ -106,7 +106,7 @@ async def test_async_calls_and_asubmit(asf_llm: SalesforceLLM, emulator: Emulato
         (piece,) = [c async for c in await asf_llm.astream_complete("Largest ocean?")]
         assert handler.find_generation_id() == piece.additional_kwargs["generation_id"]
         await handler.asubmit("BAD", response=completion, text="too vague")
-        await handler.asubmit("GOOD", response=chat.message)
+        await handler.asubmit("GOOD", response=chat)
         await handler.aclose()
     finally:
         handler.unregister()
@@ -120,7 +120,7 @@ def test_unknown_responses_are_refused(feedback_handler: SalesforceFeedbackHandl
     with pytest.raises(InvalidInputError, match="No SalesforceLLM call has been recorded"):
         feedback_handler.submit("GOOD")
     sf_llm.chat(ask("How high is Mount Everest?"))
-    with pytest.raises(InvalidInputError, match="No recorded SalesforceLLM call produced"):
+    with pytest.raises(InvalidInputError, match="Cannot tell which SalesforceLLM call"):
         feedback_handler.submit("GOOD", response=Response(response="Something else entirely"))
     foreign = ChatResponse(message=ChatMessage(role="assistant", content="hi"))
     with pytest.raises(InvalidInputError, match="did not come from SalesforceLLM"):
@@ -140,8 +140,7 @@ def test_legacy_callback_manager(emulator: Emulator) -> None:
     llm = SalesforceLLM(callback_manager=CallbackManager([handler.callback_handler]),
                         **salesforce_settings(emulator))
     chat = llm.chat(ask("How high is Mount Everest?"))
-    assert handler.find_generation_id(chat.message.content) == \
-        chat.additional_kwargs["generation_id"]
+    assert handler.find_generation_id(chat) == chat.additional_kwargs["generation_id"]
     (piece,) = list(llm.stream_complete("Which ocean is the largest?"))
     assert handler.find_generation_id() == piece.additional_kwargs["generation_id"]
     handler.submit("GOOD")
@@ -153,15 +152,13 @@ def test_legacy_callback_manager(emulator: Emulator) -> None:
 def test_memory_is_bounded(sf_llm: SalesforceLLM) -> None:
     handler = SalesforceFeedbackHandler(client=sf_llm.client, max_runs=2).register()
     try:
-        answers = [sf_llm.chat(ask(q)).message.content for q in (
+        answers = [sf_llm.chat(ask(q)) for q in (
             "How high is Mount Everest?", "Which river is the longest in Africa?",
             "Which ocean is the largest?")]
     finally:
         handler.unregister()
-    assert len(handler._log) == 4  # each call: its run id and its answer's text
-    with pytest.raises(InvalidInputError, match="remembers the last 2"):
-        handler.find_generation_id(answers[0])
-    assert handler.find_generation_id(answers[2])
+    assert len(handler._log) == 2  # model runs, not keys
+    assert handler.latest.generation_ids == [answers[2].additional_kwargs["generation_id"]]
 
 
 def test_registering_twice_records_once(sf_llm: SalesforceLLM) -> None:
@@ -171,6 +168,41 @@ def test_registering_twice_records_once(sf_llm: SalesforceLLM) -> None:
         sf_llm.chat(ask("Which ocean is the largest?"))
     finally:
         handler.unregister()
-    assert len(handler._log) == 2
+    assert len(handler._log) == 1
     sf_llm.chat(ask("How high is Mount Everest?"))
-    assert len(handler._log) == 2  # unregistered: no longer recording
+    assert len(handler._log) == 1  # unregistered: no longer recording
+
+
+def test_same_text_answers_are_rated_by_their_own_generation(
+        index: VectorStoreIndex, feedback_handler: SalesforceFeedbackHandler, emulator: Emulator,
+        events: EventLog) -> None:
+    query_engine = index.as_query_engine(similarity_top_k=1)
+    first = query_engine.query("How high is Mount Everest?")
+    second = query_engine.query("How high is Mount Everest?")
+    assert str(first) == str(second)  # the same text, two generations
+    first_id, second_id = generation_ids(events)
+    assert first_id != second_id
+    feedback_handler.submit("BAD", response=second)
+    feedback_handler.submit("GOOD", response=first)
+    assert [(f["generationId"], f["feedback"]) for f in emulator.feedback()] == [
+        (second_id, "BAD"), (first_id, "GOOD")]
+    assert first.metadata["sfmodels_run_id"] != second.metadata["sfmodels_run_id"]
+
+
+def test_a_stream_read_token_by_token_and_a_chat_engine_answer(
+        index: VectorStoreIndex, feedback_handler: SalesforceFeedbackHandler, emulator: Emulator,
+        events: EventLog) -> None:
+    streamed = index.as_query_engine(similarity_top_k=1, streaming=True).query(
+        "Which river is the longest in Africa?")
+    text = "".join(token for token in streamed.response_gen)
+    assert "Nile" in text
+    stream_id = generation_ids(events)[-1]
+    assert feedback_handler.submit("GOOD", response=streamed).generation_ids == [stream_id]
+
+    # A chat engine builds its answer from the text of the synthesizer's: nothing ties it to
+    # a generation, so it is refused rather than matched by text.
+    chat_engine = index.as_chat_engine(chat_mode="condense_plus_context", similarity_top_k=1)
+    answer = chat_engine.chat("How high is Mount Everest?")
+    assert "8849" in str(answer)
+    with pytest.raises(InvalidInputError, match="Cannot tell which"):
+        feedback_handler.submit("BAD", response=answer)

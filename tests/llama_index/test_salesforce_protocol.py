@@ -154,12 +154,20 @@ def test_a_forbidden_call_is_never_returned() -> None:
         llm.get_tool_calls_from_response(response, error_on_no_tool_call=False)
 
 
-def test_parallel_calls_are_trimmed_unless_allowed() -> None:
+def test_parallel_calls_are_repaired_unless_allowed() -> None:
     both = ('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, '
             '{"name": "get_weather", "arguments": {"city": "Oslo"}}]}')
-    llm, _ = scripted(both, both)
-    one = llm.chat_with_tools(TOOLS, user_msg="Weather in Paris and Oslo?")
-    assert [c.tool_kwargs for c in llm.get_tool_calls_from_response(one)] == [{"city": "Paris"}]
+    one = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}'
+    llm, script = scripted(both, one, both, both, both)
+    repaired = llm.chat_with_tools(TOOLS, user_msg="Weather in Paris and Oslo?")
+    assert [c.tool_kwargs for c in llm.get_tool_calls_from_response(repaired)] == [
+        {"city": "Paris"}]
+    assert repaired.additional_kwargs["repaired"] is True
+    assert "at most one tool per reply" in script.bodies[1]["messages"][-1]["content"]
+    # still several after the repair round: an error, never the first call kept silently
+    failed = llm.chat_with_tools(TOOLS, user_msg="Weather in Paris and Oslo?")
+    with pytest.raises(ModelReplyError, match="at most one tool"):
+        llm.get_tool_calls_from_response(failed)
     two = llm.chat_with_tools(TOOLS, user_msg="Weather in Paris and Oslo?",
                               allow_parallel_tool_calls=True)
     assert len(llm.get_tool_calls_from_response(two)) == 2

@@ -112,8 +112,9 @@ def test_parallel_tool_calls(sf_llm: SalesforceLLM) -> None:
     both = sf_llm.chat_with_tools(TOOLS, user_msg=question, allow_parallel_tool_calls=True)
     assert [c.tool_kwargs["city"] for c in sf_llm.get_tool_calls_from_response(both)] == [
         "Paris", "London"]
-    one = sf_llm.chat_with_tools(TOOLS, user_msg=question)
+    one = sf_llm.chat_with_tools(TOOLS, user_msg=question)  # asked for one call per reply
     assert len(sf_llm.get_tool_calls_from_response(one)) == 1
+    assert one.additional_kwargs["repaired"] is False
 
 
 def test_tool_results_in_the_history_reach_the_model(sf_llm: SalesforceLLM) -> None:
@@ -127,7 +128,7 @@ def test_tool_results_in_the_history_reach_the_model(sf_llm: SalesforceLLM) -> N
     assert not tool_calls(answer)
     # the same history without tools goes as text in plain chat (see test_messages for how)
     plain = sf_llm.chat(history)
-    assert plain.message.content and "generation_ids" not in plain.additional_kwargs
+    assert plain.message.content and "repaired" not in plain.additional_kwargs
 
 
 def test_streams_yield_the_whole_answer_once(sf_llm: SalesforceLLM) -> None:
