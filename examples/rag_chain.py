@@ -45,7 +45,7 @@ def main(question: str) -> str:
     print(answer.content)
     print("generation:", answer.response_metadata["generation_id"])
     # The handler remembers which generation the chain run produced.
-    print("feedback id:", feedback.submit("GOOD", text="Helpful answer"))
+    print("feedback ids:", feedback.submit("GOOD", text="Helpful answer").feedback_ids)
     return str(answer.content)
 
 

@@ -6,12 +6,13 @@ Shared by the sync and async paths of every class: the classes only add I/O arou
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.language_models import LangSmithParams
-from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
 
 if TYPE_CHECKING:
+    from langchain_core.messages.ai import UsageMetadata
+
     from sfmodels_core.types import Usage
 
 SALESFORCE = "salesforce"
@@ -42,17 +43,17 @@ def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
     None when the service reported none (never zeros presented as counts)."""
     if usage is None:
         return None
-    out = UsageMetadata(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
-                        total_tokens=usage.total_tokens)
+    out: dict[str, Any] = {"input_tokens": usage.prompt_tokens,
+                           "output_tokens": usage.completion_tokens,
+                           "total_tokens": usage.total_tokens}
     extra = usage.model_extra or {}
-    details = InputTokenDetails()
-    for wire, key in (("cache_read_input_tokens", "cache_read"),
-                      ("cache_creation_input_tokens", "cache_creation")):
-        if isinstance(extra.get(wire), int):
-            details[key] = extra[wire]  # type: ignore[literal-required]
+    details = {key: extra[wire] for wire, key in (("cache_read_input_tokens", "cache_read"),
+                                                  ("cache_creation_input_tokens",
+                                                   "cache_creation"))
+               if isinstance(extra.get(wire), int)}
     if details:
         out["input_token_details"] = details
-    return out
+    return cast("UsageMetadata", out)
 
 
 def usage_dict(usage: Usage | None) -> dict[str, int] | None:

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 from sfmodels_core.defaults import SALESFORCE_EMBEDDING_MODEL
 
-
 _BULK = frozenset({"batch_size", "max_concurrency"})
 
 

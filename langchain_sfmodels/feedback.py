@@ -102,12 +102,13 @@ class SalesforceFeedbackHandler(BaseCallbackHandler):
         max_runs: int = defaults.FEEDBACK_MAX_RUNS,
     ) -> None:
         super().__init__()
-        settings = {"domain": domain, "client_id": client_id, "client_secret": client_secret,
-                    "api_key": api_key if api_key is not None else access_token,
-                    "api_base": api_base, "timeout": timeout, "max_retries": max_retries,
-                    "requests_per_minute": requests_per_minute}
-        self._settings = SalesforceSettings(
-            client=client, **{k: v for k, v in settings.items() if v is not None})
+        settings: dict[str, Any] = {
+            "domain": domain, "client_id": client_id, "client_secret": client_secret,
+            "api_key": api_key if api_key is not None else access_token, "api_base": api_base,
+            "timeout": timeout, "max_retries": max_retries,
+            "requests_per_minute": requests_per_minute}
+        given = {k: v for k, v in settings.items() if v is not None}
+        self._settings = SalesforceSettings(client=client, **given)  # type: ignore[call-arg]
         self.log = GenerationLog(max_runs=max_runs)
         # run id -> parent run id, for the runs seen; bounded with the log (a run's ancestors
         # are read when its model run ends).

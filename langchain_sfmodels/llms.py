@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -26,7 +26,7 @@ from ._databricks import (
 from ._salesforce import call_settings, generation
 
 if TYPE_CHECKING:
-    from sfmodels_core.databricks import Completion
+    pass
 
 
 def _result(generations: list[list[Generation]], usages: list[Usage | None],

@@ -14,14 +14,13 @@ from typing import Any, ClassVar
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import AliasChoices, Field, model_validator
 
+from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 from sfmodels_core.defaults import (
     DATABRICKS_EMBED_BATCH_SIZE,
     EMBED_MAX_CONCURRENCY,
     SALESFORCE_EMBED_BATCH_SIZE,
     SALESFORCE_EMBEDDING_MODEL,
 )
-
-from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 
 
 def _batching(embedding: BaseEmbedding, request_batch_size: int | None,

@@ -289,9 +289,10 @@ class _SpanLinks(BaseSpanHandler[Any]):
             if getattr(result, RUN_KEY, None) is None:
                 _tag_stream(result)
             setattr(result, RUN_KEY, id_)
-            metadata = getattr(result, "metadata", None)
-            if isinstance(metadata, dict) or (metadata is None and hasattr(result, "metadata")):
-                result.metadata = {**(metadata or {}), RUN_KEY: id_}
+            if hasattr(result, "metadata"):
+                metadata = result.metadata
+                if isinstance(metadata, dict) or metadata is None:
+                    result.metadata = {**(metadata or {}), RUN_KEY: id_}
         return None
 
     def prepare_to_drop_span(self, id_: str, bound_args: Any, instance: Any | None = None,

@@ -19,7 +19,7 @@ Plain chat (no tools) sends the messages as they are, with no protocol text.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from llama_index.core.base.llms.types import (

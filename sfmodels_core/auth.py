@@ -28,7 +28,6 @@ from . import defaults
 from .errors import TokenError
 
 
-
 @dataclass(frozen=True)
 class Token:
     value: SecretStr
@@ -41,7 +40,7 @@ class Token:
             return False
         lifetime = max(self.expires_at - self.issued_at, 0.0)
         # Refresh a tenth of the lifetime early, at most a minute early.
-        margin = min(60.0, lifetime / 10)
+        margin = min(defaults.TOKEN_REFRESH_MARGIN, lifetime / 10)
         return now >= self.expires_at - margin
 
 
@@ -225,9 +224,9 @@ class DatabricksM2M(TokenSource):
         body = _json_object(response, "Databricks")
         now = time.time()
         try:
-            lifetime = float(body.get("expires_in", 3600))
+            lifetime = float(body.get("expires_in", defaults.DATABRICKS_TOKEN_LIFETIME))
         except (TypeError, ValueError):
-            lifetime = 3600.0
+            lifetime = defaults.DATABRICKS_TOKEN_LIFETIME
         return Token(value=SecretStr(body["access_token"]), expires_at=now + lifetime,
                      issued_at=now)
 

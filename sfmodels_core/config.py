@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from . import defaults
 from .auth import DatabricksM2M, SalesforceClientCredentials, StaticToken, TokenSource
 from .errors import ConfigurationError
 

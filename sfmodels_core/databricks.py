@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 from . import batching, defaults
 from .adapters.streams import StreamAccumulator
 from .client import BaseClient
-from .options import ClientOptions
 from .config import Secret, resolve_databricks
 from .errors import APIStatusError, InvalidInputError, ResponseValidationError
+from .options import ClientOptions
 from .sse import aiter_events, iter_events
 from .transport import loads
 from .types import (
@@ -263,7 +263,7 @@ def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
     for i, choice in enumerate(body.get("choices") or []):
         delta = choice.get("delta") or {}
         tool_deltas = []
-        for j, item in enumerate(delta.get("tool_calls") or []):
+        for item in delta.get("tool_calls") or []:
             fn = item.get("function") or {}
             index = item.get("index")
             tool_deltas.append(ToolCallDelta(index=index if isinstance(index, int) else None,
@@ -353,7 +353,7 @@ def merge_chunks(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
     return stream.completion()
 
 
-def _usage_last(stream: StreamAccumulator, kind: type[T]) -> T | None:
+def _usage_last(stream: StreamAccumulator, kind: Callable[..., T]) -> T | None:
     """The stream's usage as one last piece with no choices (None when it carried none)."""
     if stream.usage is None:
         return None

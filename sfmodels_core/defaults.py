@@ -36,6 +36,10 @@ EMBED_MAX_CONCURRENCY = 4
 # -- tokens ---------------------------------------------------------------------------------------
 #: Salesforce's documented token lifetime, used when the token carries no expiry.
 SALESFORCE_TOKEN_LIFETIME = 30 * 60.0
+#: Databricks OAuth M2M tokens last an hour when the answer does not say.
+DATABRICKS_TOKEN_LIFETIME = 3600.0
+#: Tokens are refreshed a tenth of their lifetime early, at most this many seconds early.
+TOKEN_REFRESH_MARGIN = 60.0
 
 # -- feedback -------------------------------------------------------------------------------------
 #: Runs whose Salesforce generation ids a feedback handler remembers.

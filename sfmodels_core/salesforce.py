@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import batching, defaults
 from .client import BaseClient
-from .options import ClientOptions
 from .config import Secret, resolve_salesforce
 from .errors import InvalidInputError
+from .options import ClientOptions
 from .types import (
     EmbeddingResult,
     ParsedBatch,

@@ -26,7 +26,6 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     RateLimitError,
-    SFModelsError,
     error_class_for_status,
     is_retryable_status,
 )

@@ -61,7 +61,7 @@ def salesforce_rag(where: Setup, report: Report) -> None:
     report.line("usage", _usage(answer))
     report.line("generation", str(answer.response_metadata.get("generation_id")))
     # The handler knows the generation behind the chain run: feedback needs no ids from us.
-    feedback_id = handler.submit("GOOD", text="Correct and grounded in returns.md")
+    feedback_id = handler.submit("GOOD", text="Correct and grounded in returns.md").feedback_id
     report.line("feedback", f"GOOD through SalesforceFeedbackHandler, id {feedback_id}; "
                             f"{where.acknowledged(feedback_id)}")
 

@@ -27,7 +27,7 @@ def test_rag_chain(env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:  
     answer = load("rag_chain").main("How long does express shipping take?")
     assert "one business day" in answer
     assert env.feedback()[-1]["feedback"] == "GOOD"
-    assert "feedback id:" in capsys.readouterr().out
+    assert "feedback ids:" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("provider", ["databricks", "salesforce"])

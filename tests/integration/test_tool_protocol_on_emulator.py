@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from sfmodels_core import SalesforceClient
-from sfmodels_emulator import Emulator
 from sfmodels_core.tool_protocol import arun, json_protocol, run, tools_protocol
+from sfmodels_emulator import Emulator
 
 MODEL = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
 WEATHER = {"type": "function", "function": {

@@ -27,8 +27,7 @@ from langchain_sfmodels._salesforce import (
     to_salesforce_messages,
 )
 from sfmodels_core.adapters.salesforce import read_answer
-from sfmodels_core.databricks import chat_request
-from sfmodels_core.databricks import ChatCompletionChunk, parse_chat, parse_chat_chunk
+from sfmodels_core.databricks import ChatCompletionChunk, chat_request, parse_chat, parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.salesforce import parse_chat as parse_salesforce_chat
 from sfmodels_core.tool_protocol import Outcome

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import base64
 import json
+from typing import Any
 
 import pytest
 from llama_index.core.base.llms.types import (
@@ -22,19 +21,25 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.tools import FunctionTool
 
 from llama_index_sfmodels._common import tool_selections, tool_specs
-from llama_index_sfmodels._databricks import ChatStream, first_tool_call_only
+from llama_index_sfmodels._databricks import (
+    ChatStream,
+    first_tool_call_only,
+    to_databricks_messages,
+)
 from llama_index_sfmodels._databricks import chat_response as databricks_chat_response
-from llama_index_sfmodels._databricks import to_databricks_messages
-from llama_index_sfmodels._salesforce import chat_response, to_neutral_messages
+from llama_index_sfmodels._salesforce import (
+    chat_response,
+    to_neutral_messages,
+    to_salesforce_messages,
+)
 from llama_index_sfmodels._salesforce import completion_response as salesforce_completion_response
-from llama_index_sfmodels._salesforce import to_salesforce_messages
 from sfmodels_core.adapters.salesforce import read_answer
 from sfmodels_core.adapters.tools import wire_tool_choice
-from sfmodels_core.tool_protocol import Outcome
 from sfmodels_core.databricks import parse_chat, parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.salesforce import parse_chat as sf_parse_chat
 from sfmodels_core.salesforce import parse_generation
+from sfmodels_core.tool_protocol import Outcome
 
 # Pure code: any attempt to open a socket fails the test.
 pytestmark = pytest.mark.disable_socket

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sfmodels_emulator import Emulator
 from sfmodels_core.errors import APITimeoutError, ServerError
+from sfmodels_emulator import Emulator
 
 FAULTS = ["429", "500", "503", "reset", "truncated"]
 LLAMA = "databricks-meta-llama-3-3-70b-instruct"

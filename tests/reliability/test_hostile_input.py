@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from sfmodels_emulator import Emulator
 from sfmodels_core.errors import (
     APIConnectionError,
     ConfigurationError,
@@ -17,6 +16,7 @@ from sfmodels_core.errors import (
     NotFoundError,
     SFModelsError,
 )
+from sfmodels_emulator import Emulator
 
 LLAMA = "databricks-meta-llama-3-3-70b-instruct"
 GTE = "databricks-gte-large-en"

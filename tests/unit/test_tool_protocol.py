@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.schema import validate
 from sfmodels_core.tool_protocol import (
     RESULT_PREFIX,
@@ -15,7 +14,6 @@ from sfmodels_core.tool_protocol import (
     ToolSpec,
     arun,
     json_protocol,
-    normalize_tool_choice,
     parse_json_reply,
     parse_tool_reply,
     render_history,
@@ -136,18 +134,6 @@ def test_invalid_calls_keep_what_the_model_wrote_and_why() -> None:
     bad = parsed.invalid_tool_calls[0]
     assert bad.name == "add" and json.loads(bad.arguments or "") == {"a": "2", "b": 3}
     assert "$.a: expected integer" in bad.error
-
-
-@pytest.mark.parametrize("choice, expected", [
-    (None, "auto"), ("auto", "auto"), ("any", "required"), ("required", "required"),
-    ("none", "none"), ("add", "add"), ({"type": "function", "function": {"name": "add"}}, "add")])
-def test_tool_choice_spellings(choice: Any, expected: str) -> None:
-    assert normalize_tool_choice(choice, TOOLS) == expected
-
-
-def test_unknown_tool_choice_is_refused() -> None:
-    with pytest.raises(InvalidInputError, match="tool_choice"):
-        normalize_tool_choice("multiply", TOOLS)
 
 
 def test_instructions_change_with_tool_choice() -> None:
