@@ -8,8 +8,9 @@ Streams are folded by the core's :class:`~sfmodels_core.adapters.streams.StreamA
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import (
@@ -19,11 +20,13 @@ from langchain_core.outputs import (
     Generation,
     GenerationChunk,
 )
+from pydantic import Field, field_validator
 
+from sfmodels_core.adapters.settings import DatabricksSettings
 from sfmodels_core.adapters.streams import StreamAccumulator
 from sfmodels_core.errors import InvalidInputError
 
-from ._common import DATABRICKS, llm_output, usage_dict, usage_metadata
+from ._common import DATABRICKS, langsmith_params, llm_output, usage_dict, usage_metadata
 
 if TYPE_CHECKING:
     from sfmodels_core.databricks import ChatCompletion, ChatCompletionChunk, Completion, ToolCall
@@ -43,6 +46,54 @@ def check_extra_params(value: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"extra_params cannot set {', '.join(reserved)}: the request sets "
                          "it itself")
     return value
+
+
+class DatabricksFields(DatabricksSettings):
+    """The settings ``ChatDatabricks`` and ``DatabricksLLM`` share (databricks-langchain's
+    names)."""
+
+    model: str = Field(alias="endpoint")
+    """Name of the serving endpoint; alias ``endpoint``."""
+    temperature: float | None = None
+    """Sampling temperature (0 to 2)."""
+    max_tokens: int | None = None
+    """Most tokens to generate."""
+    stop: list[str] | None = None
+    """Stop sequences."""
+    n: int = Field(default=1, ge=1)
+    """Number of choices to generate (each becomes a generation of the result)."""
+    extra_params: dict[str, Any] = Field(default_factory=dict)
+    """Merged into every request body, e.g. ``{"top_p": 0.9}``."""
+    streaming: bool = False
+    """Use the streaming API for ``invoke`` too."""
+
+    @field_validator("extra_params", mode="before")
+    @classmethod
+    def _check_extra_params(cls, value: Any) -> Any:
+        return check_extra_params(value)
+
+    @property
+    def endpoint(self) -> str:
+        """The serving endpoint (same as ``model``)."""
+        return self.model
+
+    #: What LangSmith traces call this kind of model ("llm" for the text-completion classes).
+    _LS_MODEL_TYPE: ClassVar[Literal["chat", "llm"]] = "chat"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return False
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "stop": self.stop, "n": self.n,
+                "extra_params": self.extra_params}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return langsmith_params(DATABRICKS, self._LS_MODEL_TYPE, self.model,
+                                stop if stop is not None else self.stop, kwargs,
+                                temperature=self.temperature, max_tokens=self.max_tokens)
 
 
 def generation_params(owner: Any, stop: list[str] | None,

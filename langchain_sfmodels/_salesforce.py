@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -37,10 +38,11 @@ from sfmodels_core.adapters.salesforce import (
     choose_protocol,
     warn_unsupported,
 )
-from sfmodels_core.adapters.settings import refuse_unknown_options
+from sfmodels_core.adapters.settings import SalesforceSettings, refuse_unknown_options
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
 
-from ._common import SALESFORCE, llm_output, usage_metadata
+from ._common import SALESFORCE, langsmith_params, llm_output, usage_metadata
 
 if TYPE_CHECKING:
     from sfmodels_core.salesforce import GenerationResult
@@ -62,6 +64,40 @@ SALESFORCE_ACCEPTS = (
 _REASONING_BLOCKS = ("reasoning", "thinking", "redacted_thinking")
 _ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant",
           "ai": "assistant"}
+
+
+class SalesforceFields(SalesforceSettings):
+    """The settings ``ChatSalesforce`` and ``SalesforceLLM`` share."""
+
+    model: str = SALESFORCE_CHAT_MODEL
+    """Model API name, e.g. ``sfdc_ai__DefaultGPT4Omni`` or a configured model's API name."""
+    temperature: float | None = None
+    """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
+    max_tokens: int | None = None
+    """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
+    stop: list[str] | None = None
+    """Stop sequences, applied to the answer on the client."""
+    localization: dict[str, Any] | None = None
+    """The API's ``localization`` object, e.g. ``{"defaultLocale": "en_US"}``."""
+    salesforce_tags: dict[str, Any] | None = None
+    """The API's free-form ``tags`` object (LangChain's own ``tags`` are run tags)."""
+
+    #: What LangSmith traces call this kind of model ("llm" for the text-completion classes).
+    _LS_MODEL_TYPE: ClassVar[Literal["chat", "llm"]] = "chat"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return False
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "stop": self.stop, "localization": self.localization,
+                "salesforce_tags": self.salesforce_tags}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        # No ls_temperature / ls_max_tokens: they are never sent, so traces do not claim them.
+        return langsmith_params(SALESFORCE, self._LS_MODEL_TYPE, self.model,
+                                stop if stop is not None else self.stop, kwargs)
 
 
 # -- messages in ----------------------------------------------------------------------------------

@@ -13,19 +13,17 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict
 
-from sfmodels_core.adapters.settings import DatabricksSettings
-
-from ._common import DATABRICKS, combine_llm_outputs, langsmith_params, tool_options
+from ._common import combine_llm_outputs, tool_options
 from ._databricks import (
+    DatabricksFields,
     DatabricksStream,
     chat_result,
-    check_extra_params,
     generation_params,
     single_answer,
     to_databricks_messages,
@@ -35,7 +33,7 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
 
-class ChatDatabricks(DatabricksSettings, BaseChatModel):
+class ChatDatabricks(DatabricksFields, BaseChatModel):
     """Chat with a Databricks model serving endpoint (Foundation Model APIs or any chat endpoint).
 
     Credentials: ``host`` and ``api_key``/``token`` (a personal access token), or ``client_id``
@@ -67,51 +65,12 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    model: str = Field(alias="endpoint")
-    """Name of the serving endpoint; alias ``endpoint``."""
-    temperature: float | None = None
-    """Sampling temperature (0 to 2)."""
-    max_tokens: int | None = None
-    """Most tokens to generate."""
-    stop: list[str] | None = None
-    """Stop sequences."""
-    n: int = Field(default=1, ge=1)
-    """Number of choices to generate (each becomes a generation of the result)."""
-    extra_params: dict[str, Any] = Field(default_factory=dict)
-    """Merged into every request body, e.g. ``{"top_p": 0.9}``."""
-    streaming: bool = False
-    """Use the streaming API for ``invoke`` too."""
     stream_usage: bool = True
     """Report token usage at the end of a stream."""
-
-    @field_validator("extra_params", mode="before")
-    @classmethod
-    def _check_extra_params(cls, value: Any) -> Any:
-        return check_extra_params(value)
-
-    @property
-    def endpoint(self) -> str:
-        """The serving endpoint (same as ``model``)."""
-        return self.model
 
     @property
     def _llm_type(self) -> str:
         return "chat-databricks"
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return False
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "stop": self.stop, "n": self.n,
-                "extra_params": self.extra_params}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        return langsmith_params(DATABRICKS, "chat", self.model,
-                                stop if stop is not None else self.stop, kwargs,
-                                temperature=self.temperature, max_tokens=self.max_tokens)
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         return combine_llm_outputs(llm_outputs)

@@ -6,23 +6,20 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict
 
-from sfmodels_core.adapters.settings import SalesforceSettings
-from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
-
-from ._common import SALESFORCE, combine_llm_outputs, langsmith_params, tool_options
-from ._salesforce import chat_call, chat_chunk, chat_result, protocol_of
+from ._common import combine_llm_outputs, tool_options
+from ._salesforce import SalesforceFields, chat_call, chat_chunk, chat_result, protocol_of
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
 
-class ChatSalesforce(SalesforceSettings, BaseChatModel):
+class ChatSalesforce(SalesforceFields, BaseChatModel):
     """Chat with a model of the Salesforce Models API (Einstein / Agentforce).
 
     Setup: an External Client App with the client credentials flow (``domain``, ``client_id``,
@@ -84,38 +81,12 @@ class ChatSalesforce(SalesforceSettings, BaseChatModel):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    model: str = SALESFORCE_CHAT_MODEL
-    """Model API name, e.g. ``sfdc_ai__DefaultGPT4Omni`` or a configured model's API name."""
-    temperature: float | None = None
-    """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
-    max_tokens: int | None = None
-    """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
-    stop: list[str] | None = None
-    """Stop sequences, applied to the answer on the client."""
     streaming: bool = False
     """Use the streaming path by default (one chunk: the API does not stream)."""
-    localization: dict[str, Any] | None = None
-    """The API's ``localization`` object, e.g. ``{"defaultLocale": "en_US"}``."""
-    salesforce_tags: dict[str, Any] | None = None
-    """The API's free-form ``tags`` object."""
 
     @property
     def _llm_type(self) -> str:
         return "salesforce-chat"
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return False
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "stop": self.stop, "localization": self.localization,
-                "salesforce_tags": self.salesforce_tags}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        # No ls_temperature / ls_max_tokens: they are never sent, so traces do not claim them.
-        return langsmith_params(SALESFORCE, "chat", self.model,
-                                stop if stop is not None else self.stop, kwargs)
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         return combine_llm_outputs(llm_outputs)

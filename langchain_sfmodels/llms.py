@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseLLM, LangSmithParams
+from langchain_core.language_models import BaseLLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict
 
-from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
-from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.types import Usage
 
-from ._common import DATABRICKS, SALESFORCE, langsmith_params, usage_dict
+from ._common import usage_dict
 from ._databricks import (
     CompletionStream,
-    check_extra_params,
+    DatabricksFields,
     completion_generations,
     generation_params,
     single_answer,
 )
-from ._salesforce import call_settings, generation
+from ._salesforce import SalesforceFields, call_settings, generation
 
 if TYPE_CHECKING:
     pass
@@ -36,7 +34,7 @@ def _result(generations: list[list[Generation]], usages: list[Usage | None],
                          Usage.total(usages))})
 
 
-class SalesforceLLM(SalesforceSettings, BaseLLM):
+class SalesforceLLM(SalesforceFields, BaseLLM):
     """Text generation with the Salesforce Models API ``generations`` endpoint.
 
     Same settings as ``ChatSalesforce``. Each generation's ``generation_info`` holds the
@@ -48,34 +46,11 @@ class SalesforceLLM(SalesforceSettings, BaseLLM):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    model: str = SALESFORCE_CHAT_MODEL
-    """Model API name."""
-    temperature: float | None = None
-    """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
-    max_tokens: int | None = None
-    """Accepted for compatibility and not sent (warned once): configure it in Einstein Studio."""
-    stop: list[str] | None = None
-    """Stop sequences, applied to the answer on the client."""
-    localization: dict[str, Any] | None = None
-    """The API's ``localization`` object."""
-    salesforce_tags: dict[str, Any] | None = None
-    """The API's free-form ``tags`` object."""
+    _LS_MODEL_TYPE: ClassVar[Literal["chat", "llm"]] = "llm"
 
     @property
     def _llm_type(self) -> str:
         return "salesforce"
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return False
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "stop": self.stop}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        return langsmith_params(SALESFORCE, "llm", self.model,
-                                stop if stop is not None else self.stop, kwargs)
 
     def _generate(self, prompts: list[str], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None,
@@ -95,7 +70,7 @@ class SalesforceLLM(SalesforceSettings, BaseLLM):
 
 
 # -- Databricks -----------------------------------------------------------------------------------
-class DatabricksLLM(DatabricksSettings, BaseLLM):
+class DatabricksLLM(DatabricksFields, BaseLLM):
     """Text completion with a Databricks serving endpoint (``prompt`` in, text out).
 
     Same credentials as ``ChatDatabricks``; ``endpoint``/``model``, ``temperature``,
@@ -106,44 +81,11 @@ class DatabricksLLM(DatabricksSettings, BaseLLM):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    model: str = Field(alias="endpoint")
-    """Name of the serving endpoint; alias ``endpoint``."""
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stop: list[str] | None = None
-    n: int = Field(default=1, ge=1)
-    extra_params: dict[str, Any] = Field(default_factory=dict)
-    """Merged into every request body."""
-    streaming: bool = False
-    """Use the streaming API for ``invoke`` too."""
-
-    @field_validator("extra_params", mode="before")
-    @classmethod
-    def _check_extra_params(cls, value: Any) -> Any:
-        return check_extra_params(value)
-
-    @property
-    def endpoint(self) -> str:
-        return self.model
+    _LS_MODEL_TYPE: ClassVar[Literal["chat", "llm"]] = "llm"
 
     @property
     def _llm_type(self) -> str:
         return "databricks"
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return False
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "stop": self.stop, "n": self.n,
-                "extra_params": self.extra_params}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        return langsmith_params(DATABRICKS, "llm", self.model,
-                                stop if stop is not None else self.stop, kwargs,
-                                temperature=self.temperature, max_tokens=self.max_tokens)
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         endpoint, params = generation_params(self, stop, {k: v for k, v in kwargs.items()
