@@ -413,7 +413,7 @@ _ADDRESSED_RE = re.compile(r"\b(?:you|your|yours|yourself)\b", re.IGNORECASE)
 
 def _stated_fact(question: str, context: Sequence[_Sentence]) -> str | None:
     """A short context (one system message such as "Paris is the capital of France.") that
-    states what the question asks: the statement sharing at least half the question's words.
+    states what the question asks: the statement sharing more than half the question's words.
     Instructions to the model ("You are ...") and questions are not facts."""
     wanted = _question_words(question)
     facts = [s for s in context
@@ -423,7 +423,7 @@ def _stated_fact(question: str, context: Sequence[_Sentence]) -> str | None:
         return None
     first = next(s for s in facts if answer.startswith(s.text))
     shared = first.words & wanted
-    return answer if len(shared) * 2 >= len(wanted) else None
+    return answer if len(shared) * 2 > len(wanted) else None
 
 
 # --------------------------------------------------------------------------------------------
