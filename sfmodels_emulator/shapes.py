@@ -10,10 +10,13 @@ README's "Behaviour against the real services" section and beside each fixture f
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from .text import Turn, content_words
+from .text import INSTRUCTION_WORDS, STOPWORDS, Turn
+
+_WORDS = re.compile(r"[^\W_]+")
 
 # -- Databricks error bodies ------------------------------------------------------------------
 
@@ -62,7 +65,9 @@ def databricks_error(body: dict[str, Any], status: int, shape: str,
 def reasoning_summary(turns: Sequence[Turn]) -> str:
     """What a reasoning model says it thought about, deterministic and grounded in the prompt."""
     question = next((text for role, text in reversed(turns) if role == "user"), "")
-    words = list(dict.fromkeys(content_words(question)))[:6]
+    words = [w for w in _WORDS.findall(question)
+             if w.lower() not in STOPWORDS and w.lower() not in INSTRUCTION_WORDS]
+    words = list(dict.fromkeys(words))[:6]
     topic = ", ".join(words) if words else "the request"
     return f"The user asks about {topic}. I check what the conversation says and answer briefly."
 
