@@ -522,6 +522,11 @@ class DatabricksClient(BaseClient):
     ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET``, then a profile of
     ``~/.databrickscfg`` (``DATABRICKS_CONFIG_PROFILE``, ``DATABRICKS_CONFIG_FILE``).
     Timeout, retries, pacing, pool size and batching as for ``SalesforceClient``.
+
+    Streaming calls send ``stream_options: {"include_usage": true}`` so that external-model
+    endpoints report usage; pass ``stream_usage=False`` to leave it out (for an endpoint that
+    rejects the field). A streaming call answered with one plain JSON body (as custom and pyfunc
+    endpoints do) streams as one chunk.
     """
 
     default_batch_size = defaults.DATABRICKS_EMBED_BATCH_SIZE

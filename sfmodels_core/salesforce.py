@@ -407,7 +407,11 @@ class SalesforceClient(BaseClient):
                         app_feedback: Mapping[str, Any] | None = None,
                         app_generation_id: str | None = None, app_generation: str | None = None,
                         feedback_id: str | None = None) -> FeedbackResult:
-        """Tell Salesforce a generation was GOOD or BAD; returns the stored feedback id."""
+        """Tell Salesforce a generation was GOOD or BAD; returns the stored feedback id.
+
+        Any 2xx answer is success, whatever its body (202 with JSON, empty or text): the
+        feedback is stored by then, so nothing after it raises. Reuse ``feedback_id`` when
+        retrying a submission yourself."""
         body = feedback_request(generation_id, feedback, text=text, source=source,
                                 app_feedback=app_feedback, app_generation_id=app_generation_id,
                                 app_generation=app_generation, feedback_id=feedback_id)

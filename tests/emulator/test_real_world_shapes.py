@@ -453,3 +453,17 @@ def test_help_lists_the_shapes() -> None:
     for flag in ("--no-tool-call-index", "--stream-format", "--error-shape",
                  "--embedding-max-inputs-429", "--no-retry-after", "--model-setting"):
         assert flag in out
+
+
+def test_control_route_sets_shapes_per_model(http: httpx.Client, db_headers: dict[str, str],
+                                             emulator: Emulator) -> None:
+    response = http.post("/_emulator/config", json={
+        "model_settings": {DATABRICKS_CHAT: {"stream_format": "json", "reasoning": True}}})
+    assert response.status_code == 200
+    answer = http.post(invocations(DATABRICKS_CHAT), headers=db_headers,
+                       json={"messages": user("hi"), "stream": True})
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["choices"][0]["message"]["content"][0]["type"] == "reasoning"
+    refused = http.post("/_emulator/config", json={"model_settings": {
+        DATABRICKS_CHAT: {"feedback_body": "empty"}}})
+    assert refused.status_code == 400 and "cannot be set per model" in refused.json()["message"]
