@@ -164,6 +164,15 @@ def metadata(model: str, *, ident: str | None, served: str | None,
             "finish_reason": finish_reason, "model_provider": DATABRICKS}
 
 
+def content(text: str, reasoning: str | None) -> str | list[str | dict[str, Any]]:
+    """Message content: the text, after a reasoning block when the model reasoned (``.text``
+    stays the answer alone)."""
+    if not reasoning:
+        return text
+    return [{"type": "reasoning", "reasoning": reasoning, "index": 0},
+            {"type": "text", "text": text, "index": 1}]
+
+
 def chat_result(completion: ChatCompletion, model: str) -> ChatResult:
     """One generation per choice; the provider's response id is the message id."""
     generations = []
@@ -171,7 +180,8 @@ def chat_result(completion: ChatCompletion, model: str) -> ChatResult:
     for choice in completion.choices:
         valid, invalid = _tool_calls(choice.message.tool_calls)
         message = AIMessage(
-            content=choice.message.content or "", id=completion.id,
+            content=content(choice.message.content or "", choice.message.reasoning),
+            id=completion.id,
             tool_calls=valid, invalid_tool_calls=invalid,
             response_metadata=metadata(model, ident=completion.id, served=completion.model,
                                        finish_reason=choice.finish_reason),
@@ -196,13 +206,22 @@ class DatabricksStream:
         self.model = model
         self.stream_usage = stream_usage
         self.state = StreamAccumulator()
+        self.blocks = False
 
     def chunk(self, piece: ChatCompletionChunk) -> ChatGenerationChunk | None:
         delta = self.state.add(piece)
-        if not delta.text and not delta.tool_calls:
+        if not delta:
             return None
+        # Once the model has reasoned, pieces are blocks (reasoning at index 0, text at 1), so
+        # that adding the chunks up keeps the two apart.
+        self.blocks = self.blocks or bool(delta.reasoning)
+        parts: list[str | dict[str, Any]] = []
+        if delta.reasoning:
+            parts.append({"type": "reasoning", "reasoning": delta.reasoning, "index": 0})
+        if delta.text:
+            parts.append({"type": "text", "text": delta.text, "index": 1})
         return ChatGenerationChunk(message=AIMessageChunk(
-            content=delta.text, id=self.state.id, tool_call_chunks=[
+            content=parts if self.blocks else delta.text, id=self.state.id, tool_call_chunks=[
                 tool_call_chunk(name=p.name, args=p.arguments, id=p.id, index=p.position)
                 for p in delta.tool_calls]))
 
@@ -210,7 +229,8 @@ class DatabricksStream:
         state = self.state
         usage = usage_metadata(state.usage) if self.stream_usage else None
         return ChatGenerationChunk(message=AIMessageChunk(
-            content="", id=state.id, chunk_position="last", usage_metadata=usage,
+            content=[] if self.blocks else "", id=state.id, chunk_position="last",
+            usage_metadata=usage,
             response_metadata=metadata(self.model, ident=state.id, served=state.model,
                                        finish_reason=state.finish_reason)),
             generation_info={"finish_reason": state.finish_reason})

@@ -110,9 +110,13 @@ def parsed_arguments(arguments: Any) -> Any:
     return value if isinstance(value, dict) else arguments
 
 
-def assistant_message(text: str, calls: Sequence[tuple[str | None, str, Any]]) -> ChatMessage:
-    """An assistant message: its text, then one ``ToolCallBlock`` per (id, name, arguments)."""
-    blocks: list[Any] = [TextBlock(text=text)] if text or not calls else []
+def assistant_message(text: str, calls: Sequence[tuple[str | None, str, Any]],
+                      reasoning: str | None = None) -> ChatMessage:
+    """An assistant message: the model's reasoning as a ``ThinkingBlock`` (when it reasoned),
+    its text, then one ``ToolCallBlock`` per (id, name, arguments)."""
+    blocks: list[Any] = [ThinkingBlock(content=reasoning)] if reasoning else []
+    if text or not calls:
+        blocks.append(TextBlock(text=text))
     blocks.extend(ToolCallBlock(tool_call_id=call_id, tool_name=name,
                                 tool_kwargs=parsed_arguments(arguments))
                   for call_id, name, arguments in calls)

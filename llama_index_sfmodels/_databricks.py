@@ -103,7 +103,8 @@ def _kwargs(ident: str | None, model: str | None, finish_reason: str | None,
 def chat_response(result: ChatCompletion) -> ChatResponse:
     calls = [(c.id, c.name, c.arguments) for c in result.tool_calls]
     return ChatResponse(
-        message=assistant_message(result.text, calls), raw=result.raw,
+        message=assistant_message(result.text, calls, result.choices[0].message.reasoning
+                                  if result.choices else None), raw=result.raw,
         additional_kwargs=_kwargs(result.id, result.model, result.finish_reason, result.usage))
 
 
@@ -122,7 +123,7 @@ class ChatStream:
         delta = state.add(chunk)
         calls = [(c.id, c.name, c.arguments) for c in state.tool_calls]
         return ChatResponse(
-            message=assistant_message(state.text, calls), delta=delta.text,
+            message=assistant_message(state.text, calls, state.reasoning), delta=delta.text,
             raw=chunk.model_dump(exclude_none=True),
             additional_kwargs=_kwargs(state.id, state.model, state.finish_reason, chunk.usage))
 

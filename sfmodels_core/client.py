@@ -11,7 +11,7 @@ from . import batching
 from .auth import BearerAuth, TokenSource
 from .errors import ResponseValidationError, SFModelsError
 from .options import ClientOptions
-from .transport import ErrorParser, Transport, loads
+from .transport import JSON, ErrorParser, Transport, loads
 from .validation import require_name, require_texts
 
 C = TypeVar("C", bound="BaseClient")
@@ -30,7 +30,8 @@ class BaseClient:
     def __init__(self, token_source: TokenSource, *, provider: str, headers: dict[str, str],
                  parse_error: ErrorParser, options: ClientOptions,
                  transport: httpx.BaseTransport | None,
-                 async_transport: httpx.AsyncBaseTransport | None) -> None:
+                 async_transport: httpx.AsyncBaseTransport | None,
+                 content_type: str = JSON) -> None:
         self.provider = provider
         self.options = options
         self.batch_size = options.batch_size or self.default_batch_size
@@ -38,7 +39,8 @@ class BaseClient:
         self.auth = BearerAuth(token_source)
         self._transport = Transport(
             provider=provider, parse_error=parse_error, headers=headers, auth=self.auth,
-            options=options, transport=transport, async_transport=async_transport)
+            options=options, transport=transport, async_transport=async_transport,
+            content_type=content_type)
         # Tokens are minted through the same transport, retries included, without the auth.
         self.auth.send = self._transport.send_token_request
         self.auth.asend = self._transport.asend_token_request

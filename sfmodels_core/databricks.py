@@ -15,13 +15,13 @@ import httpx
 import pydantic_core
 from pydantic import BaseModel, Field
 
-from . import batching, defaults
+from . import batching, defaults, wire
 from .adapters.streams import StreamAccumulator
 from .client import BaseClient
 from .config import Secret, resolve_databricks
-from .errors import APIStatusError, InvalidInputError, ResponseValidationError
+from .errors import APIStatusError, ErrorDetails, InvalidInputError, ResponseValidationError
 from .options import ClientOptions
-from .sse import aiter_events, iter_events
+from .sse import WholeBody, aiter_events, iter_events
 from .transport import loads
 from .types import (
     EmbeddingResult,
@@ -32,6 +32,7 @@ from .types import (
     ordered,
 )
 from .validation import require_messages, require_name
+from .wire import Index, LenientInt, LenientStr
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -58,23 +59,27 @@ class ToolCall(BaseModel):
 
 
 class AssistantMessage(BaseModel):
+    """The answer. ``content`` is its text only; a reasoning model's reasoning (the summaries
+    of its ``{"type": "reasoning"}`` content parts) is in ``reasoning``."""
+
     role: str = "assistant"
     content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    reasoning: str | None = None
 
 
 class ChatChoice(BaseModel):
-    index: int = 0
+    index: Index = 0
     message: AssistantMessage
-    finish_reason: str | None = None
+    finish_reason: LenientStr = None
 
 
 class ChatCompletion(BaseModel):
     """A chat answer; ``text``, ``tool_calls`` and ``finish_reason`` are the first choice's."""
 
-    id: str | None = None
-    model: str | None = None
-    created: int | None = None
+    id: LenientStr = None
+    model: LenientStr = None
+    created: LenientInt = None
     choices: list[ChatChoice]
     usage: Usage | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
@@ -104,20 +109,22 @@ class ToolCallDelta(BaseModel):
 
 
 class ChoiceDelta(BaseModel):
-    index: int = 0
-    role: str | None = None
+    index: Index = 0
+    role: LenientStr = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] = Field(default_factory=list)
-    finish_reason: str | None = None
+    finish_reason: LenientStr = None
+    #: A piece of a reasoning model's reasoning (kept out of ``content``).
+    reasoning: str | None = None
 
 
 class ChatCompletionChunk(BaseModel):
     """One streamed piece. Usage is never on content chunks: a stream ends with one chunk that
     has no choices and the final usage (when the service reported any)."""
 
-    id: str | None = None
-    model: str | None = None
-    created: int | None = None
+    id: LenientStr = None
+    model: LenientStr = None
+    created: LenientInt = None
     choices: list[ChoiceDelta] = Field(default_factory=list)
     usage: Usage | None = None
 
@@ -127,17 +134,17 @@ class ChatCompletionChunk(BaseModel):
 
 
 class CompletionChoice(BaseModel):
-    index: int = 0
+    index: Index = 0
     text: str = ""
-    finish_reason: str | None = None
+    finish_reason: LenientStr = None
 
 
 class Completion(BaseModel):
     """A completions answer (or, streamed, one piece of it: then ``text`` is the new text)."""
 
-    id: str | None = None
-    model: str | None = None
-    created: int | None = None
+    id: LenientStr = None
+    model: LenientStr = None
+    created: LenientInt = None
     choices: list[CompletionChoice] = Field(default_factory=list)
     usage: Usage | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
@@ -162,7 +169,7 @@ def _params(params: Mapping[str, Any]) -> dict[str, Any]:
     if reserved:
         raise InvalidInputError(f"{', '.join(reserved)} cannot be set as a parameter: the "
                                 "request sets it itself")
-    body = {k: v for k, v in params.items() if v is not None}
+    body = {k: v for k, v in params.items() if v is not None and k != "stream_usage"}
     stop = body.get("stop")
     if isinstance(stop, str):
         body["stop"] = [stop]
@@ -188,25 +195,40 @@ def invocations_path(endpoint: str) -> str:
     return f"/serving-endpoints/{require_name(endpoint, 'endpoint')}/invocations"
 
 
+def _stream_fields(body: dict[str, Any], params: Mapping[str, Any], stream: bool) -> None:
+    """``stream`` and, unless ``stream_usage=False`` (or the caller set ``stream_options``),
+    ``stream_options: {"include_usage": true}``: external-model endpoints (OpenAI and Azure
+    models served through Databricks) send no usage in a stream without it."""
+    stream_usage = params.get("stream_usage", True)
+    if not isinstance(stream_usage, bool):
+        raise InvalidInputError(f"stream_usage must be True or False, got {stream_usage!r}")
+    if stream:
+        body["stream"] = True
+        if stream_usage and "stream_options" not in body:
+            body["stream_options"] = {"include_usage": True}
+
+
 def chat_request(endpoint: str, messages: Any, params: Mapping[str, Any],
                  stream: bool = False) -> tuple[str, dict[str, Any]]:
+    """The path and body of a chat call. With ``stream``, the body asks for usage in the stream
+    (``stream_options``) unless ``params`` has ``stream_usage=False``; ``stream_usage`` itself is
+    never sent."""
     path = invocations_path(endpoint)
     msgs = require_messages(messages, ROLES, content_may_be_list=True)
     body: dict[str, Any] = {"messages": msgs, **_params(params)}
-    if stream:
-        body["stream"] = True
+    _stream_fields(body, params, stream)
     return path, body
 
 
 def completion_request(endpoint: str, prompt: Any, params: Mapping[str, Any],
                        stream: bool = False) -> tuple[str, dict[str, Any]]:
+    """As :func:`chat_request`, for the completions task."""
     path = invocations_path(endpoint)
     if not isinstance(prompt, str) and not (
             isinstance(prompt, list) and all(isinstance(p, str) for p in prompt)):
         raise InvalidInputError("prompt must be a string or a list of strings")
     body: dict[str, Any] = {"prompt": prompt, **_params(params)}
-    if stream:
-        body["stream"] = True
+    _stream_fields(body, params, stream)
     return path, body
 
 
@@ -228,7 +250,8 @@ def _tool_calls(items: Any) -> list[ToolCall]:
     for item in items or []:
         fn = item.get("function") or {}
         args = fn.get("arguments")
-        calls.append(ToolCall(id=item.get("id"), type=item.get("type") or "function",
+        calls.append(ToolCall(id=wire.opt_str(item.get("id")),
+                              type=wire.opt_str(item.get("type")) or "function",
                               name=fn.get("name") or "",
                               arguments=args if isinstance(args, str) else pydantic_core.to_json(
                                   args if args is not None else {}).decode()))
@@ -245,17 +268,45 @@ def _text_content(content: Any) -> str | None:
     return str(content)
 
 
+def _reasoning_content(content: Any) -> str | None:
+    """The reasoning in a list of content parts: the summary texts of ``{"type": "reasoning",
+    "summary": [{"type": "summary_text", "text": ...}]}`` parts (and Anthropic-style
+    ``{"type": "thinking", "thinking": ...}`` parts), joined; ``None`` when there is none."""
+    if not isinstance(content, list):
+        return None
+    pieces: list[str] = []
+    found = False
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "reasoning":
+            found = True
+            summary = part.get("summary")
+            if isinstance(summary, str):
+                pieces.append(summary)
+            for item in summary if isinstance(summary, list) else []:
+                text = item.get("text") if isinstance(item, dict) else item
+                if isinstance(text, str):
+                    pieces.append(text)
+        elif part.get("type") == "thinking" and isinstance(part.get("thinking"), str):
+            found = True
+            pieces.append(part["thinking"])
+    return "".join(pieces) if found else None
+
+
 def parse_chat(body: dict[str, Any]) -> ChatCompletion:
     choices = []
     for i, choice in enumerate(body.get("choices") or []):
         msg = choice.get("message") or {}
+        content = msg.get("content")
         choices.append(ChatChoice(
             index=choice.get("index", i), finish_reason=choice.get("finish_reason"),
-            message=AssistantMessage(role=msg.get("role") or "assistant",
-                                     content=_text_content(msg.get("content")),
-                                     tool_calls=_tool_calls(msg.get("tool_calls")))))
+            message=AssistantMessage(role=wire.opt_str(msg.get("role")) or "assistant",
+                                     content=_text_content(content),
+                                     tool_calls=_tool_calls(msg.get("tool_calls")),
+                                     reasoning=_reasoning_content(content))))
     return ChatCompletion(id=body.get("id"), model=body.get("model"), created=body.get("created"),
-                          choices=choices, usage=Usage.from_wire(body.get("usage")), raw=body)
+                          choices=choices, usage=wire.usage(body.get("usage")), raw=body)
 
 
 def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
@@ -265,18 +316,20 @@ def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
         tool_deltas = []
         for item in delta.get("tool_calls") or []:
             fn = item.get("function") or {}
-            index = item.get("index")
+            index, arguments = item.get("index"), fn.get("arguments")
+            if arguments is not None and not isinstance(arguments, str):  # a whole object
+                arguments = pydantic_core.to_json(arguments).decode()
             tool_deltas.append(ToolCallDelta(index=index if isinstance(index, int) else None,
-                                             id=item.get("id"),
-                                             name=fn.get("name"),
-                                             arguments=fn.get("arguments") or ""))
+                                             id=item.get("id"), name=fn.get("name"),
+                                             arguments=arguments or ""))
         choices.append(ChoiceDelta(index=choice.get("index", i), role=delta.get("role"),
                                    content=_text_content(delta.get("content")),
                                    tool_calls=tool_deltas,
-                                   finish_reason=choice.get("finish_reason")))
+                                   finish_reason=choice.get("finish_reason"),
+                                   reasoning=_reasoning_content(delta.get("content"))))
     return ChatCompletionChunk(id=body.get("id"), model=body.get("model"),
                                created=body.get("created"), choices=choices,
-                               usage=Usage.from_wire(body.get("usage")))
+                               usage=wire.usage(body.get("usage")))
 
 
 def parse_completion(body: dict[str, Any]) -> Completion:
@@ -284,60 +337,135 @@ def parse_completion(body: dict[str, Any]) -> Completion:
                                 finish_reason=c.get("finish_reason"))
                for i, c in enumerate(body.get("choices") or [])]
     return Completion(id=body.get("id"), model=body.get("model"), created=body.get("created"),
-                      choices=choices, usage=Usage.from_wire(body.get("usage")), raw=body)
+                      choices=choices, usage=wire.usage(body.get("usage")), raw=body)
 
 
 def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
-    items = ordered(body.get("data") or [])
+    items = ordered(wire.vector_items(body.get("data") or [], "data"))
     rest = {k: v for k, v in body.items() if k != "data"}
-    return ([item["embedding"] for item in items], rest.get("model"),
-            Usage.from_wire(rest.get("usage")), rest)
+    return ([item["embedding"] for item in items], wire.opt_str(rest.get("model")),
+            wire.usage(rest.get("usage")), rest)
 
 
-def parse_error(status: int, body: Any) -> tuple[str | None, str | None, str | None]:
-    code = message = None
+def _error_parts(node: Any, codes: list[str], messages: list[str], request_ids: list[str],
+                 depth: int = 0) -> None:
+    """Walk an error body from the outside in, collecting codes, human messages and request ids.
+
+    Handles the shapes seen from Databricks: ``{"error_code", "message"}``; a ``message`` that
+    is itself JSON, such as an external model's wrapped error (``{"external_model_provider":
+    ..., "external_model_error": {"error": {"message", "type", "code"}}}``); the OpenAI-style
+    ``{"error": {"message", "type", "code"}}``; OAuth's ``{"error", "error_description"}``; and
+    ``details: [{"@type": ".../RequestInfo", "request_id": ...}]``.
+    """
+    if depth > 6:
+        return
+    if isinstance(node, str):
+        text = node.strip()
+        if text.startswith("{"):
+            try:
+                inner = pydantic_core.from_json(text)
+            except ValueError:
+                inner = None
+            if isinstance(inner, dict):
+                _error_parts(inner, codes, messages, request_ids, depth + 1)
+                return
+        if text:
+            messages.append(text)
+        return
+    if not isinstance(node, dict):
+        return
+    code = (wire.opt_str(node.get("code")) or wire.opt_str(node.get("error_code"))
+            or wire.opt_str(node.get("errorCode")))
+    error = node.get("error")
+    if code is None and isinstance(error, str) and error and " " not in error.strip():
+        code = error  # OAuth: {"error": "invalid_client", "error_description": ...}
+    kind = wire.opt_str(node.get("type"))
+    if code is None and kind and kind != "error" and ("message" in node or depth):
+        code = kind  # an error object's type is its code when it has no code
+    if code:
+        codes.append(code)
+    details = node.get("details")
+    for item in details if isinstance(details, list) else []:
+        request_id = wire.opt_str(item.get("request_id")) if isinstance(item, dict) else None
+        if request_id:
+            request_ids.append(request_id)
+    for key in ("message", "error_description", "detail"):
+        if key in node:
+            _error_parts(node[key], codes, messages, request_ids, depth + 1)
+    if isinstance(error, dict):
+        _error_parts(error, codes, messages, request_ids, depth + 1)
+    elif isinstance(error, str) and error and code != error:
+        messages.append(error)
+    if "external_model_error" in node:
+        _error_parts(node["external_model_error"], codes, messages, request_ids, depth + 1)
+
+
+def parse_error(status: int, body: Any) -> ErrorDetails:
+    """The innermost human message, the most specific code and any request id of an error
+    body (the whole body stays on the exception as ``body``)."""
+    codes: list[str] = []
+    messages: list[str] = []
+    request_ids: list[str] = []
     if isinstance(body, dict):
-        code = body.get("error_code") or body.get("error")
-        message = body.get("message") or body.get("error_description")
-        external = body.get("external_model_error")
-        if external and message:
-            message = f"{message} (external model: {external})"
-        if isinstance(message, str) and message.startswith("{"):
-            with contextlib.suppress(ValueError):  # the message is itself JSON sometimes
-                inner = pydantic_core.from_json(message)
-                if isinstance(inner, dict):
-                    nested = inner.get("message") or inner.get("error", {})
-                    if isinstance(nested, dict):
-                        nested = nested.get("message")
-                    message = str(nested or message)
+        _error_parts(body, codes, messages, request_ids)
     elif isinstance(body, str):
-        message = body[:500]
+        messages.append(body[:500])
     hint = {
         401: "Check DATABRICKS_TOKEN (or the service principal's id and secret) and that it "
              "belongs to this workspace.",
         403: "The token's identity may not query this serving endpoint (CAN QUERY permission).",
         404: "Check the serving endpoint name (Serving in the workspace UI lists them).",
         429: "The workspace or endpoint rate limit was reached; lower max_concurrency or set "
-             "requests_per_minute.",
+             "requests_per_minute. A large embedding batch answered 429 every time is over a "
+             "per-request token limit: lower batch_size.",
     }.get(status)
-    return (str(code) if code else None), (str(message) if message else None), hint
+    return ErrorDetails(code=codes[-1] if codes else None,
+                        message=messages[-1] if messages else None, hint=hint,
+                        request_id=request_ids[0] if request_ids else None)
+
+
+def _whole_body_as_chunk(body: dict[str, Any]) -> dict[str, Any]:
+    """A complete chat answer (``choices[].message``) sent to a streaming request, as the one
+    chunk of its stream (``choices[].delta``, tool calls indexed in order)."""
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        return body
+    out: list[Any] = []
+    for choice in choices:
+        if isinstance(choice, dict) and "message" in choice and "delta" not in choice:
+            delta = dict(choice["message"]) if isinstance(choice["message"], dict) else {}
+            calls = delta.get("tool_calls")
+            if isinstance(calls, list):
+                delta["tool_calls"] = [{"index": j, **call} if isinstance(call, dict) else call
+                                       for j, call in enumerate(calls)]
+            choice = {**{k: v for k, v in choice.items() if k != "message"}, "delta": delta}
+        out.append(choice)
+    return {**body, "choices": out}
 
 
 def parse_event(event: str, parse: Callable[[dict[str, Any]], T]) -> T:
-    """One stream event, parsed; an error event or one that does not fit raises SFModelsError."""
+    """One stream event, parsed; an error event or one that does not fit raises SFModelsError.
+
+    A :class:`~sfmodels_core.sse.WholeBody` (a streaming request answered with one ordinary JSON
+    completion, as custom and pyfunc endpoints do) is read as the one chunk of its stream.
+    """
     try:
         body = loads(event.encode())
     except ValueError:
         body = None
     if isinstance(body, dict) and ("error_code" in body or "error" in body) and \
             "choices" not in body:
-        code, message, hint = parse_error(200, body)
-        raise APIStatusError(f"Databricks stream failed: {message or code}", error_code=code,
-                            provider_message=message, provider=PROVIDER, hint=hint, body=body)
+        details = parse_error(200, body)
+        raise APIStatusError(f"Databricks stream failed: {details.message or details.code}",
+                             error_code=details.code, provider_message=details.message,
+                             provider=PROVIDER, hint=details.hint, body=body,
+                             request_id=details.request_id)
     try:
         if not isinstance(body, dict):
             raise TypeError("not a JSON object")
+        if isinstance(event, WholeBody):
+            body = _whole_body_as_chunk(body)
         return parse(body)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ResponseValidationError(f"Databricks sent a stream event this client cannot use "
@@ -368,6 +496,11 @@ class DatabricksClient(BaseClient):
     ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET``, then a profile of
     ``~/.databrickscfg`` (``DATABRICKS_CONFIG_PROFILE``, ``DATABRICKS_CONFIG_FILE``).
     Timeout, retries, pacing, pool size and batching as for ``SalesforceClient``.
+
+    Streaming calls send ``stream_options: {"include_usage": true}`` so that external-model
+    endpoints report usage; pass ``stream_usage=False`` to leave it out (for an endpoint that
+    rejects the field). A streaming call answered with one plain JSON body (as custom and pyfunc
+    endpoints do) streams as one chunk.
     """
 
     default_batch_size = defaults.DATABRICKS_EMBED_BATCH_SIZE

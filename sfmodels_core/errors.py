@@ -30,6 +30,7 @@ headers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "ErrorDetails",
     "InvalidInputError",
     "ModelReplyError",
     "NotFoundError",
@@ -61,8 +63,28 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES or status >= 500
 
 
+@dataclass(frozen=True)
+class ErrorDetails:
+    """What a provider's error body says, as each provider's ``parse_error`` reads it.
+
+    ``code`` is the most specific code the body holds (an external model's own code rather than
+    the wrapper's), ``message`` the innermost human message, ``message_code`` Salesforce's
+    ``messageCode`` and ``request_id`` one found in the body (Databricks' ``details``).
+    """
+
+    code: str | None = None
+    message: str | None = None
+    hint: str | None = None
+    message_code: str | None = None
+    request_id: str | None = None
+
+
 class SFModelsError(Exception):
-    """Base class of every error raised by sfmodels."""
+    """Base class of every error raised by sfmodels.
+
+    ``message_code`` is Salesforce's ``messageCode`` (e.g. ``E40001``), which identifies the
+    error message more precisely than ``error_code``; ``None`` for other providers.
+    """
 
     def __init__(
         self,
@@ -75,6 +97,7 @@ class SFModelsError(Exception):
         provider: str | None = None,
         hint: str | None = None,
         body: Any = None,
+        message_code: str | None = None,
     ) -> None:
         self.message = message
         self.status_code = status_code
@@ -84,6 +107,7 @@ class SFModelsError(Exception):
         self.provider = provider
         self.hint = hint
         self.body = body
+        self.message_code = message_code
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -92,6 +116,8 @@ class SFModelsError(Exception):
             details.append(f"status {self.status_code}")
         if self.error_code:
             details.append(f"code {self.error_code}")
+        if self.message_code:
+            details.append(f"message code {self.message_code}")
         if self.request_id:
             details.append(f"request id {self.request_id}")
         text = f"{self.message} ({', '.join(details)})" if details else self.message

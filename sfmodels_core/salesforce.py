@@ -13,11 +13,12 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import batching, defaults
+from . import batching, defaults, wire
 from .client import BaseClient
 from .config import Secret, resolve_salesforce
-from .errors import InvalidInputError
+from .errors import ErrorDetails, InvalidInputError
 from .options import ClientOptions
+from .transport import loads
 from .types import (
     EmbeddingResult,
     ParsedBatch,
@@ -31,6 +32,8 @@ from .validation import require_messages, require_name
 R = TypeVar("R")
 PROVIDER = "Salesforce"
 ROLES = ("system", "user", "assistant")
+#: The request content type Salesforce's spec names.
+CONTENT_TYPE = "application/json;charset=utf-8"
 HEADERS = {
     "x-sfdc-app-context": "EinsteinGPT",
     "x-client-feature-id": "ai-platform-models-connected-app",
@@ -52,9 +55,14 @@ class ContentQuality(BaseModel):
         scan = data.get("scanToxicity") if isinstance(data, dict) else None
         if not isinstance(scan, dict):
             return None
-        scores = {str(c.get("categoryName")): float(c.get("score") or 0.0)
-                  for c in scan.get("categories") or [] if isinstance(c, dict)}
-        return cls(is_toxicity_detected=scan.get("isDetected"), scores=scores)
+        scores: dict[str, float] = {}
+        categories = scan.get("categories")
+        for item in categories if isinstance(categories, list) else []:
+            name = wire.opt_str(item.get("categoryName")) if isinstance(item, dict) else None
+            score = wire.opt_float(item.get("score")) if isinstance(item, dict) else None
+            if name is not None and score is not None:  # the list varies by model
+                scores[name] = score
+        return cls(is_toxicity_detected=wire.opt_bool(scan.get("isDetected")), scores=scores)
 
 
 class Generation(BaseModel):
@@ -67,6 +75,8 @@ class Generation(BaseModel):
     index: int = 0
     timestamp: int | None = None
     content_quality: ContentQuality | None = None
+    #: The model's refusal message, when the service reports one (beyond the spec).
+    refusal: str | None = None
 
 
 class ChatResult(BaseModel):
@@ -77,6 +87,9 @@ class ChatResult(BaseModel):
     id: str
     generations: list[Generation]
     model: str | None = None
+    #: The model's provider (``parameters.provider``, beyond the spec), when sent.
+    provider: str | None = None
+    #: Token counts; fields beyond the spec (``completion_tokens_details``, ...) stay on it.
     usage: Usage | None = None
     raw: dict[str, Any] = Field(repr=False)
 
@@ -98,9 +111,13 @@ class GenerationResult(ChatResult):
 
 
 class FeedbackResult(BaseModel):
+    """Feedback the service accepted: any 2xx answer, whatever its body (202 with JSON, with an
+    empty body or with text). ``message`` is the service's message when it sent one."""
+
     feedback_id: str
     generation_id: str
     message: str | None = None
+    status_code: int | None = None
 
 
 # -- wire format (pure) ---------------------------------------------------------------------------
@@ -167,51 +184,87 @@ def feedback_request(generation_id: str, feedback: str | None, *, text: str | No
     return body
 
 
-def _generation(data: dict[str, Any], text_key: str, index: int) -> Generation:
-    params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
-    assert isinstance(params, dict)
+def _generation(data: Any, text_key: str, index: int) -> Generation:
+    if not isinstance(data, dict):
+        raise ValueError("a generation is not an object")
+    params = wire.opt_dict(data.get("parameters"))
+    text = data.get(text_key)
+    if text is None and text_key == "generatedText":
+        text = data.get("text")  # the spec's required name; real bodies use generatedText
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"the generation's {text_key} is not text")
     return Generation(
-        id=data.get("id"), text=data.get(text_key) or "", role=data.get("role") or "assistant",
-        finish_reason=params.get("finish_reason"), index=params.get("index", index),
-        timestamp=data.get("timestamp"),
-        content_quality=ContentQuality.from_wire(data.get("contentQuality")))
+        id=wire.opt_str(data.get("id")), text=text or "",
+        role=wire.opt_str(data.get("role")) or "assistant",
+        finish_reason=wire.opt_str(params.get("finish_reason")),
+        index=wire.opt_int(params.get("index"), index) or 0,
+        timestamp=wire.opt_int(data.get("timestamp")),
+        content_quality=ContentQuality.from_wire(data.get("contentQuality")),
+        refusal=wire.opt_str(data.get("refusal")) or wire.opt_str(params.get("refusal")))
 
 
 def _model_and_usage(params: Any) -> dict[str, Any]:
-    params = params if isinstance(params, dict) else {}
-    return {"model": params.get("model"), "usage": Usage.from_wire(params.get("usage"))}
+    params = wire.opt_dict(params)
+    return {"model": wire.opt_str(params.get("model")), "usage": wire.usage(params.get("usage"))}
 
 
 def parse_chat(body: dict[str, Any]) -> ChatResult:
-    details = body.get("generationDetails") or {}
-    gens = [_generation(g, "content", i) for i, g in enumerate(details.get("generations") or [])]
-    return ChatResult(id=body.get("id") or "", generations=gens, raw=body,
-                      **_model_and_usage(details.get("parameters")))
+    details = wire.opt_dict(body.get("generationDetails"))
+    generations = details.get("generations") or []
+    if not isinstance(generations, list):
+        raise ValueError("generationDetails.generations is not a list")
+    gens = [_generation(g, "content", i) for i, g in enumerate(generations)]
+    params = wire.opt_dict(details.get("parameters"))
+    return ChatResult(id=wire.opt_str(body.get("id")) or "", generations=gens, raw=body,
+                      provider=wire.opt_str(params.get("provider")), **_model_and_usage(params))
 
 
 def parse_generation(body: dict[str, Any]) -> GenerationResult:
-    items = [body.get("generation") or {}, *list(body.get("moreGenerations") or [])]
+    more = body.get("moreGenerations") or []
+    items = [body.get("generation") or {}, *(more if isinstance(more, list) else [])]
     gens = [_generation(g, "generatedText", i) for i, g in enumerate(items)]
-    return GenerationResult(id=body.get("id") or "", generations=gens, raw=body,
-                            **_model_and_usage(body.get("parameters")))
+    params = wire.opt_dict(body.get("parameters"))
+    return GenerationResult(id=wire.opt_str(body.get("id")) or "", generations=gens, raw=body,
+                            provider=wire.opt_str(params.get("provider")),
+                            **_model_and_usage(params))
 
 
 def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
-    items = ordered(body.get("embeddings") or [])
+    items = ordered(wire.vector_items(body.get("embeddings") or [], "embeddings"))
     rest = {k: v for k, v in body.items() if k != "embeddings"}
     info = _model_and_usage(rest.get("parameters"))
     return [item["embedding"] for item in items], info["model"], info["usage"], rest
 
 
-def parse_error(status: int, body: Any) -> tuple[str | None, str | None, str | None]:
-    """(error code, message, hint) from a Models API or OAuth error body."""
+def feedback_result(body: Mapping[str, Any], status_code: int, content: bytes) -> FeedbackResult:
+    """The result of feedback the service accepted. The answer's body is informative only: the
+    feedback is stored once the service answers 2xx, so an empty or non-JSON body never fails
+    (a caller retrying after an error would store it twice)."""
+    message: str | None = None
+    text = content.decode("utf-8", "replace").strip()
+    if text:
+        try:
+            answer = loads(content)
+        except ValueError:
+            message = text[:500]
+        else:
+            message = wire.opt_str(answer.get("message")) if isinstance(answer, dict) else None
+    return FeedbackResult(feedback_id=body["id"], generation_id=body["generationId"],
+                          message=message, status_code=status_code)
+
+
+def parse_error(status: int, body: Any) -> ErrorDetails:
+    """What a Models API error body (``errorCode``, ``messageCode``, ``message``, and optional
+    ``targets``, ``parameters``, ``properties``, all kept in ``body``) or an OAuth error says."""
     if isinstance(body, list) and body and isinstance(body[0], dict):
         body = body[0]
-    code = message = None
+    code = message = message_code = None
     if isinstance(body, dict):
-        code = body.get("errorCode") or body.get("error")
-        message = body.get("message") or body.get("error_description")
+        code = wire.opt_str(body.get("errorCode")) or wire.opt_str(body.get("error"))
+        message = wire.opt_str(body.get("message")) or wire.opt_str(
+            body.get("error_description"))
+        message_code = wire.opt_str(body.get("messageCode"))
     elif isinstance(body, str):
         message = body[:500]
     hint = {
@@ -222,9 +275,12 @@ def parse_error(status: int, body: Any) -> tuple[str | None, str | None, str | N
              "and that Einstein generative AI is enabled for the org.",
         404: "Check the model API name (e.g. sfdc_ai__DefaultOpenAIGPT4OmniMini). Salesforce "
              "also answers 404 for missing scopes or a truncated token.",
-        429: "The org's per-minute limit was reached; set requests_per_minute to stay under it.",
+        423: "Salesforce was busy; the call was retried and may succeed later.",
+        429: "The org's per-minute or per-hour limit was reached; set requests_per_minute to "
+             "stay under it.",
     }.get(status)
-    return (str(code) if code else None), (str(message) if message else None), hint
+    return ErrorDetails(code=code or None, message=message or None, hint=hint,
+                        message_code=message_code or None)
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -266,7 +322,7 @@ class SalesforceClient(BaseClient):
         super().__init__(
             resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
             options=ClientOptions.build(options, **settings), transport=transport,
-            async_transport=async_transport)
+            async_transport=async_transport, content_type=CONTENT_TYPE)
 
     def __repr__(self) -> str:
         return f"SalesforceClient(api_base={self._api_base!r}, auth={self.auth.source!r})"
@@ -351,11 +407,16 @@ class SalesforceClient(BaseClient):
                         app_feedback: Mapping[str, Any] | None = None,
                         app_generation_id: str | None = None, app_generation: str | None = None,
                         feedback_id: str | None = None) -> FeedbackResult:
-        """Tell Salesforce a generation was GOOD or BAD; returns the stored feedback id."""
+        """Tell Salesforce a generation was GOOD or BAD; returns the stored feedback id.
+
+        Any 2xx answer is success, whatever its body (202 with JSON, empty or text): the
+        feedback is stored by then, so nothing after it raises. Reuse ``feedback_id`` when
+        retrying a submission yourself."""
         body = feedback_request(generation_id, feedback, text=text, source=source,
                                 app_feedback=app_feedback, app_generation_id=app_generation_id,
                                 app_generation=app_generation, feedback_id=feedback_id)
-        return self._post("/feedback", body, lambda answer: _feedback_result(body, answer))
+        response = self._transport.request("POST", self.api_base() + "/feedback", body)
+        return feedback_result(body, response.status_code, response.content)
 
     async def asubmit_feedback(self, generation_id: str, feedback: FeedbackValue | str | None, *,
                                text: str | None = None, source: str | None = None,
@@ -366,14 +427,9 @@ class SalesforceClient(BaseClient):
         body = feedback_request(generation_id, feedback, text=text, source=source,
                                 app_feedback=app_feedback, app_generation_id=app_generation_id,
                                 app_generation=app_generation, feedback_id=feedback_id)
-        return await self._apost("/feedback", body,
-                                 lambda answer: _feedback_result(body, answer))
-
-
-def _feedback_result(body: dict[str, Any], answer: Any) -> FeedbackResult:
-    message = answer.get("message") if isinstance(answer, dict) else None
-    return FeedbackResult(feedback_id=body["id"], generation_id=body["generationId"],
-                          message=message)
+        base = await self.aapi_base()
+        response = await self._transport.arequest("POST", base + "/feedback", body)
+        return feedback_result(body, response.status_code, response.content)
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ErrorDetails,
     RateLimitError,
     error_class_for_status,
     is_retryable_status,
@@ -33,8 +34,9 @@ from .options import ClientOptions, RetryPolicy
 
 logger = logging.getLogger("sfmodels")
 
-# A provider turns an error response into (error code, message, hint).
-ErrorParser = Callable[[int, Any], "tuple[str | None, str | None, str | None]"]
+# A provider turns an error response (status, decoded body) into what its body says.
+ErrorParser = Callable[[int, Any], ErrorDetails]
+JSON = "application/json"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -70,18 +72,20 @@ def error_from_response(
         body: Any = pydantic_core.from_json(response.content) if response.content else None
     except ValueError:
         body = response.text or None
-    code, message, hint = parse(status, body)
-    request_id = response.headers.get("x-request-id") or response.headers.get("x-sfdc-request-id")
+    details = parse(status, body)
+    request_id = (response.headers.get("x-request-id")
+                  or response.headers.get("x-sfdc-request-id") or details.request_id)
     cls = error_class_for_status(status)
-    text = message or (body if isinstance(body, str) else None) or response.reason_phrase
+    text = details.message or (body if isinstance(body, str) else None) or response.reason_phrase
     kwargs: dict[str, Any] = {
         "status_code": status,
-        "error_code": code,
-        "provider_message": message,
+        "error_code": details.code,
+        "provider_message": details.message,
         "request_id": request_id,
         "provider": provider,
-        "hint": hint,
+        "hint": details.hint,
         "body": body,
+        "message_code": details.message_code,
     }
     if cls is RateLimitError:
         kwargs["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
@@ -201,8 +205,11 @@ class Transport:
         options: ClientOptions | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        content_type: str = JSON,
     ) -> None:
         self.provider = provider
+        #: The content type of request bodies (Salesforce's spec names a charset).
+        self.content_type = content_type
         self.parse_error = parse_error
         self.headers = dict(headers or {})
         self.auth = auth
@@ -278,7 +285,7 @@ class Transport:
         of a call's client-side time went into merging and parsing)."""
         if self._json_headers is None:
             self._json_headers = httpx.Headers(client.headers)
-            self._json_headers["content-type"] = "application/json"
+            self._json_headers["content-type"] = self.content_type
         return httpx.Request(method, _parsed_url(url),
                              headers=client.headers if body is None else self._json_headers,
                              content=None if body is None else dumps(body),

@@ -78,7 +78,7 @@ class EmulatorApp:
         self._control: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "health"): lambda r: json_response(200, {"status": "ok"}),
             ("GET", "counters"): lambda r: json_response(200, self.state.counters()),
-            ("GET", "feedback"): lambda r: json_response(200, self.state.feedback),
+            ("GET", "feedback"): lambda r: json_response(200, list(self.state.feedback.values())),
             ("GET", "config"): lambda r: json_response(200, self.state.settings.as_dict()),
             ("POST", "config"): self._configure,
             ("POST", "reset"): self._reset,
@@ -157,11 +157,16 @@ class EmulatorApp:
         settings = state.settings
         if route.kind == "api" and settings.latency_ms > 0:
             await asyncio.sleep(settings.latency_ms / 1000.0)
+        reply: Reply | None = None
         if route.kind == "api" or settings.fault_token_routes:
             kind = state.draw_fault()
             if kind is not None:
-                return self._fault(kind, route, request)
-        return route.call(request)
+                reply = self._fault(kind, route, request)
+        if reply is None:
+            reply = route.call(request)
+        if route.provider == "databricks" and route.kind == "api":
+            reply = self.databricks.shape_error(reply, request)
+        return reply
 
     def finished(self, request: Request) -> None:
         self.state.leave()

@@ -5,13 +5,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import shlex
 import signal
 import sys
+from typing import Any
 
 from .app import EmulatorService
 from .runner import environment
-from .state import DEFAULT_FAULT_KINDS, FAULT_KINDS, USAGE_MODES, Config, Settings, SettingsError
+from .state import (
+    DEFAULT_FAULT_KINDS,
+    ERROR_SHAPES,
+    FAULT_KINDS,
+    FEEDBACK_BODIES,
+    STREAM_FORMATS,
+    USAGE_MODES,
+    Config,
+    Settings,
+    SettingsError,
+)
 
 DEFAULT_PORT = 8765
 
@@ -54,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token-ttl",
         type=float,
-        default=1800.0,
-        help="lifetime in seconds of newly minted OAuth tokens",
+        default=None,
+        help="lifetime in seconds of newly minted OAuth tokens (default: each service's own, "
+        "30 minutes for Salesforce and one hour for Databricks)",
     )
     parser.add_argument(
         "--embedding-max-batch",
@@ -73,7 +86,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fault-token-routes", action="store_true", help="inject faults on token routes too"
     )
     parser.add_argument(
-        "--usage-mode", choices=USAGE_MODES, default="every", help="which stream chunks carry usage"
+        "--usage-mode",
+        choices=USAGE_MODES,
+        default="every",
+        help="which stream chunks carry usage (null_until_last: Claude; final_chunk: GPT-5; "
+        "on_request: external models, only with stream_options.include_usage)",
+    )
+    shapes = parser.add_argument_group("real-world response shapes and limits")
+    shapes.add_argument(
+        "--no-tool-call-index",
+        dest="tool_call_index",
+        action="store_false",
+        help="stream tool calls without an index (as Gemini does)",
+    )
+    shapes.add_argument(
+        "--stream-format",
+        choices=STREAM_FORMATS,
+        default="sse",
+        help="json: answer stream=true with one ordinary JSON body (as pyfunc endpoints do)",
+    )
+    shapes.add_argument(
+        "--reasoning", action="store_true", help="answer with reasoning content parts, then text"
+    )
+    shapes.add_argument(
+        "--error-shape",
+        choices=ERROR_SHAPES,
+        default="plain",
+        help="how Databricks error bodies are wrapped",
+    )
+    shapes.add_argument(
+        "--embedding-max-inputs-429",
+        type=int,
+        default=None,
+        help="Databricks embedding requests with more inputs answer 429 every time",
+    )
+    shapes.add_argument(
+        "--extra-fields",
+        action="store_true",
+        help="Salesforce answers carry fields beyond the spec and integer scores",
+    )
+    shapes.add_argument(
+        "--feedback-body",
+        choices=FEEDBACK_BODIES,
+        default="json",
+        help="the body of Salesforce's 202 feedback answer",
+    )
+    for unit, name in (("rph", "requests per hour"), ("tpm", "tokens per minute"),
+                       ("tph", "tokens per hour")):
+        shapes.add_argument(
+            f"--rate-limit-{unit}",
+            type=int,
+            default=None,
+            help=f"{name} allowed per model or endpoint",
+        )
+    shapes.add_argument(
+        "--no-retry-after",
+        dest="rate_limit_retry_after",
+        action="store_false",
+        help="answer rate-limited requests 429 without Retry-After",
+    )
+    shapes.add_argument(
+        "--model-setting",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE",
+        help="a setting for one model or endpoint, e.g. databricks-gpt-5:usage_mode=none "
+        "(VALUE is JSON or text; repeatable)",
+    )
+    shapes.add_argument(
+        "--configured-model",
+        action="append",
+        default=[],
+        metavar="NAME=BASE",
+        help="a Salesforce configured model's API name and the catalogue model it is built on "
+        "(repeatable)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
     parser.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
@@ -96,9 +182,47 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "rate_limit_rpm": args.rate_limit_rpm,
             "fault_token_routes": bool(args.fault_token_routes),
             "usage_mode": args.usage_mode,
+            "tool_call_index": args.tool_call_index,
+            "stream_format": args.stream_format,
+            "reasoning": bool(args.reasoning),
+            "error_shape": args.error_shape,
+            "embedding_max_inputs_429": args.embedding_max_inputs_429,
+            "extra_fields": bool(args.extra_fields),
+            "feedback_body": args.feedback_body,
+            "rate_limit_rph": args.rate_limit_rph,
+            "rate_limit_tpm": args.rate_limit_tpm,
+            "rate_limit_tph": args.rate_limit_tph,
+            "rate_limit_retry_after": args.rate_limit_retry_after,
+            "model_settings": _model_settings(args.model_setting),
+            "configured_models": _pairs(args.configured_model, "--configured-model NAME=BASE"),
         }
     )
     return Config(settings=settings, seed=args.seed)
+
+
+def _pairs(items: list[str], form: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise SettingsError(f"expected {form}, got {item!r}")
+        out[name] = value
+    return out
+
+
+def _model_settings(items: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, rest = item.partition(":")
+        key, eq, text = rest.partition("=")
+        if not sep or not eq or not name or not key:
+            raise SettingsError(f"expected --model-setting NAME:KEY=VALUE, got {item!r}")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        out.setdefault(name, {})[key] = value
+    return out
 
 
 async def _serve(config: Config, host: str, port: int) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .catalogue import DATABRICKS_ENDPOINTS
 from .common import (
     SSE_DONE,
     BodyError,
@@ -27,6 +29,7 @@ from .common import (
     sse_event,
 )
 from .server import Reply, Request, Response, StreamResponse
+from .shapes import databricks_error, reasoning_delta, reasoning_parts, reasoning_summary
 from .state import State
 from .text import (
     Turn,
@@ -71,6 +74,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("databricks-bge-large-en", "embeddings", "bge-large-en-v1.5"),
     )
 }
+# Endpoints whose real counterparts answer in other shapes (see catalogue.DATABRICKS_SHAPES).
+ENDPOINTS.update({name: Endpoint(name, task, served) for name, task, served in
+                  DATABRICKS_ENDPOINTS})
 
 _ROLES = ("system", "user", "assistant", "tool")
 _TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -130,6 +136,8 @@ class Generation:
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
     stream: bool = False
+    #: stream_options.include_usage as the request set it (None: not set).
+    include_usage: bool | None = None
 
 
 def _generation_options(body: Mapping[str, Any]) -> Generation:
@@ -152,7 +160,17 @@ def _generation_options(body: Mapping[str, Any]) -> Generation:
         stream = False
     if not isinstance(stream, bool):
         raise BodyError("'stream' must be a boolean")
-    return Generation(n=n, max_tokens=max_tokens, stop=stop, stream=stream)
+    stream_options = body.get("stream_options")
+    include_usage = None
+    if stream_options is not None:
+        if not isinstance(stream_options, Mapping):
+            raise BodyError("'stream_options' must be an object")
+        include_usage = stream_options.get("include_usage")
+        if include_usage is not None and not isinstance(include_usage, bool):
+            raise BodyError("'stream_options.include_usage' must be a boolean")
+    return Generation(
+        n=n, max_tokens=max_tokens, stop=stop, stream=stream, include_usage=include_usage
+    )
 
 
 def _content_text(content: Any, where: str) -> str:
@@ -322,9 +340,11 @@ class Choice:
     content: str | None
     finish_reason: str
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: A reasoning model's reasoning summary (sent as a content part before the text).
+    reasoning: str | None = None
 
     def completion_tokens(self) -> int:
-        total = count_tokens(self.content or "")
+        total = count_tokens(self.content or "") + count_tokens(self.reasoning or "")
         for call in self.tool_calls:
             function = call["function"]
             total += count_tokens(function["name"]) + count_tokens(function["arguments"])
@@ -381,7 +401,10 @@ def _chat_body(
 ) -> dict[str, Any]:
     out = []
     for index, choice in enumerate(choices):
-        message: dict[str, Any] = {"role": "assistant", "content": choice.content}
+        content: Any = choice.content
+        if choice.reasoning is not None:
+            content = reasoning_parts(choice.reasoning, choice.content or "")
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if choice.tool_calls:
             message["tool_calls"] = choice.tool_calls
         out.append(
@@ -404,15 +427,50 @@ def _chat_body(
 
 
 class _UsageTracker:
-    def __init__(self, prompt_tokens: int, mode: str) -> None:
+    """Puts usage on stream chunks the way ``mode`` says (see ``state.USAGE_MODES``)."""
+
+    def __init__(self, prompt_tokens: int, mode: str, include_usage: bool | None) -> None:
         self.prompt_tokens = prompt_tokens
+        if mode == "on_request":
+            mode = "final_chunk" if include_usage else "none"
         self.mode = mode
         self.done = 0  # completion tokens of finished parts
 
     def attach(self, chunk: dict[str, Any], current: int, last: bool) -> dict[str, Any]:
         if self.mode == "every" or (self.mode == "last" and last):
             chunk["usage"] = _usage(self.prompt_tokens, self.done + current)
+        elif self.mode == "null_until_last":
+            chunk["usage"] = _usage(self.prompt_tokens, self.done + current) if last else {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": None,
+                "total_tokens": None,
+            }
         return chunk
+
+    def final(self, template: dict[str, Any]) -> list[bytes]:
+        """The usage-only chunk that ends a ``final_chunk`` stream (none in other modes)."""
+        if self.mode != "final_chunk":
+            return []
+        body = {**template, "choices": [], "usage": _usage(self.prompt_tokens, self.done)}
+        return [sse_event(body)]
+
+
+def _tool_call_deltas(
+    call: dict[str, Any], j: int, indexed: bool
+) -> list[tuple[dict[str, Any], str]]:
+    """The deltas of one streamed tool call and the arguments sent so far after each: the first
+    has its id and name, the others argument fragments. Without ``indexed`` (Gemini's shape) no
+    delta has an ``index``: a new id starts a call, a delta without one continues it."""
+    function = call["function"]
+    where = {"index": j} if indexed else {}
+    first = {**where, "id": call["id"], "type": "function",
+             "function": {"name": function["name"], "arguments": ""}}
+    out = [({"tool_calls": [first]}, "")]
+    sent = ""
+    for fragment in split_fragments(function["arguments"]):
+        sent += fragment
+        out.append(({"tool_calls": [{**where, "function": {"arguments": fragment}}]}, sent))
+    return out
 
 
 def _chat_stream_events(
@@ -422,18 +480,18 @@ def _chat_stream_events(
     choices: Sequence[Choice],
     prompt_tokens: int,
     usage_mode: str,
+    include_usage: bool | None = None,
+    tool_call_index: bool = True,
 ) -> list[bytes]:
-    usage = _UsageTracker(prompt_tokens, usage_mode)
+    usage = _UsageTracker(prompt_tokens, usage_mode, include_usage)
     events: list[bytes] = []
+    template = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
 
     def chunk(
         index: int, delta: dict[str, Any], finish: str | None, current: int, last: bool = False
     ) -> None:
         body = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
+            **template,
             "choices": [
                 {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
             ],
@@ -442,6 +500,11 @@ def _chat_stream_events(
 
     for index, choice in enumerate(choices):
         chunk(index, {"role": "assistant", "content": ""}, None, 0)
+        reasoned = ""
+        for piece in split_pieces(choice.reasoning or ""):
+            reasoned += piece
+            chunk(index, {"content": reasoning_delta(piece)}, None, count_tokens(reasoned))
+        usage.done += count_tokens(reasoned)
         text = choice.content or ""
         sent = ""
         for piece in split_pieces(text):
@@ -451,33 +514,12 @@ def _chat_stream_events(
         for j, call in enumerate(choice.tool_calls):
             function = call["function"]
             name_tokens = count_tokens(function["name"])
-            chunk(
-                index,
-                {
-                    "tool_calls": [
-                        {
-                            "index": j,
-                            "id": call["id"],
-                            "type": "function",
-                            "function": {"name": function["name"], "arguments": ""},
-                        }
-                    ]
-                },
-                None,
-                name_tokens,
-            )
-            sent = ""
-            for fragment in split_fragments(function["arguments"]):
-                sent += fragment
-                chunk(
-                    index,
-                    {"tool_calls": [{"index": j, "function": {"arguments": fragment}}]},
-                    None,
-                    name_tokens + count_tokens(sent),
-                )
+            for delta, arguments in _tool_call_deltas(call, j, tool_call_index):
+                chunk(index, delta, None, name_tokens + count_tokens(arguments))
             usage.done += name_tokens + count_tokens(function["arguments"])
         final_delta: dict[str, Any] = {} if choice.tool_calls else {"content": ""}
         chunk(index, final_delta, choice.finish_reason, 0, last=index == len(choices) - 1)
+    events.extend(usage.final(template))
     events.append(SSE_DONE)
     return events
 
@@ -489,9 +531,11 @@ def _completion_stream_events(
     choices: Sequence[tuple[str, str]],
     prompt_tokens: int,
     usage_mode: str,
+    include_usage: bool | None = None,
 ) -> list[bytes]:
-    usage = _UsageTracker(prompt_tokens, usage_mode)
+    usage = _UsageTracker(prompt_tokens, usage_mode, include_usage)
     events: list[bytes] = []
+    template = {"id": cid, "object": "text_completion", "created": created, "model": model}
     for index, (text, finish_reason) in enumerate(choices):
         sent = ""
         for piece in split_pieces(text):
@@ -517,6 +561,7 @@ def _completion_stream_events(
             ],
         }
         events.append(sse_event(usage.attach(body, 0, index == len(choices) - 1)))
+    events.extend(usage.final(template))
     events.append(SSE_DONE)
     return events
 
@@ -576,12 +621,45 @@ class DatabricksApi:
         wait = self.state.rate_check(endpoint)
         if wait is None:
             return None
+        headers = (("retry-after", str(wait)),) if self.state.setting(
+            "rate_limit_retry_after", endpoint) else ()
         return error(
             429,
             "REQUEST_LIMIT_EXCEEDED",
             f"Exceeded workspace QPS rate limit for serving endpoint {endpoint}.",
-            headers=(("retry-after", str(wait)),),
+            headers=headers,
         )
+
+    @staticmethod
+    def endpoint_name(request: Request) -> str | None:
+        """The endpoint a request is for: from the invocations path, else the body's model."""
+        path = request.path.rstrip("/")
+        prefix, suffix = "/serving-endpoints/", "/invocations"
+        if path.startswith(prefix) and path.endswith(suffix):
+            return urllib.parse.unquote(path[len(prefix) : -len(suffix)]) or None
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return None
+        model = body.get("model") if isinstance(body, dict) else None
+        return model if isinstance(model, str) else None
+
+    def shape_error(self, reply: Reply, request: Request) -> Reply:
+        """An API error body in the shape (``error_shape``) of the endpoint it is for."""
+        if not isinstance(reply, Response) or reply.status < 400:
+            return reply
+        endpoint = self.endpoint_name(request)
+        shape = self.state.setting("error_shape", endpoint)
+        if shape == "plain":
+            return reply
+        try:
+            body = json.loads(reply.body)
+        except ValueError:
+            return reply
+        if not isinstance(body, dict) or "error_code" not in body:
+            return reply
+        shaped = databricks_error(body, reply.status, shape, request.request_id)
+        return json_response(reply.status, shaped, reply.headers)
 
     def invocations(self, request: Request, endpoint_name: str) -> Reply:
         problem = self._check_access(request)
@@ -656,18 +734,30 @@ class DatabricksApi:
     def _chat(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Reply:
         request = parse_chat(body)
         choices = chat_choices(request)
+        name = endpoint.name
+        if self.state.setting("reasoning", name):
+            for choice in choices:
+                if not choice.tool_calls:
+                    choice.reasoning = reasoning_summary(request.turns)
+        self.state.charge_tokens(
+            name, request.prompt_tokens + sum(c.completion_tokens() for c in choices)
+        )
         cid = "chatcmpl_" + str(uuid.uuid4())
         created = now_s()
-        if request.options.stream:
+        options = request.options
+        if options.stream and self.state.setting("stream_format", name) == "sse":
             events = _chat_stream_events(
                 cid,
                 created,
                 endpoint.served_model,
                 choices,
                 request.prompt_tokens,
-                self.state.settings.usage_mode,
+                self.state.setting("usage_mode", name),
+                options.include_usage,
+                self.state.setting("tool_call_index", name),
             )
             return StreamResponse(events, self._stream_delay())
+        # Not streamed, or an endpoint that answers stream=true with one JSON body.
         return json_response(
             200, _chat_body(cid, created, endpoint.served_model, choices, request.prompt_tokens)
         )
@@ -689,12 +779,20 @@ class DatabricksApi:
         cid = "cmpl_" + str(uuid.uuid4())
         created = now_s()
         model = endpoint.served_model
-        if options.stream:
+        name = endpoint.name
+        completion = sum(count_tokens(text) for text, _ in results)
+        self.state.charge_tokens(name, prompt_tokens + completion)
+        if options.stream and self.state.setting("stream_format", name) == "sse":
             events = _completion_stream_events(
-                cid, created, model, results, prompt_tokens, self.state.settings.usage_mode
+                cid,
+                created,
+                model,
+                results,
+                prompt_tokens,
+                self.state.setting("usage_mode", name),
+                options.include_usage,
             )
             return StreamResponse(events, self._stream_delay())
-        completion = sum(count_tokens(text) for text, _ in results)
         return json_response(
             200,
             {
@@ -712,6 +810,20 @@ class DatabricksApi:
 
     def _embeddings(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Response:
         value = body.get("input")
+        count = len(value) if isinstance(value, list) else 1
+        most = self.state.setting("embedding_max_inputs_429", endpoint.name)
+        if most is not None and count > most:
+            # A small workspace's per-request token limit: the same batch fails every time.
+            return error(
+                429,
+                "REQUEST_LIMIT_EXCEEDED",
+                f"Exceeded workspace input tokens per minute rate limit for serving endpoint "
+                f"{endpoint.name}.",
+            )
+        return self._embed(endpoint, body)
+
+    def _embed(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Response:
+        value = body.get("input")
         if isinstance(value, str):
             texts = [value]
         elif isinstance(value, list) and all(isinstance(t, str) for t in value):
@@ -720,7 +832,7 @@ class DatabricksApi:
             raise BodyError("'input' must be a string or a list of strings")
         if not texts:
             raise BodyError("'input' must contain at least one string")
-        limit = self.state.settings.embedding_max_batch
+        limit = self.state.setting("embedding_max_batch", endpoint.name)
         if len(texts) > limit:
             raise BodyError(
                 f"'input' has {len(texts)} items; the maximum batch size is {limit} inputs"
@@ -729,6 +841,7 @@ class DatabricksApi:
         if instruction is not None and not isinstance(instruction, str):
             raise BodyError("'instruction' must be a string")
         tokens = sum(count_tokens(t) for t in texts)
+        self.state.charge_tokens(endpoint.name, tokens)
         data = ",".join(
             '{"object":"embedding","index":'
             + str(i)
@@ -755,7 +868,7 @@ class DatabricksApi:
                 "Exceeded workspace QPS rate limit for serving endpoint.",
                 retry,
             )
-        if kind == "503":
+        if kind in ("503", "423"):  # Databricks documents no 423: busy is a 503 there
             return error(
                 503,
                 "TEMPORARILY_UNAVAILABLE",

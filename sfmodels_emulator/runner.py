@@ -17,7 +17,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -192,6 +192,34 @@ class Emulator:
 
     ``with Emulator() as emu:`` starts it on a free port of 127.0.0.1; point clients at
     ``emu.url`` (or export ``emu.env()``) with the credentials it exposes.
+
+    Every setting can be given here, changed while it runs with :meth:`configure`, and (for the
+    response shapes and limits listed in ``PER_MODEL_SETTINGS``) set for one model or endpoint
+    with ``model_settings={name: {setting: value}}`` or :meth:`configure_model`. The real-world
+    shapes:
+
+    * ``usage_mode`` — which stream chunks carry usage: ``every`` (cumulative, Llama),
+      ``last``, ``none``, ``null_until_last`` (Claude), ``final_chunk`` (a last chunk with
+      ``"choices": []``, GPT-5), ``on_request`` (like ``final_chunk`` only when the request sets
+      ``stream_options.include_usage``, else none: external models);
+    * ``tool_call_index=False`` — streamed tool calls without ``index`` (Gemini);
+    * ``stream_format="json"`` — ``stream: true`` answered with one JSON body (pyfunc);
+    * ``reasoning=True`` — content as a reasoning part then a text part;
+    * ``error_shape`` — Databricks errors ``plain``, ``external_model`` (the provider's error as
+      JSON inside ``message``), ``openai`` (``{"error": {...}}``) or ``details`` (a request id
+      in ``details``);
+    * ``embedding_max_inputs_429`` — more inputs than this answer 429 every time;
+    * ``extra_fields=True`` — Salesforce answers with fields beyond the spec, integer scores
+      and a category list that varies by model;
+    * ``feedback_body`` — feedback answered 202 with ``json``, an ``empty`` body or ``text``;
+    * ``rate_limit_rpm``/``_rph``/``_tpm``/``_tph`` — requests and tokens per minute and per
+      hour, answered 429 with the error body, with ``Retry-After`` unless
+      ``rate_limit_retry_after=False``;
+    * ``configured_models={"MyModel": "sfdc_ai__DefaultGPT4Omni"}`` — Salesforce API names of
+      an org's configured models.
+
+    Some endpoints answer in their real counterparts' shapes by default (see
+    ``sfmodels_emulator.catalogue.DATABRICKS_SHAPES``).
     """
 
     def __init__(
@@ -206,10 +234,24 @@ class Emulator:
         fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
         retry_after_s: float = 0.0,
         hang_s: float = 30.0,
-        token_ttl_s: float = 1800.0,
+        token_ttl_s: float | None = None,
         embedding_max_batch: int = 150,
         rate_limit_rpm: int | None = None,
         fault_token_routes: bool = False,
+        usage_mode: str = "every",
+        tool_call_index: bool = True,
+        stream_format: str = "sse",
+        reasoning: bool = False,
+        error_shape: str = "plain",
+        embedding_max_inputs_429: int | None = None,
+        extra_fields: bool = False,
+        feedback_body: str = "json",
+        rate_limit_rph: int | None = None,
+        rate_limit_tpm: int | None = None,
+        rate_limit_tph: int | None = None,
+        rate_limit_retry_after: bool = True,
+        model_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        configured_models: Mapping[str, str] | None = None,
         seed: int = 0,
         salesforce_client_id: str = DEFAULT_SALESFORCE_CLIENT_ID,
         salesforce_client_secret: str = DEFAULT_SALESFORCE_CLIENT_SECRET,
@@ -232,6 +274,20 @@ class Emulator:
                 "embedding_max_batch": embedding_max_batch,
                 "rate_limit_rpm": rate_limit_rpm,
                 "fault_token_routes": fault_token_routes,
+                "usage_mode": usage_mode,
+                "tool_call_index": tool_call_index,
+                "stream_format": stream_format,
+                "reasoning": reasoning,
+                "error_shape": error_shape,
+                "embedding_max_inputs_429": embedding_max_inputs_429,
+                "extra_fields": extra_fields,
+                "feedback_body": feedback_body,
+                "rate_limit_rph": rate_limit_rph,
+                "rate_limit_tpm": rate_limit_tpm,
+                "rate_limit_tph": rate_limit_tph,
+                "rate_limit_retry_after": rate_limit_retry_after,
+                "model_settings": {k: dict(v) for k, v in (model_settings or {}).items()},
+                "configured_models": dict(configured_models or {}),
             }
         )
         self.host = host
@@ -352,10 +408,19 @@ class Emulator:
         return json.loads(body) if body else None
 
     def configure(self, **settings: Any) -> None:
-        """Change run-time settings (see the constructor, plus ``usage_mode``)."""
+        """Change run-time settings (see the constructor; ``fault_next=N`` also gives the next N
+        API requests a fault). ``model_settings`` replaces every per-model setting."""
         if "fault_kinds" in settings and not isinstance(settings["fault_kinds"], str):
             settings["fault_kinds"] = list(settings["fault_kinds"])
         self._control("POST", "config", settings)
+
+    def configure_model(self, name: str, **settings: Any) -> None:
+        """Set response shapes or limits for one model or endpoint (``feedback`` for the
+        feedback route), keeping what other models have; ``None`` removes a setting."""
+        current: dict[str, dict[str, Any]] = self.settings()["model_settings"]
+        own = {**current.get(name, {}), **settings}
+        current[name] = {k: v for k, v in own.items() if v is not None}
+        self._control("POST", "config", {"model_settings": current})
 
     def settings(self) -> dict[str, Any]:
         """The run-time settings in force."""

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import shapes
+from .catalogue import SalesforceModel, salesforce_model
 from .common import (
     BodyError,
     basic_auth,
@@ -35,6 +37,7 @@ _MESSAGE_CODES = {
     403: "E40301",
     404: "E40401",
     405: "E40501",
+    423: "E42301",
     429: "E42901",
     500: "E50001",
     503: "E50301",
@@ -55,30 +58,17 @@ _CONTENT_QUALITY = {
         "categories": [{"categoryName": name, "score": 0.0} for name in _TOXICITY_CATEGORIES],
     }
 }
-# Served model behind a model API name (checked in order, by substring).
-_SERVED_MODELS = (
-    ("GPT4OmniMini", "gpt-4o-mini-2024-07-18"),
-    ("GPT4Omni", "gpt-4o-2024-08-06"),
-    ("GPT41Mini", "gpt-4.1-mini-2025-04-14"),
-    ("GPT41", "gpt-4.1-2025-04-14"),
-    ("GPT35Turbo", "gpt-35-turbo"),
-    ("Claude", "claude-3-7-sonnet-20250219"),
-    ("Gemini", "gemini-2.5-flash-001"),
-)
 
 
-def model_kind(model: str) -> str | None:
+def model_kind(model: str, configured: Mapping[str, str] | None = None) -> str | None:
     """``"chat"`` or ``"embedding"`` for a model API name this org has, else ``None``."""
-    if not model.startswith("sfdc_ai__Default") or len(model) <= len("sfdc_ai__Default"):
-        return None
-    return "embedding" if "Embedding" in model else "chat"
+    found = salesforce_model(model, dict(configured or {}))
+    return found.kind if found is not None else None
 
 
-def served_model(model: str) -> str:
-    for marker, served in _SERVED_MODELS:
-        if marker in model:
-            return served
-    return "gpt-4o-mini-2024-07-18"
+def served_model(model: str, configured: Mapping[str, str] | None = None) -> str:
+    found = salesforce_model(model, dict(configured or {}))
+    return found.served_model if found is not None else "gpt-4o-mini-2024-07-18"
 
 
 def error(
@@ -236,24 +226,55 @@ class SalesforceApi:
         return None
 
     def _check_model(self, model: str, want: str) -> Response | None:
-        kind = model_kind(model)
+        kind = model_kind(model, self.state.settings.configured_models)
         if kind is None:
             return error(404, "NOT_FOUND", f"Model {model} not found")
         if kind != want:
-            what = "embeddings" if want == "embedding" else "text generation"
-            return error(400, "INVALID_INPUT", f"Model {model} does not support {what}")
+            # The wording of the real answer is not published; the status and code are.
+            if want == "embedding":
+                message = f"Model {model} does not support embeddings; use a chat model's " \
+                          "chat-generations or generations route"
+            else:
+                message = f"Model {model} does not support text generation; it is an " \
+                          "embeddings model"
+            return error(400, "INVALID_INPUT", message)
         return None
 
     def _rate_limited(self, key: str) -> Response | None:
         wait = self.state.rate_check(key)
         if wait is None:
             return None
-        return error(
-            429,
-            "LIMIT_EXCEEDED",
-            "Too many requests for the server to handle",
-            headers=(("retry-after", str(wait)),),
-        )
+        headers = (("retry-after", str(wait)),) if self.state.setting(
+            "rate_limit_retry_after", key) else ()
+        return error(429, "LIMIT_EXCEEDED", "Too many requests for the server to handle",
+                     headers=headers)
+
+    def _info(self, model: str) -> SalesforceModel:
+        found = salesforce_model(model, self.state.settings.configured_models)
+        assert found is not None  # _check_model let it through
+        return found
+
+    def _quality(self, model: str) -> dict[str, Any]:
+        if self.state.setting("extra_fields", model):
+            return shapes.salesforce_content_quality(self._info(model).provider)
+        return _CONTENT_QUALITY
+
+    def _parameters(self, model: str, usage: dict[str, int]) -> dict[str, Any]:
+        """The response's ``parameters``, with the fields beyond the spec real answers carry
+        when ``extra_fields`` is on for this model."""
+        info = self._info(model)
+        params: dict[str, Any] = {
+            "created": now_s(),
+            "model": info.served_model,
+            "object": "chat.completion",
+            "system_fingerprint": None,
+            "usage": usage,
+        }
+        if self.state.setting("extra_fields", model):
+            params["provider"] = info.provider
+            params["system_fingerprint"] = "fp_emulator"
+            params["usage"] = shapes.salesforce_usage(usage)
+        return params
 
     def _prelude(self, request: Request, model: str | None, want: str) -> Response | None:
         problem = self._check_access(request)
@@ -305,30 +326,24 @@ class SalesforceApi:
             return _body_error(exc)
         content = protocol_reply(turns) or generate_reply(turns)
         prompt_tokens = sum(count_tokens(text) for _, text in turns)
-        created = now_s()
+        completion_tokens = count_tokens(content)
+        self.state.charge_tokens(model, prompt_tokens + completion_tokens)
+        parameters = self._parameters(model, _usage(prompt_tokens, completion_tokens))
+        generation: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "role": "assistant",
+            "content": content,
+            "timestamp": parameters["created"],
+            "parameters": {"finish_reason": "stop", "index": 0, "logprobs": None},
+            "contentQuality": self._quality(model),
+        }
+        if self.state.setting("extra_fields", model):
+            generation["refusal"] = None
         return json_response(
             200,
             {
                 "id": "chatcmpl-" + random_id(29),
-                "generationDetails": {
-                    "generations": [
-                        {
-                            "id": str(uuid.uuid4()),
-                            "role": "assistant",
-                            "content": content,
-                            "timestamp": created,
-                            "parameters": {"finish_reason": "stop", "index": 0, "logprobs": None},
-                            "contentQuality": _CONTENT_QUALITY,
-                        }
-                    ],
-                    "parameters": {
-                        "created": created,
-                        "model": served_model(model),
-                        "object": "chat.completion",
-                        "system_fingerprint": None,
-                        "usage": _usage(prompt_tokens, count_tokens(content)),
-                    },
-                },
+                "generationDetails": {"generations": [generation], "parameters": parameters},
             },
         )
 
@@ -343,25 +358,24 @@ class SalesforceApi:
         except BodyError as exc:
             return _body_error(exc)
         text = generate_reply([("user", prompt)])
+        prompt_tokens, completion_tokens = count_tokens(prompt), count_tokens(text)
+        self.state.charge_tokens(model, prompt_tokens + completion_tokens)
+        generation: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "generatedText": text,
+            "contentQuality": self._quality(model),
+            "parameters": {"finish_reason": "stop", "index": 0, "logprobs": None},
+        }
+        if self.state.setting("extra_fields", model):
+            generation["refusal"] = None
         return json_response(
             200,
             {
                 "id": "chatcmpl-" + random_id(29),
-                "generation": {
-                    "id": str(uuid.uuid4()),
-                    "generatedText": text,
-                    "contentQuality": _CONTENT_QUALITY,
-                    "parameters": {"finish_reason": "stop", "index": 0, "logprobs": None},
-                },
+                "generation": generation,
                 "moreGenerations": None,
                 "prompt": None,
-                "parameters": {
-                    "created": now_s(),
-                    "model": served_model(model),
-                    "system_fingerprint": None,
-                    "object": "chat.completion",
-                    "usage": _usage(count_tokens(prompt), count_tokens(text)),
-                },
+                "parameters": self._parameters(model, _usage(prompt_tokens, completion_tokens)),
             },
         )
 
@@ -376,7 +390,7 @@ class SalesforceApi:
                 raise BodyError("Field input must be an array of strings", field="input")
             if not texts:
                 raise BodyError("Field input must contain at least one string", field="input")
-            limit = self.state.settings.embedding_max_batch
+            limit = self.state.setting("embedding_max_batch", model)
             if len(texts) > limit:
                 raise BodyError(
                     f"Field input has {len(texts)} items; at most {limit} are allowed per request",
@@ -386,6 +400,7 @@ class SalesforceApi:
         except BodyError as exc:
             return _body_error(exc)
         tokens = sum(count_tokens(t) for t in texts)
+        self.state.charge_tokens(model, tokens)
         items = ",".join(
             '{"embedding":' + embedding_json(t, EMBEDDING_DIMENSIONS) + ',"index":' + str(i) + "}"
             for i, t in enumerate(texts)
@@ -416,13 +431,23 @@ class SalesforceApi:
                 raise BodyError("Field appFeedback must be an object", field="appFeedback")
         except BodyError as exc:
             return _body_error(exc)
-        self.state.feedback.append(body)
+        self.state.store_feedback(body)  # once per id: a retried submission is not stored twice
+        kind = self.state.settings.feedback_body
+        if kind == "empty":
+            return Response(202, b"", "application/json")
+        if kind == "text":
+            return Response(202, b"Accepted", "text/plain")
         return json_response(202, {"message": "Feedback received, Thank you!"})
 
     # ---- faults and misses ---------------------------------------------------------------
 
     def fault(self, kind: str) -> Response:
         retry = (("retry-after", self.state.retry_after()),)
+        if kind == "423":
+            # The spec's ServerBusyError example, errorCode and all.
+            return error(423, "NOT_FOUND",
+                         "Server is busy and cannot process the request at this time",
+                         headers=retry)
         if kind == "429":
             return error(
                 429, "LIMIT_EXCEEDED", "Too many requests for the server to handle", headers=retry

@@ -14,14 +14,42 @@ import math
 import random
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "reset", "truncated", "hang")
+from .catalogue import DATABRICKS_SHAPES
+from .limits import Limits, RateWindows
+
+FAULT_KINDS = ("423", "429", "500", "503", "reset", "truncated", "hang")
 DEFAULT_FAULT_KINDS = ("429", "500", "503", "reset", "truncated")
-USAGE_MODES = ("every", "last", "none")
+#: Which stream chunks carry usage: cumulative on every chunk (Llama), on the last content chunk,
+#: none, on every chunk with completion_tokens null until the last (Claude), alone in a final
+#: chunk with "choices": [] (GPT-5), or like that only when the request sets
+#: stream_options.include_usage (external models), else none.
+USAGE_MODES = ("every", "last", "none", "null_until_last", "final_chunk", "on_request")
+STREAM_FORMATS = ("sse", "json")
+ERROR_SHAPES = ("plain", "external_model", "openai", "details")
+FEEDBACK_BODIES = ("json", "empty", "text")
+#: Token lifetimes of each service when ``token_ttl_s`` is not set.
+SALESFORCE_TOKEN_TTL_S = 1800.0
+DATABRICKS_TOKEN_TTL_S = 3600.0
+#: Settings that ``model_settings`` may set for one model or endpoint.
+PER_MODEL_SETTINGS = (
+    "usage_mode",
+    "tool_call_index",
+    "stream_format",
+    "reasoning",
+    "error_shape",
+    "embedding_max_batch",
+    "embedding_max_inputs_429",
+    "extra_fields",
+    "rate_limit_rpm",
+    "rate_limit_rph",
+    "rate_limit_tpm",
+    "rate_limit_tph",
+    "rate_limit_retry_after",
+)
 
 ROUTE_NAMES = (
     "salesforce.token",
@@ -93,15 +121,34 @@ class Settings:
     fault_kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
     retry_after_s: float = 0.0
     hang_s: float = 30.0
-    token_ttl_s: float = 1800.0
+    #: Both services' token lifetime; None: Salesforce 30 minutes, Databricks one hour.
+    token_ttl_s: float | None = None
     embedding_max_batch: int = 150
     rate_limit_rpm: int | None = None
     fault_token_routes: bool = False
     usage_mode: str = "every"
+    #: The next N API requests get a fault (kinds taken in turn from fault_kinds).
+    fault_next: int = 0
+    # -- real-world shapes (each also settable per model or endpoint in model_settings)
+    tool_call_index: bool = True
+    stream_format: str = "sse"
+    reasoning: bool = False
+    error_shape: str = "plain"
+    embedding_max_inputs_429: int | None = None
+    extra_fields: bool = False
+    feedback_body: str = "json"
+    rate_limit_rph: int | None = None
+    rate_limit_tpm: int | None = None
+    rate_limit_tph: int | None = None
+    rate_limit_retry_after: bool = True
+    model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    configured_models: dict[str, str] = field(default_factory=dict)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Validate every change first, then apply them all (nothing applied on error)."""
         staged = dataclasses.replace(self)
+        staged.model_settings = {k: dict(v) for k, v in self.model_settings.items()}
+        staged.configured_models = dict(self.configured_models)
         for key, value in changes.items():
             setattr(staged, key, _validate(key, value))
         for f in dataclasses.fields(self):
@@ -112,28 +159,87 @@ class Settings:
         data["fault_kinds"] = list(self.fault_kinds)
         return data
 
+    def copy(self) -> Settings:
+        copied = Settings()
+        copied.update(self.as_dict())
+        return copied
+
+
+def _choice(key: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise SettingsError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _model_settings(value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise SettingsError("model_settings must map model or endpoint names to settings")
+    out: dict[str, dict[str, Any]] = {}
+    for name, changes in value.items():
+        if not isinstance(name, str) or not name:
+            raise SettingsError("model_settings keys must be model or endpoint names")
+        if not isinstance(changes, Mapping):
+            raise SettingsError(f"model_settings[{name!r}] must be an object of settings")
+        for key in changes:
+            if key not in PER_MODEL_SETTINGS:
+                raise SettingsError(
+                    f"{key!r} cannot be set per model; per-model settings: "
+                    + ", ".join(PER_MODEL_SETTINGS))
+        out[name] = {key: _validate(key, item) for key, item in changes.items()}
+    return out
+
+
+def _configured_models(value: Any) -> dict[str, str]:
+    from .catalogue import SALESFORCE_MODELS
+
+    if not isinstance(value, Mapping):
+        raise SettingsError("configured_models must map API names to catalogue model names")
+    for name, base in value.items():
+        if not isinstance(name, str) or not name.strip() or "/" in name:
+            raise SettingsError(f"configured model name {name!r} is not an API name")
+        if base not in SALESFORCE_MODELS:
+            raise SettingsError(f"configured model {name!r} must be based on a catalogue model, "
+                                f"got {base!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
 
 def _validate(key: str, value: Any) -> Any:
     if key in ("latency_ms", "stream_delay_ms", "retry_after_s", "hang_s"):
         return _number(key, value)
     if key == "token_ttl_s":
-        return _number(key, value, low=0.0)
+        return None if value is None else _number(key, value, low=0.0)
     if key == "fault_rate":
         return _number(key, value, high=1.0)
     if key == "fault_kinds":
         return parse_fault_kinds(value)
     if key == "embedding_max_batch":
         return _integer(key, value, low=1)
-    if key == "rate_limit_rpm":
+    if key in ("rate_limit_rpm", "rate_limit_rph", "rate_limit_tpm", "rate_limit_tph",
+               "embedding_max_inputs_429"):
         return None if value is None else _integer(key, value, low=1)
-    if key == "fault_token_routes":
-        if not isinstance(value, bool):
-            raise SettingsError(f"fault_token_routes must be true or false, got {value!r}")
-        return value
+    if key in ("fault_token_routes", "tool_call_index", "reasoning", "extra_fields",
+               "rate_limit_retry_after"):
+        return _flag(key, value)
+    if key == "fault_next":
+        return _integer(key, value, low=0)
     if key == "usage_mode":
-        if value not in USAGE_MODES:
-            raise SettingsError(f"usage_mode must be one of {', '.join(USAGE_MODES)}")
-        return value
+        return _choice(key, value, USAGE_MODES)
+    if key == "stream_format":
+        return _choice(key, value, STREAM_FORMATS)
+    if key == "error_shape":
+        return _choice(key, value, ERROR_SHAPES)
+    if key == "feedback_body":
+        return _choice(key, value, FEEDBACK_BODIES)
+    if key == "model_settings":
+        return _model_settings(value)
+    if key == "configured_models":
+        return _configured_models(value)
     names = ", ".join(f.name for f in dataclasses.fields(Settings))
     raise SettingsError(f"unknown setting {key!r}; known settings: {names}")
 
@@ -182,7 +288,7 @@ class State:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.settings = dataclasses.replace(config.settings)
+        self.settings = config.settings.copy()
         self.credentials = config.credentials
         self._signing_key = hashlib.sha256(f"sfmodels-emulator:{config.seed}".encode()).digest()
         self.salesforce_tokens: dict[str, float] = {}
@@ -195,16 +301,19 @@ class State:
         self.tokens_minted = {"salesforce": 0, "databricks": 0}
         self.faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self.rate_limited = 0
-        self.feedback: list[Any] = []
+        #: Feedback stored by its id: a retried submission is stored once.
+        self.feedback: dict[str, Any] = {}
+        self.feedback_repeats = 0
         self.max_in_flight = self.in_flight
-        self.windows: dict[str, deque[float]] = {}
+        self.windows = RateWindows()
         self.rng = random.Random(self.config.seed)
+        self._next_faults = 0
 
     # ---- control -------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Settings back to their start values; counters, feedback and rate windows cleared."""
-        self.settings = dataclasses.replace(self.config.settings)
+        self.settings = self.config.settings.copy()
         self._zero()
 
     def expire_tokens(self) -> None:
@@ -219,6 +328,7 @@ class State:
             "faults": dict(self.faults),
             "rate_limited": self.rate_limited,
             "feedback": len(self.feedback),
+            "feedback_repeats": self.feedback_repeats,
             "max_in_flight": self.max_in_flight,
             "in_flight": self.in_flight,
         }
@@ -234,6 +344,33 @@ class State:
     def leave(self) -> None:
         self.in_flight -= 1
 
+    def setting(self, key: str, target: str | None = None) -> Any:
+        """A setting for one model or endpoint: its ``model_settings`` entry, else the shape the
+        catalogue gives that endpoint, else the global setting."""
+        if target is not None:
+            own = self.settings.model_settings.get(target)
+            if own is not None and key in own:
+                return own[key]
+            shape = DATABRICKS_SHAPES.get(target)
+            if shape is not None and key in shape:
+                return shape[key]
+        return getattr(self.settings, key)
+
+    def store_feedback(self, body: dict[str, Any]) -> bool:
+        """Store feedback once per id; False when that id was already stored."""
+        key = str(body.get("id"))
+        if key in self.feedback:
+            self.feedback_repeats += 1
+            return False
+        self.feedback[key] = body
+        return True
+
+    def token_ttl(self, provider: str) -> float:
+        ttl = self.settings.token_ttl_s
+        if ttl is not None:
+            return ttl
+        return SALESFORCE_TOKEN_TTL_S if provider == "salesforce" else DATABRICKS_TOKEN_TTL_S
+
     # ---- tokens --------------------------------------------------------------------------
 
     def _jwt(self, claims: Mapping[str, Any]) -> tuple[str, str]:
@@ -246,7 +383,7 @@ class State:
     def mint_salesforce(self, instance_url: str) -> dict[str, str]:
         """A token response body shaped like Salesforce's client-credentials answer."""
         now = time.time()
-        ttl = self.settings.token_ttl_s
+        ttl = self.token_ttl("salesforce")
         expires = _expiry(now, ttl)
         claims = {
             "iss": instance_url,
@@ -274,7 +411,7 @@ class State:
 
     def mint_databricks(self, scope: str) -> dict[str, Any]:
         now = time.time()
-        ttl = self.settings.token_ttl_s
+        ttl = self.token_ttl("databricks")
         expires = _expiry(now, ttl)
         claims = {
             "client_id": self.credentials.databricks_client_id,
@@ -306,35 +443,43 @@ class State:
     # ---- faults and limits ---------------------------------------------------------------
 
     def draw_fault(self) -> str | None:
-        """With probability ``fault_rate``, a fault kind drawn from ``fault_kinds``."""
-        rate = self.settings.fault_rate
-        if rate <= 0.0:
-            return None
-        if self.rng.random() >= rate:
-            return None
-        kind = self.rng.choice(self.settings.fault_kinds)
+        """A fault for the next API request: one of the next ``fault_next`` (kinds in turn),
+        else with probability ``fault_rate`` a kind drawn from ``fault_kinds``."""
+        kinds = self.settings.fault_kinds
+        if self.settings.fault_next > 0:
+            self.settings.fault_next -= 1
+            kind = kinds[self._next_faults % len(kinds)]
+            self._next_faults += 1
+        else:
+            rate = self.settings.fault_rate
+            if rate <= 0.0 or self.rng.random() >= rate:
+                return None
+            kind = self.rng.choice(kinds)
         self.faults[kind] = self.faults.get(kind, 0) + 1
         return kind
 
     def retry_after(self) -> str:
         return str(math.ceil(self.settings.retry_after_s))
 
+    def limits(self, key: str) -> Limits:
+        return Limits(
+            requests_per_minute=self.setting("rate_limit_rpm", key),
+            requests_per_hour=self.setting("rate_limit_rph", key),
+            tokens_per_minute=self.setting("rate_limit_tpm", key),
+            tokens_per_hour=self.setting("rate_limit_tph", key),
+        )
+
     def rate_check(self, key: str) -> int | None:
-        """Record a request for ``key``; return seconds to wait if it is over the limit."""
-        limit = self.settings.rate_limit_rpm
-        if limit is None:
-            return None
-        now = time.monotonic()
-        window = self.windows.get(key)
-        if window is None:
-            window = self.windows[key] = deque()
-        while window and window[0] <= now - 60.0:
-            window.popleft()
-        if len(window) >= limit:
+        """Record a request for ``key`` (a model, an endpoint or ``feedback``); return the seconds
+        to wait if it is over a request or token limit (it is then not recorded)."""
+        wait = self.windows.admit(key, self.limits(key), time.monotonic())
+        if wait is not None:
             self.rate_limited += 1
-            return max(1, math.ceil(window[0] + 60.0 - now))
-        window.append(now)
-        return None
+        return wait
+
+    def charge_tokens(self, key: str, tokens: int) -> None:
+        """Count the tokens of an answered request against ``key``'s token windows."""
+        self.windows.charge(key, tokens, self.limits(key), time.monotonic())
 
 
 def _expiry(now: float, ttl: float) -> int | float:

@@ -402,7 +402,28 @@ def generate_reply(turns: Sequence[Turn]) -> str:
             return answer
         if explicit and _question_words(question):
             return "I don't know based on the provided context."
+    stated = _stated_fact(question, context)
+    if stated is not None:
+        return stated
     return _fallback_reply(question)
+
+
+_ADDRESSED_RE = re.compile(r"\b(?:you|your|yours|yourself)\b", re.IGNORECASE)
+
+
+def _stated_fact(question: str, context: Sequence[_Sentence]) -> str | None:
+    """A short context (one system message such as "Paris is the capital of France.") that
+    states what the question asks: the statement sharing more than half the question's words.
+    Instructions to the model ("You are ...") and questions are not facts."""
+    wanted = _question_words(question)
+    facts = [s for s in context
+             if not s.text.rstrip().endswith("?") and not _ADDRESSED_RE.search(s.text)]
+    answer = _best_sentence(question, facts) if wanted and facts else None
+    if answer is None:
+        return None
+    first = next(s for s in facts if answer.startswith(s.text))
+    shared = first.words & wanted
+    return answer if len(shared) * 2 > len(wanted) else None
 
 
 # --------------------------------------------------------------------------------------------

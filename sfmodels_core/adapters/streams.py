@@ -138,6 +138,7 @@ class StreamAccumulator:
 
         choices = [ChatChoice(index=index, finish_reason=state.finish_reason,
                               message=AssistantMessage(content="".join(state.text),
+                                                       reasoning="".join(state.reasoning) or None,
                                                        tool_calls=_tool_calls(state)))
                    for index, state in sorted(self._choices.items())]
         return ChatCompletion(id=self.id, model=self.model, created=self.created,

@@ -97,7 +97,7 @@ def test_oauth_token_with_basic_auth(emulator: Emulator, http: httpx.Client) -> 
     assert_shape(body, DATABRICKS_TOKEN)
     assert body["token_type"] == "Bearer"
     assert body["scope"] == "all-apis"
-    assert body["expires_in"] == 1800
+    assert body["expires_in"] == 3600  # M2M tokens live one hour
     headers = {"Authorization": f"Bearer {body['access_token']}"}
     assert http.post(INVOCATIONS, headers=headers, json=HELLO).status_code == 200
     counters = emulator.counters()

@@ -257,3 +257,25 @@ def test_a_forced_call_after_tool_results_goes_to_another_tool() -> None:
     answered = [*asked, ("assistant", ""), ("tool", "Sunny")]
     assert [p.name for p in plan_tool_calls(tools, "required", answered)] == ["Answer"]
     assert plan_tool_calls(tools, "auto", answered) == []
+
+
+@pytest.mark.parametrize(
+    ("system", "question", "expected"),
+    [
+        ("Paris is the capital of France.", "What is the capital of France?",
+         "Paris is the capital of France."),
+        ("Our office opens at 9am. Parking is free.", "When does the office open?",
+         "Our office opens at 9am."),
+        # Instructions to the model, and facts about something else, are not answers.
+        ("You are an expert on France.", "What is the capital of France?", None),
+        ("Berlin is the capital of Germany.", "What is the capital of France?", None),
+    ],
+)
+def test_a_single_short_system_message_is_context(
+    system: str, question: str, expected: str | None
+) -> None:
+    reply = generate_reply([("system", system), ("user", question)])
+    if expected is None:
+        assert reply == generate_reply([("user", question)])
+    else:
+        assert reply == expected

@@ -64,7 +64,7 @@ def test_chat_sends_required_headers_and_parses_everything(
                                 "sfdc_ai__DefaultGPT4Omni/chat-generations")
     assert request.headers["x-sfdc-app-context"] == "EinsteinGPT"
     assert request.headers["x-client-feature-id"] == "ai-platform-models-connected-app"
-    assert request.headers["content-type"] == "application/json"
+    assert request.headers["content-type"] == "application/json;charset=utf-8"
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert json.loads(request.content) == {
         "messages": [{"role": "system", "content": "Be brief."},
