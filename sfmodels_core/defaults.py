@@ -36,6 +36,9 @@ EMBED_MAX_CONCURRENCY = 4
 # -- tokens ---------------------------------------------------------------------------------------
 #: Salesforce's documented token lifetime, used when the token carries no expiry.
 SALESFORCE_TOKEN_LIFETIME = 30 * 60.0
+#: How long headers from databricks-sdk are reused when their token shows no expiry (the SDK
+#: caches and refreshes on its own: asking it again is cheap, and lets it decide).
+DATABRICKS_SDK_HEADERS_TTL = 60.0
 
 # -- feedback -------------------------------------------------------------------------------------
 #: Runs whose Salesforce generation ids a feedback handler remembers.
