@@ -222,18 +222,18 @@ def _workspace_client_settings(workspace_client: Any, others: Mapping[str, Any]
     return _sdk_settings(config)
 
 
-def _from_sdk(why: str, hint: str, **settings: Any) -> DatabricksSettings:
-    """Credentials from databricks-sdk, configured with ``settings`` and the rest found its way;
-    ``why`` (what our own settings lack) is the error when it is not installed or finds none."""
+def _from_sdk(without_sdk: str, failed: str, hint: str, **settings: Any
+              ) -> DatabricksSettings:
+    """Credentials from databricks-sdk, configured with ``settings`` and whatever it finds on its
+    own. The errors: ``without_sdk`` when it is not installed, ``failed`` (followed by the
+    SDK's reason) when it finds no credentials."""
     config_class = _sdk_config_class()
     if config_class is None:
-        raise ConfigurationError(why, hint=hint)
+        raise ConfigurationError(without_sdk, hint=hint)
     try:
         config = config_class(**{k: v for k, v in settings.items() if v})
     except Exception as exc:  # the SDK reports configuration problems as ValueError, mostly
-        raise ConfigurationError(
-            f"{why} databricks-sdk's authentication found none either: {exc}",
-            hint=hint) from None
+        raise ConfigurationError(f"{failed} {exc}") from None
     return _sdk_settings(config)
 
 
@@ -297,9 +297,14 @@ def resolve_databricks(
         "Databricks credentials are missing: set api_key= (DATABRICKS_TOKEN), or client_id= and "
         "client_secret= (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET), or a profile in "
         "~/.databrickscfg (DATABRICKS_CONFIG_PROFILE).")
-    sdk_settings = {"host": _text(str(first("host"))) if first("host") else None,
+    # A host from the arguments or the environment; one from a profile the SDK reads itself
+    # (given a host, it would not read the profile).
+    own_host = next((layer["host"] for where, layer in layers
+                     if where != "profile" and layer.get("host")), None)
+    sdk_settings = {"host": _text(str(own_host)) if own_host else None,
                     "profile": named_profile,
                     "config_file": _text(config_file) or _text(env.get("DATABRICKS_CONFIG_FILE"))}
+    sdk_failed = "databricks-sdk's authentication found no credentials either:"
 
     raw_host = first("host")
     if not raw_host:
@@ -308,7 +313,7 @@ def resolve_databricks(
                    "~/.databrickscfg.")
         if use_sdk and not has_credentials and not any(section.get(k) for k in (
                 "token", "client_id", "client_secret")):
-            return _from_sdk(message, sdk_hint, **sdk_settings)
+            return _from_sdk(message, f"{message} {sdk_failed}", sdk_hint, **sdk_settings)
         raise ConfigurationError(message)
     host_url = normalize_url(str(raw_host), "host / DATABRICKS_HOST")
 
@@ -319,12 +324,22 @@ def resolve_databricks(
                 not any(layer.get(k) for k in ("token", "client_id", "client_secret"))
                 and any(section.get(k) for k in SDK_ONLY_KEYS))
             if sdk_only:
+                name = named_profile or "DEFAULT"
                 what = f"auth_type {auth_type!r}" if auth_type else "credentials"
+                profile_host = section.get("host")
+                if own_host and profile_host and normalize_url(
+                        str(profile_host), "the profile's host") != host_url:
+                    raise ConfigurationError(
+                        f"The Databricks host is {host_url}, but the only credentials found are "
+                        f"those of the config profile for {profile_host}; they are not sent to "
+                        "another workspace.",
+                        hint="Unset DATABRICKS_HOST / host= to use the profile's own workspace.")
                 return _from_sdk(
-                    f"The Databricks config profile {named_profile or 'DEFAULT'!r} uses {what} "
-                    f"that only databricks-sdk understands, and it is not installed.",
+                    f"The Databricks config profile {name!r} uses {what} that only "
+                    "databricks-sdk understands, and it is not installed.",
+                    f"databricks-sdk could not authenticate with the config profile {name!r}:",
                     f"Install the {SDK_EXTRA} extra: pip install '{SDK_EXTRA}'.",
-                    **sdk_settings)
+                    **{**sdk_settings, "profile": name})
         token = _secret(layer.get("token"))
         cid = _text(str(layer["client_id"])) if layer.get("client_id") else None
         csecret = _secret(layer.get("client_secret"))
@@ -353,5 +368,6 @@ def resolve_databricks(
                                      f"{where}: {missing} is missing.")
         return DatabricksSettings(host_url, DatabricksM2M(host_url, cid, csecret))
     if use_sdk:
-        return _from_sdk(missing_credentials, sdk_hint, **{**sdk_settings, "host": host_url})
+        return _from_sdk(missing_credentials, f"{missing_credentials} {sdk_failed}", sdk_hint,
+                         **sdk_settings)
     raise ConfigurationError(missing_credentials, hint=sdk_hint)
