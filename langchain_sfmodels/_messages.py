@@ -306,9 +306,9 @@ def databricks_chat_result(completion: ChatCompletion, model: str) -> ChatResult
         message = AIMessage(
             content=choice.message.content or "", id=completion.id,
             tool_calls=valid, invalid_tool_calls=invalid,
-            response_metadata=databricks_metadata(
+            response_metadata={**databricks_metadata(
                 model, ident=completion.id, served=completion.model,
-                finish_reason=choice.finish_reason),
+                finish_reason=choice.finish_reason), **custom_outputs(completion)},
             # Usage is per request: put it on the first choice only so sums stay right.
             usage_metadata=usage if choice is completion.choices[0] else None)
         generations.append(ChatGeneration(message=message,
@@ -316,6 +316,12 @@ def databricks_chat_result(completion: ChatCompletion, model: str) -> ChatResult
     llm_output = {"model_name": model, "served_model": completion.model, "id": completion.id,
                   "token_usage": usage_dict(completion.usage)}
     return ChatResult(generations=generations, llm_output=llm_output)
+
+
+def custom_outputs(result: ChatCompletion | ChatCompletionChunk | None) -> dict[str, Any]:
+    """``{"custom_outputs": ...}`` when an agent endpoint returned them, else {}."""
+    value = getattr(result, "custom_outputs", None)
+    return {} if value is None else {"custom_outputs": value}
 
 
 class DatabricksStream:
@@ -333,8 +339,10 @@ class DatabricksStream:
         self.served: str | None = None
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.custom: ChatCompletionChunk | None = None  # the piece with custom_outputs
 
     def chunk(self, piece: ChatCompletionChunk) -> ChatGenerationChunk | None:
+        self.custom = piece if piece.custom_outputs is not None else self.custom
         self.ident = piece.id or self.ident
         self.served = piece.model or self.served
         self.usage = piece.usage or self.usage
@@ -356,7 +364,7 @@ class DatabricksStream:
         usage = usage_metadata(self.usage) if self.stream_usage else None
         return ChatGenerationChunk(message=AIMessageChunk(
             content="", id=self.ident, chunk_position="last", usage_metadata=usage,
-            response_metadata=databricks_metadata(
+            response_metadata={**databricks_metadata(
                 self.model, ident=self.ident, served=self.served,
-                finish_reason=self.finish_reason)),
+                finish_reason=self.finish_reason), **custom_outputs(self.custom)}),
             generation_info={"finish_reason": self.finish_reason})

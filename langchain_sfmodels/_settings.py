@@ -173,6 +173,12 @@ class DatabricksSettings(_CoreSettings):
     """Profile of the config file; pass it as ``profile=`` (env ``DATABRICKS_CONFIG_PROFILE``)."""
     config_file: str | None = None
     """Path of the config file (env ``DATABRICKS_CONFIG_FILE``, default ``~/.databrickscfg``)."""
+    workspace_client: Any = Field(default=None, exclude=True, repr=False)
+    """A databricks-sdk ``WorkspaceClient`` (or its ``Config``) whose credentials to use
+    (needs the ``databricks-sdk`` extra); instead of host and credentials."""
+    target_uri: str | None = None
+    """``"databricks"`` or ``"databricks://<profile>"`` (names a profile, as databricks-langchain
+    does)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -193,7 +199,8 @@ class DatabricksSettings(_CoreSettings):
     def _client_settings(self) -> dict[str, Any]:
         return {"host": self.host, "api_key": self.api_key, "client_id": self.client_id,
                 "client_secret": self.client_secret, "profile": self.config_profile,
-                "config_file": self.config_file}
+                "config_file": self.config_file, "workspace_client": self.workspace_client,
+                "target_uri": self.target_uri}
 
     @property
     def _databricks(self) -> DatabricksClient:

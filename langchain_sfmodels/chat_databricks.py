@@ -50,6 +50,8 @@ def generation_params(owner: Any, stop: list[str] | None,
     then the call's options, each overriding the one before."""
     endpoint = kwargs.get("model") or kwargs.get("endpoint") or owner.model
     params: dict[str, Any] = dict(owner.extra_params)
+    if getattr(owner, "custom_inputs", None) is not None:
+        params["custom_inputs"] = owner.custom_inputs
     for name in ("temperature", "max_tokens"):
         if getattr(owner, name) is not None:
             params[name] = getattr(owner, name)
@@ -148,6 +150,12 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
     """Use the streaming API for ``invoke`` too."""
     stream_usage: bool = True
     """Report token usage at the end of a stream."""
+    use_responses_api: bool = False
+    """Call the endpoint through the OpenAI Responses API (GPT-5 family, Codex models,
+    Responses agents) instead of chat completions; results have the same shape."""
+    custom_inputs: dict[str, Any] | None = None
+    """Sent with every request (agent endpoints); a call's ``custom_inputs=`` option overrides
+    it. An agent's ``custom_outputs`` come back in ``response_metadata["custom_outputs"]``."""
 
     @field_validator("extra_params", mode="before")
     @classmethod
@@ -195,15 +203,16 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
                   run_manager: CallbackManagerForLLMRun | None = None,
                   **kwargs: Any) -> ChatResult:
         endpoint, params = generation_params(self, stop, kwargs)
-        completion = self._databricks.chat(endpoint, to_databricks_messages(messages), **params)
+        call = self._databricks.respond if self.use_responses_api else self._databricks.chat
+        completion = call(endpoint, to_databricks_messages(messages), **params)
         return databricks_chat_result(completion, endpoint)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None,
                          **kwargs: Any) -> ChatResult:
         endpoint, params = generation_params(self, stop, kwargs)
-        completion = await self._databricks.achat(endpoint, to_databricks_messages(messages),
-                                                  **params)
+        call = self._databricks.arespond if self.use_responses_api else self._databricks.achat
+        completion = await call(endpoint, to_databricks_messages(messages), **params)
         return databricks_chat_result(completion, endpoint)
 
     def _stream_setup(self, messages: list[BaseMessage], stop: list[str] | None,
@@ -222,7 +231,8 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
                 run_manager: CallbackManagerForLLMRun | None = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
-        pieces = self._databricks.stream_chat(endpoint, payload, **params)
+        pieces = (self._databricks.stream_respond if self.use_responses_api
+                  else self._databricks.stream_chat)(endpoint, payload, **params)
         with contextlib.closing(pieces) as it:  # type: ignore[type-var]
             for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:
@@ -233,7 +243,8 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
-        stream = self._databricks.astream_chat(endpoint, payload, **params)
+        stream = (self._databricks.astream_respond if self.use_responses_api
+                  else self._databricks.astream_chat)(endpoint, payload, **params)
         async with contextlib.aclosing(stream) as it:  # type: ignore[type-var]
             async for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:

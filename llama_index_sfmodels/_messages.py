@@ -326,8 +326,10 @@ def databricks_chat_response(result: ChatCompletion) -> ChatResponse:
     calls = [(c.id, c.name, c.arguments) for c in result.tool_calls]
     return ChatResponse(
         message=_assistant_message(result.text, calls), raw=result.raw,
-        additional_kwargs=_databricks_kwargs(result.id, result.model, result.finish_reason,
-                                             result.usage))
+        additional_kwargs={**_databricks_kwargs(result.id, result.model, result.finish_reason,
+                                                result.usage),
+                           **({"custom_outputs": result.custom_outputs}
+                              if result.custom_outputs is not None else {})})
 
 
 class ChatStream:

@@ -71,7 +71,7 @@ class ClientSlot(Generic[C]):
 #: Settings that only shape the core client this object would create.
 _CLIENT_FIELDS = frozenset({"domain", "client_id", "client_secret", "api_key", "api_base", "host",
                             "profile", "config_file", "timeout", "max_retries",
-                            "request_batch_size"})
+                            "request_batch_size", "workspace_client", "target_uri"})
 
 
 class _Connection(BaseModel):
@@ -185,6 +185,12 @@ class DatabricksConnection(_Connection):
     config_file: str | None = Field(
         default=None, description="Config file (DATABRICKS_CONFIG_FILE, default "
                                   "~/.databrickscfg).")
+    workspace_client: Any = Field(
+        default=None, exclude=True,
+        description="A databricks-sdk WorkspaceClient (or its Config) whose credentials to use "
+                    "(the databricks-sdk extra), instead of host and credentials.")
+    target_uri: str | None = Field(
+        default=None, description="'databricks' or 'databricks://<profile>' (names a profile).")
 
     def __init__(self, *, client: DatabricksClient | None = None, **data: Any) -> None:
         super().__init__(**data)
@@ -204,5 +210,6 @@ class DatabricksConnection(_Connection):
         return DatabricksClient(
             host=self.host, api_key=self.api_key, client_id=self.client_id,
             client_secret=self.client_secret, profile=self.profile,
-            config_file=self.config_file, timeout=self.timeout, max_retries=self.max_retries,
+            config_file=self.config_file, workspace_client=self.workspace_client,
+            target_uri=self.target_uri, timeout=self.timeout, max_retries=self.max_retries,
             **self._client_options())
