@@ -306,6 +306,7 @@ def databricks_chat_result(completion: ChatCompletion, model: str) -> ChatResult
         message = AIMessage(
             content=choice.message.content or "", id=completion.id,
             tool_calls=valid, invalid_tool_calls=invalid,
+            additional_kwargs=reasoning(choice.message.reasoning),
             response_metadata={**databricks_metadata(
                 model, ident=completion.id, served=completion.model,
                 finish_reason=choice.finish_reason), **custom_outputs(completion)},
@@ -316,6 +317,11 @@ def databricks_chat_result(completion: ChatCompletion, model: str) -> ChatResult
     llm_output = {"model_name": model, "served_model": completion.model, "id": completion.id,
                   "token_usage": usage_dict(completion.usage)}
     return ChatResult(generations=generations, llm_output=llm_output)
+
+
+def reasoning(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"reasoning": [items]}`` when the model sent reasoning, else {}."""
+    return {"reasoning": list(items)} if items else {}
 
 
 def custom_outputs(result: ChatCompletion | ChatCompletionChunk | None) -> dict[str, Any]:
@@ -348,17 +354,20 @@ class DatabricksStream:
         self.usage = piece.usage or self.usage
         text = ""
         tool_chunks: list[ToolCallChunk] = []
+        thoughts: list[dict[str, Any]] = []
         for choice in piece.choices:
             if choice.index != 0:
                 continue
             text += choice.content or ""
+            thoughts.extend(choice.reasoning)
             self.finish_reason = choice.finish_reason or self.finish_reason
             tool_chunks.extend(tool_call_chunk(name=d.name, args=d.arguments, id=d.id,
                                                index=d.index) for d in choice.tool_calls)
-        if not text and not tool_chunks:
+        if not text and not tool_chunks and not thoughts:
             return None
         return ChatGenerationChunk(message=AIMessageChunk(
-            content=text, id=self.ident, tool_call_chunks=tool_chunks))
+            content=text, id=self.ident, tool_call_chunks=tool_chunks,
+            additional_kwargs=reasoning(thoughts)))
 
     def last(self) -> ChatGenerationChunk:
         usage = usage_metadata(self.usage) if self.stream_usage else None

@@ -17,7 +17,7 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams, Langu
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._messages import (
     DATABRICKS,
@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 
 #: Body keys the class itself controls; ``extra_params`` may set any other key.
 RESERVED_BODY_KEYS = ("messages", "stream")
+#: databricks-langchain options this class does not take, and what to do instead.
+PEER_OPTIONS_REFUSED = {
+    "use_ai_gateway": "requests go to the serving endpoint's own route, where the endpoint's AI "
+                      "Gateway settings (usage tracking, guardrails, rate limits) apply; leave "
+                      "it out",
+    "use_ai_gateway_native_api": "call the gateway's OpenAI-compatible API with an OpenAI "
+                                 "client, or leave it out to use the serving endpoint's route",
+}
 #: Call options that are about the call, not the request body.
 _NOT_BODY = ("stream", "stream_usage", "model", "endpoint")
 
@@ -156,6 +164,16 @@ class ChatDatabricks(DatabricksSettings, BaseChatModel):
     custom_inputs: dict[str, Any] | None = None
     """Sent with every request (agent endpoints); a call's ``custom_inputs=`` option overrides
     it. An agent's ``custom_outputs`` come back in ``response_metadata["custom_outputs"]``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_peer_options(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(name in data for name in PEER_OPTIONS_REFUSED):
+            for name, instead in PEER_OPTIONS_REFUSED.items():
+                if data.get(name):
+                    raise ValueError(f"{name} is not supported: {instead}")
+            data = {k: v for k, v in data.items() if k not in PEER_OPTIONS_REFUSED}
+        return data
 
     @field_validator("extra_params", mode="before")
     @classmethod

@@ -38,6 +38,11 @@ def test_the_responses_api_gives_the_same_messages_as_chat(creds: dict[str, str]
         full = piece if full is None else full + piece  # type: ignore[assignment]
     assert full is not None and full.content == b.content
     assert full.usage_metadata == b.usage_metadata
+    # Reasoning items, invoked or streamed, in additional_kwargs (the chat path has none here).
+    assert b.additional_kwargs["reasoning"][0]["type"] == "reasoning"
+    assert [r["summary"] for r in full.additional_kwargs["reasoning"]] == [
+        r["summary"] for r in b.additional_kwargs["reasoning"]]
+    assert "reasoning" not in a.additional_kwargs
 
 
 async def test_the_responses_api_async_and_with_tools(creds: dict[str, str]) -> None:
