@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from . import defaults
 from .auth import (
     DatabricksM2M,
     DatabricksSDKCredentials,
@@ -230,6 +231,8 @@ def _from_sdk(without_sdk: str, failed: str, hint: str, **settings: Any
     config_class = _sdk_config_class()
     if config_class is None:
         raise ConfigurationError(without_sdk, hint=hint)
+    if not os.environ.get("DATABRICKS_RETRY_TIMEOUT_SECONDS"):
+        settings = {**settings, "retry_timeout_seconds": defaults.DATABRICKS_SDK_PROBE_TIMEOUT}
     try:
         config = config_class(**{k: v for k, v in settings.items() if v})
     except Exception as exc:  # the SDK reports configuration problems as ValueError, mostly

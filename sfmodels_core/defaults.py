@@ -39,6 +39,10 @@ SALESFORCE_TOKEN_LIFETIME = 30 * 60.0
 #: How long headers from databricks-sdk are reused when their token shows no expiry (the SDK
 #: caches and refreshes on its own: asking it again is cheap, and lets it decide).
 DATABRICKS_SDK_HEADERS_TTL = 60.0
+#: Seconds databricks-sdk may spend on its best-effort probe of a workspace's discovery document
+#: while finding credentials (its own default, 300 s, would stall a client built for a host that
+#: cannot be reached); unless DATABRICKS_RETRY_TIMEOUT_SECONDS says otherwise.
+DATABRICKS_SDK_PROBE_TIMEOUT = 5
 
 # -- feedback -------------------------------------------------------------------------------------
 #: Runs whose Salesforce generation ids a feedback handler remembers.
