@@ -7,6 +7,7 @@ Streams are folded by the core's :class:`~sfmodels_core.adapters.streams.StreamA
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -24,6 +25,7 @@ from pydantic import Field, field_validator
 
 from sfmodels_core.adapters.settings import DatabricksSettings
 from sfmodels_core.adapters.streams import StreamAccumulator
+from sfmodels_core.adapters.tokens import count_message_tokens, count_tokens
 from sfmodels_core.errors import InvalidInputError
 
 from ._common import DATABRICKS, langsmith_params, llm_output, usage_dict, usage_metadata
@@ -84,6 +86,21 @@ class DatabricksFields(DatabricksSettings):
     def is_lc_serializable(cls) -> bool:
         return False
 
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in ``text``: exact for OpenAI models when tiktoken is installed, otherwise
+        an estimate that errs high (no tokenizer download; see
+        ``sfmodels_core.adapters.tokens``)."""
+        return count_tokens(text, self.model)
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
+                                     tools: Sequence[Any] | None = None) -> int:
+        """Tokens of a history, as ``trim_messages(token_counter=model)`` asks; tool calls and
+        bound tools count as their JSON."""
+        texts = [message.text + "".join(json.dumps(call) for call in getattr(
+            message, "tool_calls", ())) for message in messages]
+        texts.extend(json.dumps(tool, default=str) for tool in tools or ())
+        return count_message_tokens(texts, self.model)
+
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model, "temperature": self.temperature,
@@ -102,6 +119,8 @@ def generation_params(owner: Any, stop: list[str] | None,
     then the call's options, each overriding the one before."""
     endpoint = kwargs.get("model") or kwargs.get("endpoint") or owner.model
     params: dict[str, Any] = dict(owner.extra_params)
+    if getattr(owner, "custom_inputs", None) is not None:
+        params["custom_inputs"] = owner.custom_inputs
     for name in ("temperature", "max_tokens"):
         if getattr(owner, name) is not None:
             params[name] = getattr(owner, name)
@@ -159,9 +178,13 @@ def _tool_calls(calls: Iterable[ToolCall]) -> tuple[list[Any], list[Any]]:
 
 
 def metadata(model: str, *, ident: str | None, served: str | None,
-             finish_reason: str | None) -> dict[str, Any]:
-    return {"id": ident, "model_name": model, "served_model": served,
-            "finish_reason": finish_reason, "model_provider": DATABRICKS}
+             finish_reason: str | None, custom_outputs: Any = None) -> dict[str, Any]:
+    """``response_metadata``; an agent endpoint's ``custom_outputs`` when it sent some."""
+    out = {"id": ident, "model_name": model, "served_model": served,
+           "finish_reason": finish_reason, "model_provider": DATABRICKS}
+    if custom_outputs is not None:
+        out["custom_outputs"] = custom_outputs
+    return out
 
 
 def content(text: str, reasoning: str | None) -> str | list[str | dict[str, Any]]:
@@ -184,7 +207,8 @@ def chat_result(completion: ChatCompletion, model: str) -> ChatResult:
             id=completion.id,
             tool_calls=valid, invalid_tool_calls=invalid,
             response_metadata=metadata(model, ident=completion.id, served=completion.model,
-                                       finish_reason=choice.finish_reason),
+                                       finish_reason=choice.finish_reason,
+                                       custom_outputs=completion.custom_outputs),
             # Usage is per request: put it on the first choice only so sums stay right.
             usage_metadata=usage if choice is completion.choices[0] else None)
         generations.append(ChatGeneration(message=message,
@@ -232,7 +256,8 @@ class DatabricksStream:
             content=[] if self.blocks else "", id=state.id, chunk_position="last",
             usage_metadata=usage,
             response_metadata=metadata(self.model, ident=state.id, served=state.model,
-                                       finish_reason=state.finish_reason)),
+                                       finish_reason=state.finish_reason,
+                                       custom_outputs=state.custom_outputs)),
             generation_info={"finish_reason": state.finish_reason})
 
 

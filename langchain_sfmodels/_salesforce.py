@@ -39,6 +39,7 @@ from sfmodels_core.adapters.salesforce import (
     warn_unsupported,
 )
 from sfmodels_core.adapters.settings import SalesforceSettings, refuse_unknown_options
+from sfmodels_core.adapters.tokens import count_message_tokens, count_tokens
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
 
@@ -88,6 +89,21 @@ class SalesforceFields(SalesforceSettings):
     @classmethod
     def is_lc_serializable(cls) -> bool:
         return False
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in ``text``: exact for OpenAI models when tiktoken is installed, otherwise
+        an estimate that errs high (no tokenizer download; see
+        ``sfmodels_core.adapters.tokens``)."""
+        return count_tokens(text, self.model)
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
+                                     tools: Sequence[Any] | None = None) -> int:
+        """Tokens of a history, as ``trim_messages(token_counter=model)`` asks; tool calls and
+        bound tools count as their JSON."""
+        texts = [message.text + "".join(json.dumps(call) for call in getattr(
+            message, "tool_calls", ())) for message in messages]
+        texts.extend(json.dumps(tool, default=str) for tool in tools or ())
+        return count_message_tokens(texts, self.model)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

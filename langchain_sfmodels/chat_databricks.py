@@ -17,7 +17,7 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ._common import combine_llm_outputs, tool_options
 from ._databricks import (
@@ -31,6 +31,15 @@ from ._databricks import (
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
+
+#: databricks-langchain options this class does not take, and what to do instead.
+PEER_OPTIONS_REFUSED = {
+    "use_ai_gateway": "requests go to the serving endpoint's own route, where the endpoint's AI "
+                      "Gateway settings (usage tracking, guardrails, rate limits) apply; leave "
+                      "it out",
+    "use_ai_gateway_native_api": "call the gateway's OpenAI-compatible API with an OpenAI "
+                                 "client, or leave it out to use the serving endpoint's route",
+}
 
 
 class ChatDatabricks(DatabricksFields, BaseChatModel):
@@ -67,6 +76,22 @@ class ChatDatabricks(DatabricksFields, BaseChatModel):
 
     stream_usage: bool = True
     """Report token usage at the end of a stream."""
+    use_responses_api: bool = False
+    """Call the endpoint through the OpenAI Responses API (GPT-5 family, Codex models,
+    Responses agents) instead of chat completions; results have the same shape."""
+    custom_inputs: dict[str, Any] | None = None
+    """Sent with every request (agent endpoints); a call's ``custom_inputs=`` option overrides
+    it. An agent's ``custom_outputs`` come back in ``response_metadata["custom_outputs"]``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_peer_options(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(name in data for name in PEER_OPTIONS_REFUSED):
+            for name, instead in PEER_OPTIONS_REFUSED.items():
+                if data.get(name):
+                    raise ValueError(f"{name} is not supported: {instead}")
+            data = {k: v for k, v in data.items() if k not in PEER_OPTIONS_REFUSED}
+        return data
 
     @property
     def _llm_type(self) -> str:
@@ -80,16 +105,16 @@ class ChatDatabricks(DatabricksFields, BaseChatModel):
                   run_manager: CallbackManagerForLLMRun | None = None,
                   **kwargs: Any) -> ChatResult:
         endpoint, params = generation_params(self, stop, kwargs)
-        completion = self.client.chat(endpoint, to_databricks_messages(messages), **params)
-        return chat_result(completion, endpoint)
+        chat = self.client.respond if self.use_responses_api else self.client.chat
+        return chat_result(chat(endpoint, to_databricks_messages(messages), **params), endpoint)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None,
                          **kwargs: Any) -> ChatResult:
         endpoint, params = generation_params(self, stop, kwargs)
-        completion = await self.client.achat(endpoint, to_databricks_messages(messages),
-                                             **params)
-        return chat_result(completion, endpoint)
+        achat = self.client.arespond if self.use_responses_api else self.client.achat
+        return chat_result(await achat(endpoint, to_databricks_messages(messages), **params),
+                           endpoint)
 
     def _stream_setup(self, messages: list[BaseMessage], stop: list[str] | None,
                       kwargs: dict[str, Any]) -> tuple[str, list[dict[str, Any]],
@@ -105,7 +130,8 @@ class ChatDatabricks(DatabricksFields, BaseChatModel):
                 run_manager: CallbackManagerForLLMRun | None = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
-        pieces = self.client.stream_chat(endpoint, payload, **params)
+        pieces = (self.client.stream_respond if self.use_responses_api
+                  else self.client.stream_chat)(endpoint, payload, **params)
         with contextlib.closing(pieces) as it:  # type: ignore[type-var]
             for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:
@@ -116,7 +142,8 @@ class ChatDatabricks(DatabricksFields, BaseChatModel):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         endpoint, payload, params, converter = self._stream_setup(messages, stop, kwargs)
-        stream = self.client.astream_chat(endpoint, payload, **params)
+        stream = (self.client.astream_respond if self.use_responses_api
+                  else self.client.astream_chat)(endpoint, payload, **params)
         async with contextlib.aclosing(stream) as it:  # type: ignore[type-var]
             async for piece in it:
                 if (chunk := converter.chunk(piece)) is not None:

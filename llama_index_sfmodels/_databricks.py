@@ -96,8 +96,11 @@ def to_databricks_messages(messages: Sequence[ChatMessage]) -> list[dict[str, An
 
 
 def _kwargs(ident: str | None, model: str | None, finish_reason: str | None,
-            usage: Usage | None) -> dict[str, Any]:
-    return {"id": ident, "model": model, "finish_reason": finish_reason, **usage_kwargs(usage)}
+            usage: Usage | None, custom_outputs: Any = None) -> dict[str, Any]:
+    out = {"id": ident, "model": model, "finish_reason": finish_reason, **usage_kwargs(usage)}
+    if custom_outputs is not None:  # what an agent endpoint sent beside the answer
+        out["custom_outputs"] = custom_outputs
+    return out
 
 
 def chat_response(result: ChatCompletion) -> ChatResponse:
@@ -105,7 +108,8 @@ def chat_response(result: ChatCompletion) -> ChatResponse:
     return ChatResponse(
         message=assistant_message(result.text, calls, result.choices[0].message.reasoning
                                   if result.choices else None), raw=result.raw,
-        additional_kwargs=_kwargs(result.id, result.model, result.finish_reason, result.usage))
+        additional_kwargs=_kwargs(result.id, result.model, result.finish_reason, result.usage,
+                                  result.custom_outputs))
 
 
 class ChatStream:
@@ -125,7 +129,8 @@ class ChatStream:
         return ChatResponse(
             message=assistant_message(state.text, calls, state.reasoning), delta=delta.text,
             raw=chunk.model_dump(exclude_none=True),
-            additional_kwargs=_kwargs(state.id, state.model, state.finish_reason, chunk.usage))
+            additional_kwargs=_kwargs(state.id, state.model, state.finish_reason, chunk.usage,
+                                      state.custom_outputs))
 
 
 def first_tool_call_only(response: ChatResponse) -> ChatResponse:

@@ -70,6 +70,12 @@ class DatabricksLLM(DatabricksSettings, FunctionCallingLLM):
     num_output: int = Field(
         default=4_096, gt=0,
         description="Tokens to leave for the answer when max_tokens is not set.")
+    use_responses_api: bool = Field(
+        default=False, description="Call the endpoint through the OpenAI Responses API (GPT-5 "
+                                   "family, Codex, Responses agents) instead of chat.")
+    custom_inputs: dict[str, Any] | None = Field(
+        default=None, description="Sent with every request (agent endpoints); the agent's "
+                                  "custom_outputs come back in additional_kwargs and raw.")
 
     @classmethod
     def class_name(cls) -> str:
@@ -87,24 +93,29 @@ class DatabricksLLM(DatabricksSettings, FunctionCallingLLM):
 
     def _params(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                "stop": self.stop, **self.additional_kwargs, **kwargs}
+                "stop": self.stop, "custom_inputs": self.custom_inputs,
+                **self.additional_kwargs, **kwargs}
 
     # -- undecorated implementations (the public methods add callbacks; complete derives
     #    from these so a completion fires one completion event, not a chat one too)
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         payload, params = to_databricks_messages(messages), self._params(kwargs)
-        return chat_response(self.client.chat(self.endpoint, payload, **params))
+        chat = self.client.respond if self.use_responses_api else self.client.chat
+        return chat_response(chat(self.endpoint, payload, **params))
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         payload, params = to_databricks_messages(messages), self._params(kwargs)
-        return chat_response(await self.client.achat(self.endpoint, payload, **params))
+        achat = self.client.arespond if self.use_responses_api else self.client.achat
+        return chat_response(await achat(self.endpoint, payload, **params))
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         payload, params = to_databricks_messages(messages), self._params(kwargs)
 
         def gen() -> ChatResponseGen:
             stream = ChatStream()
-            for chunk in self.client.stream_chat(self.endpoint, payload, **params):
+            chunks = (self.client.stream_respond if self.use_responses_api
+                      else self.client.stream_chat)(self.endpoint, payload, **params)
+            for chunk in chunks:
                 yield stream.add(chunk)
 
         return gen()
@@ -115,7 +126,9 @@ class DatabricksLLM(DatabricksSettings, FunctionCallingLLM):
 
         async def gen() -> ChatResponseAsyncGen:
             stream = ChatStream()
-            async for chunk in self.client.astream_chat(self.endpoint, payload, **params):
+            chunks = (self.client.astream_respond if self.use_responses_api
+                      else self.client.astream_chat)(self.endpoint, payload, **params)
+            async for chunk in chunks:
                 yield stream.add(chunk)
 
         return gen()

@@ -49,13 +49,13 @@ from sfmodels_core.adapters.salesforce import (
     choose_protocol,
     reply_protocol,
     stop_list,
-    warn_once,
     warn_unsupported,
 )
 from sfmodels_core.adapters.settings import SalesforceSettings
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.tool_protocol import Protocol
+from sfmodels_core.validation import warn_once
 
 from ._common import conversation, require_prompt, tool_specs
 from ._salesforce import (

@@ -34,6 +34,9 @@ class Token:
     expires_at: float | None  # epoch seconds; None: never expires as far as we know
     issued_at: float = field(default_factory=time.time)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Headers to send instead of ``Authorization: Bearer {value}`` (credentials that are more
+    #: than one bearer token, such as those databricks-sdk builds). Values are secrets.
+    headers: Mapping[str, SecretStr] = field(default_factory=dict)
 
     def needs_refresh(self, now: float) -> bool:
         if self.expires_at is None:
@@ -45,13 +48,22 @@ class Token:
 
 
 class TokenSource:
-    """Where access tokens come from. Subclasses that mint set ``refreshable = True``."""
+    """Where access tokens come from. Subclasses that mint set ``refreshable = True``.
+
+    A source mints either over HTTP (``build_request``/``parse_response``, sent through the
+    client's transport) or, with ``mints_directly = True``, by a blocking call of its own
+    (``mint``), which async callers run in a worker thread.
+    """
 
     refreshable = False
+    mints_directly = False
     provider = "token endpoint"
 
     def static_token(self) -> Token | None:
         return None
+
+    def mint(self) -> Token:  # pragma: no cover - only for sources that mint directly
+        raise NotImplementedError
 
     def build_request(self) -> httpx.Request:  # pragma: no cover - abstract for minting sources
         raise NotImplementedError
@@ -231,6 +243,67 @@ class DatabricksM2M(TokenSource):
                      issued_at=now)
 
 
+def _bearer_part(value: str) -> str:
+    scheme, _, rest = value.partition(" ")
+    return rest if scheme.lower() == "bearer" else ""
+
+
+class DatabricksSDKCredentials(TokenSource):
+    """Credentials from databricks-sdk: the headers of its ``Config.authenticate()``.
+
+    The SDK decides how to get them (notebook runtime, ``databricks auth login``, Azure CLI or
+    managed identity, GCP, OAuth, a config profile) and when its token needs refreshing; this
+    source asks it again when the token it gave is about to expire (read from the token when
+    it is a JWT, else after ``DATABRICKS_SDK_HEADERS_TTL`` seconds) and after a 401. Asking goes
+    through :class:`BearerAuth`, so the SDK is called once per refresh however many threads
+    and tasks need a token. Only the credentials come from the SDK: requests still go through
+    this library's transport, retries and pools.
+    """
+
+    refreshable = True
+    mints_directly = True
+    provider = "databricks-sdk"
+
+    def __init__(self, config: Any) -> None:
+        self.config = config  # a databricks.sdk.core.Config (typed loosely: the SDK is optional)
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return (f"DatabricksSDKCredentials(host={getattr(self.config, 'host', None)!r}, "
+                f"auth_type={getattr(self.config, 'auth_type', None)!r})")
+
+    def mint(self) -> Token:
+        self.calls += 1
+        auth_type = getattr(self.config, "auth_type", None) or "default"
+        try:
+            headers = self.config.authenticate()
+        except Exception as exc:
+            raise TokenError(
+                f"databricks-sdk could not get credentials ({auth_type} auth): "
+                f"{type(exc).__name__}: {exc}", provider=self.provider,
+                hint="Check the workspace_client's configuration, or run `databricks auth "
+                     "login` again if its login expired.") from exc
+        if not isinstance(headers, Mapping) or not headers or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise TokenError(f"databricks-sdk ({auth_type} auth) gave no usable credential "
+                             "headers", provider=self.provider)
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"),
+                             None)
+        now = time.time()
+        exp = jwt_claims(_bearer_part(authorization or "")).get("exp")
+        expires_at: float | None
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            expires_at = float(exp)
+        elif auth_type == "pat":
+            expires_at = None  # a personal access token: the SDK never refreshes it either
+        else:
+            expires_at = now + defaults.DATABRICKS_SDK_HEADERS_TTL
+        value = authorization if authorization is not None else "\n".join(
+            f"{k}: {v}" for k, v in sorted(headers.items()))
+        return Token(value=SecretStr(value), expires_at=expires_at, issued_at=now,
+                     headers={k: SecretStr(v) for k, v in headers.items()})
+
+
 Sender = Callable[[httpx.Request], httpx.Response]
 AsyncSender = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
@@ -297,17 +370,22 @@ class BearerAuth(httpx.Auth):
             return None, self._mint, True
 
     def _mint_sync(self) -> Token:
+        if self.source.mints_directly:
+            return self._keep(self.source.mint())
         if self.send is None:
             raise TokenError("No way to mint a token: this auth has no transport")
-        return self._store(self.send(self.source.build_request()))
+        return self._keep(self.source.parse_response(self.send(self.source.build_request())))
 
     async def _mint_async(self) -> Token:
+        if self.source.mints_directly:
+            # The source blocks (it may do I/O of its own): keep the event loop free.
+            return self._keep(await asyncio.to_thread(self.source.mint))
         if self.asend is None:
             raise TokenError("No way to mint a token: this auth has no transport")
-        return self._store(await self.asend(self.source.build_request()))
+        return self._keep(self.source.parse_response(
+            await self.asend(self.source.build_request())))
 
-    def _store(self, response: httpx.Response) -> Token:
-        token = self.source.parse_response(response)
+    def _keep(self, token: Token) -> Token:
         with self._lock:
             self._token = token
             self.mints += 1
@@ -373,7 +451,11 @@ class BearerAuth(httpx.Auth):
     # -- the flow ------------------------------------------------------------------------------
     @staticmethod
     def _authorize(request: httpx.Request, token: Token) -> httpx.Request:
-        request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
+        if token.headers:
+            for name, value in token.headers.items():
+                request.headers[name] = value.get_secret_value()
+        else:
+            request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
         return request
 
     def _should_resend(self, response: httpx.Response) -> bool:

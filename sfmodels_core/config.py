@@ -3,6 +3,12 @@
 Credentials are resolved as a group so that a token from one place never mixes silently with a
 client id from another: the first place that names any credential provides them, and a place
 that names both a token and a client id is ambiguous.
+
+Databricks also takes credentials from databricks-sdk, when it is installed (the
+``databricks-sdk`` extra): a ``workspace_client=`` given explicitly, a config profile whose
+``auth_type`` only the SDK knows, and, when none of our settings name credentials, the SDK's
+default authentication (notebook runtime, ``databricks auth login``, Azure CLI, managed
+identity, GCP...). The SDK is imported only then.
 """
 
 from __future__ import annotations
@@ -12,12 +18,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from .auth import DatabricksM2M, SalesforceClientCredentials, StaticToken, TokenSource
+from . import defaults
+from .auth import (
+    DatabricksM2M,
+    DatabricksSDKCredentials,
+    SalesforceClientCredentials,
+    StaticToken,
+    TokenSource,
+)
 from .errors import ConfigurationError
+from .validation import warn_once
 
 GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
@@ -25,9 +40,17 @@ Secret = str | SecretStr | None
 
 
 def _secret(value: Secret) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value if (value is None or value.get_secret_value()) else None
-    return SecretStr(value) if value else None
+    """A secret as ``SecretStr``, with the white space a paste or a file's last newline left
+    around it removed (an HTTP header cannot carry it); said once, never with the value."""
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not raw:
+        return None
+    stripped = raw.strip()
+    if stripped != raw:
+        warn_once("secret-whitespace",
+                  "A token or secret had white space or a line break around it (as a paste or "
+                  "a file's last line leaves); it was removed.")
+    return SecretStr(stripped) if stripped else None
 
 
 def _text(value: str | None) -> str | None:
@@ -149,6 +172,83 @@ def _profile(profile: str | None, config_file: str | None,
     return {k: v for k, v in parser.items(section)}
 
 
+#: The extra that installs databricks-sdk, as users type it.
+SDK_EXTRA = "sfmodels[databricks-sdk]"
+#: Profile ``auth_type`` values this library handles itself; any other needs databricks-sdk.
+OWN_AUTH_TYPES = ("pat", "oauth-m2m")
+#: Profile keys that only databricks-sdk can use (Azure, GCP, basic auth, metadata service...).
+SDK_ONLY_KEYS = ("azure_client_id", "azure_client_secret", "azure_tenant_id",
+                 "azure_workspace_resource_id", "azure_use_msi", "google_service_account",
+                 "google_credentials", "username", "password", "metadata_service_url",
+                 "databricks_cli_path")
+
+
+def _sdk_config_class() -> Any:
+    """databricks-sdk's ``Config`` class, or None when the SDK is not installed."""
+    try:
+        from databricks.sdk.core import Config
+    except ImportError:
+        return None
+    return Config
+
+
+def profile_from_target_uri(target_uri: str) -> str | None:
+    """The profile a databricks-langchain style ``target_uri`` names (None for ``databricks``)."""
+    text = target_uri.strip() if isinstance(target_uri, str) else ""
+    if text == "databricks":
+        return None
+    name = text.removeprefix("databricks://") if text.startswith("databricks://") else ""
+    if name and not any(c in name for c in ":/@?#"):
+        return name
+    raise ConfigurationError(
+        f"target_uri must be 'databricks' or 'databricks://<profile>', got {target_uri!r}.",
+        hint="Secret-scope URIs (databricks://scope:prefix) are not supported: pass host= and "
+             "token= (or profile=) instead.")
+
+
+def _sdk_settings(config: Any) -> DatabricksSettings:
+    raw_host = getattr(config, "host", None)
+    if not raw_host:
+        raise ConfigurationError(
+            "The databricks-sdk configuration has no workspace host: set host= or "
+            "DATABRICKS_HOST.")
+    return DatabricksSettings(normalize_url(str(raw_host), "the databricks-sdk host"),
+                              DatabricksSDKCredentials(config))
+
+
+def _workspace_client_settings(workspace_client: Any, others: Mapping[str, Any]
+                               ) -> DatabricksSettings:
+    given = sorted(name for name, value in others.items() if value)
+    if given:
+        raise ConfigurationError(
+            f"workspace_client= carries its own host and credentials, so {', '.join(given)} "
+            "would be ignored.",
+            hint="Pass either workspace_client= or host=/api_key=/client_id=/profile=, not both.")
+    config = getattr(workspace_client, "config", workspace_client)
+    if not callable(getattr(config, "authenticate", None)):
+        raise ConfigurationError(
+            f"workspace_client must be a databricks.sdk WorkspaceClient or its Config, got "
+            f"{type(workspace_client).__name__}.")
+    return _sdk_settings(config)
+
+
+def _from_sdk(without_sdk: str, failed: str, hint: str, **settings: Any
+              ) -> DatabricksSettings:
+    """Credentials from databricks-sdk, configured with ``settings`` and whatever it finds on its
+    own. The errors: ``without_sdk`` when it is not installed, ``failed`` (followed by the
+    SDK's reason) when it finds no credentials."""
+    config_class = _sdk_config_class()
+    if config_class is None:
+        raise ConfigurationError(without_sdk, hint=hint)
+    if not os.environ.get("DATABRICKS_RETRY_TIMEOUT_SECONDS"):
+        settings = {**settings, "retry_timeout_seconds": defaults.DATABRICKS_SDK_PROBE_TIMEOUT}
+    try:
+        config = config_class(**{k: v for k, v in settings.items() if v})
+    except Exception as exc:  # the SDK reports configuration problems as ValueError, mostly
+        raise ConfigurationError(f"{failed} {exc}") from None
+    return _sdk_settings(config)
+
+
 def resolve_databricks(
     *,
     host: str | None = None,
@@ -158,7 +258,28 @@ def resolve_databricks(
     profile: str | None = None,
     config_file: str | None = None,
     env: Mapping[str, str] | None = None,
+    workspace_client: Any = None,
+    target_uri: str | None = None,
 ) -> DatabricksSettings:
+    """Host and credentials, from the first place that names credentials.
+
+    ``workspace_client`` (a databricks-sdk ``WorkspaceClient`` or ``Config``) provides both on
+    its own. When nothing names credentials, databricks-sdk's default authentication is tried if
+    it is installed and ``env`` is the process environment (the SDK reads that environment, so
+    a test's ``env=`` mapping keeps it out).
+    """
+    if workspace_client is not None:
+        return _workspace_client_settings(workspace_client, {
+            "host": host, "api_key": api_key, "client_id": client_id,
+            "client_secret": client_secret, "profile": profile, "config_file": config_file,
+            "target_uri": target_uri})
+    if target_uri is not None:
+        named = profile_from_target_uri(target_uri)
+        if named and _text(profile) not in (None, named):
+            raise ConfigurationError(
+                f"target_uri names profile {named!r} but profile= is {profile!r}.")
+        profile = _text(profile) or named
+    use_sdk = env is None or env is os.environ
     env = os.environ if env is None else env
     layers: list[tuple[str, Mapping[str, str | SecretStr | None]]] = [
         ("arguments", {"host": host, "token": api_key, "client_id": client_id,
@@ -175,20 +296,62 @@ def resolve_databricks(
         return None
 
     has_credentials = any(first(k) for k in ("token", "client_id", "client_secret"))
+    section: dict[str, str] = {}
     if not (first("host") and has_credentials) or profile or env.get("DATABRICKS_CONFIG_PROFILE"):
         section = _profile(profile, config_file, env)
         layers.append(("profile", {k: section.get(k) for k in
                                    ("host", "token", "client_id", "client_secret")}))
+    named_profile = _text(profile) or _text(env.get("DATABRICKS_CONFIG_PROFILE"))
+    sdk_hint = (f"Or install the {SDK_EXTRA} extra (pip install '{SDK_EXTRA}') to use "
+                "databricks-sdk's authentication: notebooks and jobs, `databricks auth login`, "
+                "Azure CLI and managed identities, GCP.")
+    missing_credentials = (
+        "Databricks credentials are missing: set api_key= (DATABRICKS_TOKEN), or client_id= and "
+        "client_secret= (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET), or a profile in "
+        "~/.databrickscfg (DATABRICKS_CONFIG_PROFILE).")
+    # A host from the arguments or the environment; one from a profile the SDK reads itself
+    # (given a host, it would not read the profile).
+    own_host = next((layer["host"] for where, layer in layers
+                     if where != "profile" and layer.get("host")), None)
+    sdk_settings = {"host": _text(str(own_host)) if own_host else None,
+                    "profile": named_profile,
+                    "config_file": _text(config_file) or _text(env.get("DATABRICKS_CONFIG_FILE"))}
+    sdk_failed = "databricks-sdk's authentication found no credentials either:"
 
     raw_host = first("host")
     if not raw_host:
-        raise ConfigurationError(
-            "The Databricks workspace is missing: set host= or DATABRICKS_HOST "
-            "(e.g. https://adb-1234567890123456.7.azuredatabricks.net), or a profile in "
-            "~/.databrickscfg.")
+        message = ("The Databricks workspace is missing: set host= or DATABRICKS_HOST "
+                   "(e.g. https://adb-1234567890123456.7.azuredatabricks.net), or a profile in "
+                   "~/.databrickscfg.")
+        if use_sdk and not has_credentials and not any(section.get(k) for k in (
+                "token", "client_id", "client_secret")):
+            return _from_sdk(message, f"{message} {sdk_failed}", sdk_hint, **sdk_settings)
+        raise ConfigurationError(message)
     host_url = normalize_url(str(raw_host), "host / DATABRICKS_HOST")
 
     for where, layer in layers:
+        if where == "profile":
+            auth_type = _text(section.get("auth_type"))
+            sdk_only = (auth_type not in (None, *OWN_AUTH_TYPES)) or (
+                not any(layer.get(k) for k in ("token", "client_id", "client_secret"))
+                and any(section.get(k) for k in SDK_ONLY_KEYS))
+            if sdk_only:
+                name = named_profile or "DEFAULT"
+                what = f"auth_type {auth_type!r}" if auth_type else "credentials"
+                profile_host = section.get("host")
+                if own_host and profile_host and normalize_url(
+                        str(profile_host), "the profile's host") != host_url:
+                    raise ConfigurationError(
+                        f"The Databricks host is {host_url}, but the only credentials found are "
+                        f"those of the config profile for {profile_host}; they are not sent to "
+                        "another workspace.",
+                        hint="Unset DATABRICKS_HOST / host= to use the profile's own workspace.")
+                return _from_sdk(
+                    f"The Databricks config profile {name!r} uses {what} that only "
+                    "databricks-sdk understands, and it is not installed.",
+                    f"databricks-sdk could not authenticate with the config profile {name!r}:",
+                    f"Install the {SDK_EXTRA} extra: pip install '{SDK_EXTRA}'.",
+                    **{**sdk_settings, "profile": name})
         token = _secret(layer.get("token"))
         cid = _text(str(layer["client_id"])) if layer.get("client_id") else None
         csecret = _secret(layer.get("client_secret"))
@@ -216,7 +379,7 @@ def resolve_databricks(
             raise ConfigurationError(f"Databricks service principal is incomplete in the "
                                      f"{where}: {missing} is missing.")
         return DatabricksSettings(host_url, DatabricksM2M(host_url, cid, csecret))
-    raise ConfigurationError(
-        "Databricks credentials are missing: set api_key= (DATABRICKS_TOKEN), or client_id= and "
-        "client_secret= (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET), or a profile in "
-        "~/.databrickscfg (DATABRICKS_CONFIG_PROFILE).")
+    if use_sdk:
+        return _from_sdk(missing_credentials, f"{missing_credentials} {sdk_failed}", sdk_hint,
+                         **sdk_settings)
+    raise ConfigurationError(missing_credentials, hint=sdk_hint)

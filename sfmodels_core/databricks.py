@@ -83,6 +83,9 @@ class ChatCompletion(BaseModel):
     choices: list[ChatChoice]
     usage: Usage | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+    #: What an agent endpoint returned beside the answer (it echoes ``custom_inputs`` or adds
+    #: its own); None when the endpoint sent none.
+    custom_outputs: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -127,6 +130,8 @@ class ChatCompletionChunk(BaseModel):
     created: LenientInt = None
     choices: list[ChoiceDelta] = Field(default_factory=list)
     usage: Usage | None = None
+    #: An agent endpoint's ``custom_outputs``, on the chunk that carried them.
+    custom_outputs: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -268,7 +273,7 @@ def _text_content(content: Any) -> str | None:
     return str(content)
 
 
-def _reasoning_content(content: Any) -> str | None:
+def reasoning_text(content: Any) -> str | None:
     """The reasoning in a list of content parts: the summary texts of ``{"type": "reasoning",
     "summary": [{"type": "summary_text", "text": ...}]}`` parts (and Anthropic-style
     ``{"type": "thinking", "thinking": ...}`` parts), joined; ``None`` when there is none."""
@@ -294,6 +299,11 @@ def _reasoning_content(content: Any) -> str | None:
     return "".join(pieces) if found else None
 
 
+def _custom_outputs(body: dict[str, Any]) -> dict[str, Any] | None:
+    value = body.get("custom_outputs")
+    return value if isinstance(value, dict) else None
+
+
 def parse_chat(body: dict[str, Any]) -> ChatCompletion:
     choices = []
     for i, choice in enumerate(body.get("choices") or []):
@@ -304,9 +314,10 @@ def parse_chat(body: dict[str, Any]) -> ChatCompletion:
             message=AssistantMessage(role=wire.opt_str(msg.get("role")) or "assistant",
                                      content=_text_content(content),
                                      tool_calls=_tool_calls(msg.get("tool_calls")),
-                                     reasoning=_reasoning_content(content))))
+                                     reasoning=reasoning_text(content))))
     return ChatCompletion(id=body.get("id"), model=body.get("model"), created=body.get("created"),
-                          choices=choices, usage=wire.usage(body.get("usage")), raw=body)
+                          choices=choices, usage=wire.usage(body.get("usage")), raw=body,
+                          custom_outputs=_custom_outputs(body))
 
 
 def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
@@ -326,10 +337,11 @@ def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
                                    content=_text_content(delta.get("content")),
                                    tool_calls=tool_deltas,
                                    finish_reason=choice.get("finish_reason"),
-                                   reasoning=_reasoning_content(delta.get("content"))))
+                                   reasoning=reasoning_text(delta.get("content"))))
     return ChatCompletionChunk(id=body.get("id"), model=body.get("model"),
                                created=body.get("created"), choices=choices,
-                               usage=wire.usage(body.get("usage")))
+                               usage=wire.usage(body.get("usage")),
+                               custom_outputs=_custom_outputs(body))
 
 
 def parse_completion(body: dict[str, Any]) -> Completion:
@@ -488,13 +500,34 @@ def _usage_last(stream: StreamAccumulator, kind: Callable[..., T]) -> T | None:
     return kind(id=stream.id, model=stream.model, choices=[], usage=stream.usage)
 
 
+def _identity(body: dict[str, Any]) -> dict[str, Any]:
+    return body
+
+
+def _fed(state: Any, event: dict[str, Any]) -> list[ChatCompletionChunk]:
+    """The chunks a Responses stream event gives; an event that does not fit is a typed error."""
+    try:
+        chunks: list[ChatCompletionChunk] = state.feed(event)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ResponseValidationError(
+            f"Databricks sent a Responses stream event this client cannot use "
+            f"({type(exc).__name__}: {exc}): {str(event)[:200]!r}", provider=PROVIDER) from exc
+    return chunks
+
+
 # -- the client -----------------------------------------------------------------------------------
 class DatabricksClient(BaseClient):
     """Client for Databricks model serving endpoints: chat, completions and embeddings.
 
     Settings come from the arguments, then ``DATABRICKS_HOST``, ``DATABRICKS_TOKEN``,
     ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET``, then a profile of
-    ``~/.databrickscfg`` (``DATABRICKS_CONFIG_PROFILE``, ``DATABRICKS_CONFIG_FILE``).
+    ``~/.databrickscfg`` (``DATABRICKS_CONFIG_PROFILE``, ``DATABRICKS_CONFIG_FILE``;
+    ``target_uri="databricks://<profile>"`` names one too). With databricks-sdk installed
+    (the ``databricks-sdk`` extra), ``workspace_client=`` (a ``WorkspaceClient`` or its
+    ``Config``) provides host and credentials, a profile whose ``auth_type`` only the SDK knows
+    works, and when nothing above names credentials the SDK's default authentication is used
+    (notebooks and jobs, ``databricks auth login``, Azure CLI, managed identities, GCP). The SDK
+    only supplies credentials: requests go through this client's transport, retries and pools.
     Timeout, retries, pacing, pool size and batching as for ``SalesforceClient``.
 
     Streaming calls send ``stream_options: {"include_usage": true}`` so that external-model
@@ -515,6 +548,8 @@ class DatabricksClient(BaseClient):
         client_secret: Secret = None,
         profile: str | None = None,
         config_file: str | None = None,
+        workspace_client: Any = None,
+        target_uri: str | None = None,
         options: ClientOptions | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
@@ -523,7 +558,8 @@ class DatabricksClient(BaseClient):
     ) -> None:
         resolved = resolve_databricks(host=host, api_key=api_key if api_key is not None else token,
                                       client_id=client_id, client_secret=client_secret,
-                                      profile=profile, config_file=config_file, env=env)
+                                      profile=profile, config_file=config_file, env=env,
+                                      workspace_client=workspace_client, target_uri=target_uri)
         self.host = resolved.host
         super().__init__(
             resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
@@ -581,6 +617,48 @@ class DatabricksClient(BaseClient):
             yield part.model_copy(update={"usage": None}) if part.usage else part
         if (last := _usage_last(stream, ChatCompletionChunk)) is not None:
             yield last
+
+    # -- the Responses API: same messages, parameters and results as chat
+    def respond(self, endpoint: str, messages: Sequence[Any], **params: Any) -> ChatCompletion:
+        """Chat through the OpenAI Responses API (``/serving-endpoints/responses``), for endpoints
+        that serve it (GPT-5 family, Codex, Responses agents). Takes chat messages and chat
+        parameter names and returns a :class:`ChatCompletion`, as :meth:`chat` does; see
+        :mod:`sfmodels_core.responses` for how they map."""
+        from . import responses
+
+        return self._post(*responses.responses_request(endpoint, messages, params),
+                          responses.parse_response)
+
+    async def arespond(self, endpoint: str, messages: Sequence[Any],
+                       **params: Any) -> ChatCompletion:
+        from . import responses
+
+        return await self._apost(*responses.responses_request(endpoint, messages, params),
+                                 responses.parse_response)
+
+    def stream_respond(self, endpoint: str, messages: Sequence[Any],
+                       **params: Any) -> Iterator[ChatCompletionChunk]:
+        """:meth:`respond`, streamed: chunks as :meth:`stream_chat` gives them (usage once, on
+        a last chunk with no choices)."""
+        from . import responses
+
+        path, body = responses.responses_request(endpoint, messages, params, stream=True)
+        state = responses.ResponsesStream()
+        for event in self._events(path, body, _identity):
+            yield from _fed(state, event)
+        yield from state.finish()
+
+    async def astream_respond(self, endpoint: str, messages: Sequence[Any],
+                              **params: Any) -> AsyncIterator[ChatCompletionChunk]:
+        from . import responses
+
+        path, body = responses.responses_request(endpoint, messages, params, stream=True)
+        state = responses.ResponsesStream()
+        async for event in self._aevents(path, body, _identity):
+            for chunk in _fed(state, event):
+                yield chunk
+        for chunk in state.finish():
+            yield chunk
 
     # -- completions
     def complete(self, endpoint: str, prompt: str | list[str], **params: Any) -> Completion:

@@ -16,11 +16,16 @@ DATABRICKS_EMBEDDING_ENDPOINT = "databricks-gte-large-en"
 # -- transport ------------------------------------------------------------------------------------
 #: Seconds to wait for each HTTP request.
 TIMEOUT = 60.0
+#: Seconds to wait for a connection (and TLS handshake) to open: short, so that a wrong host or
+#: scheme fails fast rather than after every retry of the full timeout.
+CONNECT_TIMEOUT = 10.0
 #: Retries of one request after a retryable status or a connection error (so at most 4 sends).
 MAX_RETRIES = 3
 #: Backoff before retry n: up to INITIAL_BACKOFF * 2**(n-1), capped at MAX_BACKOFF, jittered.
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
+#: The least wait before a retry, whatever Retry-After says ("0" included).
+MIN_RETRY_DELAY = 0.05
 #: A Retry-After longer than this is not waited for: the call fails with the error instead.
 MAX_RETRY_AFTER = 60.0
 #: Connections per client (the async side splits them into shards of 10).
@@ -40,6 +45,13 @@ SALESFORCE_TOKEN_LIFETIME = 30 * 60.0
 DATABRICKS_TOKEN_LIFETIME = 3600.0
 #: Tokens are refreshed a tenth of their lifetime early, at most this many seconds early.
 TOKEN_REFRESH_MARGIN = 60.0
+#: How long headers from databricks-sdk are reused when their token shows no expiry (the SDK
+#: caches and refreshes on its own: asking it again is cheap, and lets it decide).
+DATABRICKS_SDK_HEADERS_TTL = 60.0
+#: Seconds databricks-sdk may spend on its best-effort probe of a workspace's discovery document
+#: while finding credentials (its own default, 300 s, would stall a client built for a host that
+#: cannot be reached); unless DATABRICKS_RETRY_TIMEOUT_SECONDS says otherwise.
+DATABRICKS_SDK_PROBE_TIMEOUT = 5
 
 # -- feedback -------------------------------------------------------------------------------------
 #: Runs whose Salesforce generation ids a feedback handler remembers.

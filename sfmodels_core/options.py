@@ -34,13 +34,15 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """Timeout, retries, pacing, pool size and bulk batching of one client.
+    """Timeouts, retries, pacing, pool size and bulk batching of one client.
 
     ``batch_size`` ``None`` means the provider's default (16 texts for Salesforce, 150 for
     Databricks).
     """
 
     timeout: float | None = defaults.TIMEOUT
+    #: Seconds to wait for a connection to open (None: as long as ``timeout``).
+    connect_timeout: float | None = defaults.CONNECT_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     requests_per_minute: float | None = None
     max_connections: int = defaults.MAX_CONNECTIONS
@@ -48,8 +50,9 @@ class ClientOptions:
     max_concurrency: int = defaults.EMBED_MAX_CONCURRENCY
 
     def __post_init__(self) -> None:
-        if self.timeout is not None:
-            _check_number("timeout", self.timeout)
+        for name in ("timeout", "connect_timeout"):
+            if getattr(self, name) is not None:
+                _check_number(name, getattr(self, name))
         if self.requests_per_minute is not None:
             _check_number("requests_per_minute", self.requests_per_minute)
         _check_int("max_connections", self.max_connections, minimum=1)

@@ -21,11 +21,13 @@ from typing import Any
 import httpx
 import pydantic_core
 
+from . import defaults
 from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     ErrorDetails,
+    InvalidInputError,
     RateLimitError,
     error_class_for_status,
     is_retryable_status,
@@ -92,10 +94,43 @@ def error_from_response(
     return cls(f"{provider} returned an error: {text}", **kwargs)
 
 
+#: What an SSL error says when the server answered a TLS handshake in plain HTTP.
+_PLAIN_HTTP_SIGNS = ("wrong version number", "wrong_version_number", "record layer failure",
+                     "http request")
+
+
+def _url_of(exc: Exception) -> str:
+    try:
+        request = exc.request  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return "the server"
+    url = request.url
+    return str(url.copy_with(path="/", query=None)) if isinstance(url, httpx.URL) else str(url)
+
+
+def is_plain_http_answer(exc: Exception) -> bool:
+    """A TLS handshake answered in plain HTTP: an https:// URL for an http:// server (a local
+    emulator given without a scheme). Retrying cannot help."""
+    return isinstance(exc, httpx.ConnectError) and any(
+        sign in str(exc).lower() for sign in _PLAIN_HTTP_SIGNS)
+
+
 def error_from_exception(exc: Exception, provider: str) -> APIConnectionError:
+    url = _url_of(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return APITimeoutError(
+            f"Could not connect to {provider} at {url} in time: {type(exc).__name__}",
+            provider=provider,
+            hint="Check the host and its scheme (a host given without one is taken as "
+                 "https://), or raise connect_timeout for a slow network.")
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{provider} did not answer in time: {type(exc).__name__}",
                                provider=provider)
+    if is_plain_http_answer(exc):
+        return APIConnectionError(
+            f"{provider} at {url} answered the TLS handshake in plain HTTP", provider=provider,
+            hint=f"The server speaks http, not https: use {url.replace('https://', 'http://')} "
+                 "(a host given without a scheme is taken as https://).")
     return APIConnectionError(
         f"Could not talk to {provider}: {type(exc).__name__}: {exc}", provider=provider
     )
@@ -122,8 +157,9 @@ class RetryState:
         if suggested is not None and suggested > self.policy.max_retry_after:
             return None
         self.retries += 1
-        return suggested if suggested is not None else backoff_delay(
-            self.retries, self.policy, self.rng)
+        if suggested is not None:  # "Retry-After: 0" must not spend every retry at once
+            return max(suggested, defaults.MIN_RETRY_DELAY)
+        return backoff_delay(self.retries, self.policy, self.rng)
 
     def delay_after_response(self, response: httpx.Response) -> float:
         error = error_from_response(response, self.provider, self.parse)
@@ -137,7 +173,7 @@ class RetryState:
 
     def delay_after_exception(self, exc: Exception) -> float:
         error = error_from_exception(exc, self.provider)
-        delay = self._next_delay(None)
+        delay = None if is_plain_http_answer(exc) else self._next_delay(None)
         if delay is None:
             raise error from exc
         logger.debug("%s: %s; retry %d in %.3fs", self.provider, type(exc).__name__,
@@ -173,7 +209,14 @@ def _parsed_url(url: str) -> httpx.URL:
 
 
 def dumps(body: Any) -> bytes:
-    return pydantic_core.to_json(body)
+    """The request body as JSON; text JSON cannot carry (a lone surrogate, as a bad decode of
+    bytes leaves) is bad input, refused before anything is sent."""
+    try:
+        return pydantic_core.to_json(body)
+    except pydantic_core.PydanticSerializationError as exc:
+        raise InvalidInputError(
+            f"The request holds text that cannot be sent as UTF-8 JSON ({exc}); a lone "
+            "surrogate usually comes from decoding bytes with errors='surrogateescape'.") from None
 
 
 def loads(content: bytes) -> Any:
@@ -214,7 +257,9 @@ class Transport:
         self.headers = dict(headers or {})
         self.auth = auth
         options = options or ClientOptions()
-        self.timeout = httpx.Timeout(options.timeout)
+        connect = options.connect_timeout if options.connect_timeout is not None else (
+            options.timeout)
+        self.timeout = httpx.Timeout(options.timeout, connect=connect)
         self.policy = options.retry
         self.limiter = (RateLimiter(options.requests_per_minute)
                         if options.requests_per_minute else None)

@@ -1,11 +1,26 @@
-"""Checks of user input that can be made before anything is sent."""
+"""Checks of user input that can be made before anything is sent, and the one-time warnings
+about input we had to adjust or cannot honour."""
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidInputError
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn with ``message`` the first time ``key`` is seen in this process."""
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    warnings.warn(message, category, stacklevel=3)
 
 
 def require_name(value: Any, what: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .common import json_response
 from .databricks import DatabricksApi
+from .responses import RESPONSES_ENDPOINTS, RESPONSES_PATH, ResponsesApi
 from .salesforce import API_PREFIX, SalesforceApi
 from .server import Abort, Hang, HttpServer, Reply, Request, Response, Truncate
 from .state import Config, SettingsError, State
@@ -49,7 +50,8 @@ class EmulatorApp:
         self.url = ""
         self.salesforce = SalesforceApi(self.state, lambda: self.url)
         self.databricks = DatabricksApi(self.state)
-        sf, db = self.salesforce, self.databricks
+        self.responses = ResponsesApi(self.databricks, lambda: self.url)
+        sf, db, rs = self.salesforce, self.databricks, self.responses
         self._static: dict[str, Route] = {
             "/services/oauth2/token": Route("salesforce.token", "token", "salesforce", sf.token),
             LOGIN_PREFIX + "/services/oauth2/token": Route(
@@ -60,8 +62,9 @@ class EmulatorApp:
             ),
             "/oidc/v1/token": Route("databricks.token", "token", "databricks", db.token),
             "/serving-endpoints/chat/completions": Route(
-                "databricks.chat", "api", "databricks", lambda r: db.openai(r, "chat")
+                "databricks.chat", "api", "databricks", rs.chat_completions
             ),
+            RESPONSES_PATH: Route("databricks.responses", "api", "databricks", rs.responses),
             "/serving-endpoints/completions": Route(
                 "databricks.completions",
                 "api",
@@ -121,6 +124,9 @@ class EmulatorApp:
             if endpoint and "/" not in endpoint:
                 endpoint = urllib.parse.unquote(endpoint)
                 db = self.databricks
+                if endpoint in RESPONSES_ENDPOINTS:
+                    return Route("databricks.invocations", "api", "databricks",
+                                 lambda r: self.responses.invocations(r, endpoint))
                 return Route(
                     "databricks.invocations",
                     "api",
@@ -144,6 +150,9 @@ class EmulatorApp:
     async def handle(self, request: Request) -> Reply:
         if request.path.startswith(CONTROL_PREFIX):
             return self._handle_control(request)
+        discovery = self.responses.discovery(request)
+        if discovery is not None:
+            return discovery
         route = self.match(request.path)
         if route is None:
             return self._miss(request)

@@ -62,6 +62,7 @@ ROUTE_NAMES = (
     "databricks.chat",
     "databricks.completions",
     "databricks.embeddings",
+    "databricks.responses",
 )
 
 # Obviously fake credentials, fixed so that recordings made against the emulator are stable.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -90,13 +91,29 @@ def _configured(resolve: Callable[[], Any]) -> bool:
     return True
 
 
+def _configured_where(provider: str) -> str:
+    """Where the settings in the environment point: the real service, or an emulator started
+    elsewhere (``sfmodels emulator`` prints the variables; its credentials give it away)."""
+    from sfmodels_emulator import state
+
+    if provider == "salesforce":
+        host = os.environ.get("SALESFORCE_DOMAIN") or os.environ.get("SALESFORCE_API_BASE")
+        emulated = os.environ.get("SALESFORCE_CLIENT_ID") == state.DEFAULT_SALESFORCE_CLIENT_ID
+    else:
+        host = os.environ.get("DATABRICKS_HOST")
+        emulated = os.environ.get("DATABRICKS_TOKEN") == state.DEFAULT_DATABRICKS_TOKEN or (
+            os.environ.get("DATABRICKS_CLIENT_ID") == state.DEFAULT_DATABRICKS_CLIENT_ID)
+    if emulated:
+        return f"the emulator at {host}"
+    return f"the real service ({provider.upper()}_* settings)"
+
+
 @contextlib.contextmanager
 def setup(force_emulator: bool) -> Iterator[Setup]:
     real_sf = not force_emulator and _configured(resolve_salesforce)
     real_dbx = not force_emulator and _configured(resolve_databricks)
     if real_sf and real_dbx:
-        yield Setup({}, {}, "the real service (SALESFORCE_* settings)",
-                    "the real service (DATABRICKS_* settings)")
+        yield Setup({}, {}, _configured_where("salesforce"), _configured_where("databricks"))
         return
     from sfmodels_emulator import Emulator
 
@@ -108,8 +125,8 @@ def setup(force_emulator: bool) -> Iterator[Setup]:
                 "client_secret": emu.salesforce_client_secret},
             databricks={} if real_dbx else {
                 "host": emu.databricks_host, "api_key": emu.databricks_token},
-            salesforce_where="the real service" if real_sf else where,
-            databricks_where="the real service" if real_dbx else where,
+            salesforce_where=_configured_where("salesforce") if real_sf else where,
+            databricks_where=_configured_where("databricks") if real_dbx else where,
             emulator=emu)
 
 

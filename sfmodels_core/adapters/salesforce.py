@@ -19,13 +19,12 @@ Each framework then only converts a :class:`SalesforceAnswer` into its own messa
 from __future__ import annotations
 
 import json
-import threading
-import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
+from ..validation import warn_once
 
 if TYPE_CHECKING:
     from ..salesforce import ChatResult, ContentQuality
@@ -33,18 +32,6 @@ if TYPE_CHECKING:
     from ..types import Usage
 
 UNSUPPORTED_PARAMS = ("temperature", "max_tokens", "top_p", "n")
-
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
-
-
-def warn_once(key: str, message: str, category: type[Warning] = UserWarning) -> None:
-    with _warned_lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    warnings.warn(message, category, stacklevel=3)
-
 
 def warn_unsupported(**params: object) -> None:
     """The Models API has no generation parameters: say so once per setting, never silently."""

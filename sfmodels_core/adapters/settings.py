@@ -286,9 +286,17 @@ class DatabricksSettings(ClientSettings):
     config_file: str | None = Field(
         default=None, description="Config file (DATABRICKS_CONFIG_FILE, default "
                                   "~/.databrickscfg).")
+    workspace_client: Any = Field(
+        default=None, exclude=True, repr=False,
+        description="A databricks-sdk WorkspaceClient (or its Config) whose credentials to use "
+                    "(the databricks-sdk extra), instead of host and credentials.")
+    target_uri: str | None = Field(
+        default=None, description="'databricks' or 'databricks://<profile>' (names a profile, "
+                                  "as databricks-langchain does).")
 
     _CLIENT_FIELDS = ClientSettings._CLIENT_FIELDS | {
-        "host", "api_key", "client_id", "client_secret", "config_profile", "config_file"}
+        "host", "api_key", "client_id", "client_secret", "config_profile", "config_file",
+        "workspace_client", "target_uri"}
     _EXTRA_NAMES: ClassVar[Mapping[str, str]] = {"profile": "config_profile"}
 
     @model_validator(mode="before")
@@ -311,7 +319,8 @@ class DatabricksSettings(ClientSettings):
     def _credentials(self) -> dict[str, Any]:
         return {"host": self.host, "api_key": self.api_key, "client_id": self.client_id,
                 "client_secret": self.client_secret, "profile": self.config_profile,
-                "config_file": self.config_file}
+                "config_file": self.config_file, "workspace_client": self.workspace_client,
+                "target_uri": self.target_uri}
 
     @property
     def client(self) -> DatabricksClient:

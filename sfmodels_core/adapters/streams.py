@@ -84,6 +84,8 @@ class StreamAccumulator:
         self.model: str | None = None
         self.created: int | None = None
         self.usage: Usage | None = None
+        #: What an agent endpoint sent beside the answer (the last piece that carried some).
+        self.custom_outputs: dict[str, Any] | None = None
         self._choices: dict[int, _Choice] = {}
 
     def add(self, piece: ChatCompletionChunk | Completion) -> StreamDelta:
@@ -92,6 +94,7 @@ class StreamAccumulator:
         self.created = piece.created or self.created
         if piece.usage is not None:
             self.usage = piece.usage
+        self.custom_outputs = getattr(piece, "custom_outputs", None) or self.custom_outputs
         delta = StreamDelta()
         for choice in piece.choices:
             state = self._choices.setdefault(choice.index, _Choice())
@@ -142,7 +145,8 @@ class StreamAccumulator:
                                                        tool_calls=_tool_calls(state)))
                    for index, state in sorted(self._choices.items())]
         return ChatCompletion(id=self.id, model=self.model, created=self.created,
-                              choices=choices, usage=self.usage)
+                              choices=choices, usage=self.usage,
+                              custom_outputs=self.custom_outputs)
 
 
 def _tool_calls(state: _Choice) -> list[ToolCall]:

@@ -49,3 +49,18 @@ def test_demo_exit_code_says_when_a_step_failed(capsys: pytest.CaptureFixture[st
     assert main(["demo", "--salesforce-model", "sfdc_ai__NoSuchModel"]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "2 of 4 sections failed" in out
+
+
+def test_demo_says_emulator_for_an_emulator_started_elsewhere(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        no_credentials: None) -> None:
+    from sfmodels_emulator import Emulator
+
+    with Emulator() as emu:
+        for name, value in emu.env().items():  # what `sfmodels emulator` tells users to export
+            monkeypatch.setenv(name, value)
+        url = emu.url
+        assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"the emulator at {url}") == 2
+    assert "real service" not in out and "built-in" not in out

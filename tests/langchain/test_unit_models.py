@@ -19,7 +19,7 @@ from langchain_sfmodels import (
     SalesforceEmbeddings,
     SalesforceLLM,
 )
-from sfmodels_core.adapters import salesforce as adapters
+from sfmodels_core import validation as adapters
 from sfmodels_core.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 from .fakes import (

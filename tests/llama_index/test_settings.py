@@ -28,7 +28,7 @@ from llama_index_sfmodels import (
     SalesforceFeedbackHandler,
     SalesforceLLM,
 )
-from sfmodels_core.adapters import salesforce as adapters
+from sfmodels_core import validation as adapters
 from sfmodels_core.adapters.settings import SalesforceSettings as SalesforceConnection
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import ConfigurationError, InvalidInputError, SFModelsError

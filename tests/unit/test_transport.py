@@ -144,11 +144,15 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
         assert len(set(delays)) > 1
 
 
-def test_requests_per_minute_paces_calls(sleeps: list[float]) -> None:
+def test_requests_per_minute_paces_calls(sleeps: list[float],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sfmodels_core.transport as transport
+
+    monkeypatch.setattr(transport.time, "monotonic", lambda: 100.0)  # a clock that stands still
     client = client_for(scripted(), requests_per_minute=600)  # one every 0.1 s
     for _ in range(4):
         client.chat("ep", MSGS)
-    # Sleeps are faked, so each call books the slot after the previous one's.
+    # Sleeps are faked and the clock stands still, so each call books the slot after the last.
     assert sleeps == pytest.approx([0.1, 0.2, 0.3], abs=0.01)
 
 
