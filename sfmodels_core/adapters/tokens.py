@@ -31,7 +31,8 @@ def _encoder(model: str) -> Callable[[str], list[int]] | None:
     try:
         import tiktoken
 
-        return tiktoken.get_encoding(encoding).encode  # type: ignore[no-any-return]
+        encode: Callable[[str], list[int]] = tiktoken.get_encoding(encoding).encode
+        return encode
     except Exception:  # not installed, or its encoding files cannot be had: estimate
         return None
 
