@@ -36,6 +36,8 @@ from sfmodels_core.adapters.salesforce import (
     SalesforceChat,
     apply_stop,
     choose_protocol,
+    reply_protocol,
+    response_format_schema,
     warn_unsupported,
 )
 from sfmodels_core.adapters.settings import SalesforceSettings, refuse_unknown_options
@@ -55,7 +57,8 @@ CALL_OPTIONS = ("model", "localization", "salesforce_tags", "temperature", "max_
                 "n", "stream")
 #: Call options that select the prompted protocol (set by ``bind_tools`` /
 #: ``with_structured_output``); only chat calls take them.
-PROTOCOL_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+PROTOCOL_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "response_format",
+                    "output_validator")
 
 SALESFORCE_ACCEPTS = (
     "The Salesforce Models API accepts system, human, AI and tool messages whose content is text "
@@ -222,10 +225,17 @@ def call_settings(owner: Any, stop: list[str] | None, kwargs: Mapping[str, Any],
 
 
 def protocol_of(options: Mapping[str, Any]) -> Any:
-    """The protocol a chat call's options ask for (None: plain chat)."""
+    """The protocol a chat call's options ask for (None: plain chat). With an
+    ``output_validator`` (the user's type, set by ``with_structured_output``), the reply is
+    checked by it rather than by the JSON Schema."""
+    validate = options.get("output_validator")
+    reply = None
+    if validate is not None and options.get("response_format") is not None:
+        reply = reply_protocol(response_format_schema(options["response_format"]), validate)
     return choose_protocol(tools=options.get("tools"), tool_choice=options.get("tool_choice"),
                            parallel=options.get("parallel_tool_calls") is not False,
-                           response_format=options.get("response_format"))
+                           response_format=None if reply else options.get("response_format"),
+                           reply=reply)
 
 
 def chat_call(owner: Any, messages: Sequence[BaseMessage], stop: list[str] | None,

@@ -17,6 +17,7 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.utils.pydantic import is_basemodel_subclass
+from typing_extensions import is_typeddict
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -38,18 +39,32 @@ def json_schema_of(schema: Any, strict: bool | None) -> dict[str, Any]:
 
 
 def _validated(schema: Any, value: Any, text: str) -> Any:
-    """``value`` as an instance of a Pydantic class (v1 or v2); other schemas give the dict."""
-    if not (isinstance(schema, type) and is_basemodel_subclass(schema)):
+    """``value`` as the user's type reads it: a Pydantic instance (v1 or v2), a TypedDict's
+    validated dict; a JSON Schema gives the dict as it is."""
+    validate = _checked_by(schema).get("output_validator")
+    if validate is None:
         return value
     try:
-        model: Any = schema
-        if hasattr(model, "model_validate"):
-            return model.model_validate(value)
-        return model.parse_obj(value)  # a pydantic.v1 class
+        return validate(value)
     except Exception as exc:  # pydantic v1 and v2 raise different ValidationError classes
         raise OutputParserException(
-            f"The model's JSON does not validate as {schema.__name__}: {exc}",
-            llm_output=text) from exc
+            f"The model's JSON does not validate as {getattr(schema, '__name__', schema)}: "
+            f"{exc}", llm_output=text) from exc
+
+
+def _checked_by(schema: Any) -> dict[str, Any]:
+    """The call option that has the reply checked by the user's own type (a Pydantic class or a
+    TypedDict) in the protocol's repair round: what the type accepts is accepted, what it
+    refuses goes back to the model once, as in LlamaIndex."""
+    if isinstance(schema, type) and is_basemodel_subclass(schema):
+        model: Any = schema
+        validate = getattr(model, "model_validate", None) or model.parse_obj
+        return {"output_validator": validate}
+    if is_typeddict(schema):
+        from pydantic import TypeAdapter
+
+        return {"output_validator": TypeAdapter(schema).validate_python}
+    return {}
 
 
 def _problems(message: AIMessage) -> list[str]:
@@ -116,10 +131,11 @@ def structured_output_runnable(
         spec = json_schema_of(schema, strict)
         bound = llm.bind(response_format={"type": "json_schema", "json_schema": {
             "name": spec.get("title") or "output", "schema": spec}},
-            ls_structured_output_format=trace)
+            ls_structured_output_format=trace, **_checked_by(schema))
         parse = json_parser(schema)
     else:
-        options: dict[str, Any] = {"response_format": {"type": "json_object"}}
+        options: dict[str, Any] = {"response_format": {"type": "json_object"},
+                                   **_checked_by(schema)}
         if schema is not None:
             options["ls_structured_output_format"] = {"kwargs": {"method": method},
                                                       "schema": schema}

@@ -406,8 +406,9 @@ async def test_structured_output_methods(emulator: Emulator, method: str) -> Non
     streamed = list(structured.stream(QUESTION))
     assert len(streamed) == 1 and isinstance(streamed[0], schema)
     assert isinstance([c async for c in structured.astream(QUESTION)][-1], schema)
-    as_dict = llm.with_structured_output(PersonDict, method=method)  # type: ignore[arg-type]
-    assert set(as_dict.invoke(QUESTION)) >= {"name", "age"}
+    if method != "json_mode":  # json_mode states no schema: a TypedDict's checks could fail
+        as_dict = llm.with_structured_output(PersonDict, method=method)  # type: ignore[arg-type]
+        assert set(as_dict.invoke(QUESTION)) >= {"name", "age"}
     header = TOOLS_HEADER if method == "function_calling" else JSON_HEADER
     assert all(header in body["messages"][0]["content"] for body in recorder.bodies)
 
@@ -460,7 +461,8 @@ def test_json_schema_is_repaired_once_then_validated() -> None:
     system, question, _bad, repair = service.bodies()[1]["messages"]
     assert system["content"].startswith(JSON_HEADER) and '"age"' in system["content"]
     assert question == {"role": "user", "content": QUESTION}
-    assert "$.age: expected integer, got string" in repair["content"]
+    # checked by the user's type (pydantic), so its own words go back to the model
+    assert "$.age: Input should be a valid integer" in repair["content"]
 
 
 @pytest.mark.parametrize("method", ["json_schema", "function_calling"])
@@ -469,7 +471,8 @@ async def test_structured_output_bad_twice_raises_or_reports(method: str) -> Non
            if method == "function_calling" else '{"name": "Alice"}')
     service, llm = _scripted(bad, bad, bad, bad)
     structured = llm.with_structured_output(Person, method=method)  # type: ignore[arg-type]
-    with pytest.raises(OutputParserException, match="missing required property 'age'"):
+    with pytest.raises(OutputParserException,
+                       match=r"missing required property 'age'|\$\.age: Field required"):
         structured.invoke(QUESTION)
     out = await llm.with_structured_output(
         Person, method=method, include_raw=True).ainvoke(QUESTION)  # type: ignore[arg-type]
@@ -478,7 +481,7 @@ async def test_structured_output_bad_twice_raises_or_reports(method: str) -> Non
     assert len(service.requests) == 4
 
 
-def test_a_pydantic_validator_the_schema_cannot_express_is_a_parsing_error() -> None:
+def test_a_pydantic_validator_the_schema_cannot_express_is_repaired_then_an_error() -> None:
     class Adult(BaseModel):
         name: str
         age: int
@@ -490,10 +493,12 @@ def test_a_pydantic_validator_the_schema_cannot_express_is_a_parsing_error() -> 
                 raise ValueError("must be an adult")
             return value
 
-    _service, llm = _scripted('{"name": "Tom", "age": 9}')
+    service, llm = _scripted('{"name": "Tom", "age": 9}', '{"name": "Tom", "age": 9}')
     out = llm.with_structured_output(Adult, include_raw=True).invoke("Tom is 9.")
     assert out["parsed"] is None  # type: ignore[index]
     assert "must be an adult" in str(out["parsing_error"])  # type: ignore[index]
+    assert len(service.requests) == 2  # the validator's objection went back once
+    assert "must be an adult" in service.bodies()[1]["messages"][-1]["content"]
 
 
 # -- feedback under tools -------------------------------------------------------------------------
