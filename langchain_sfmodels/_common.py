@@ -5,18 +5,57 @@ Shared by the sync and async paths of every class: the classes only add I/O arou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from langchain_core.language_models import LangSmithParams
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel
+
+from sfmodels_core.adapters.tokens import count_message_tokens, count_tokens
 
 if TYPE_CHECKING:
     from langchain_core.messages.ai import UsageMetadata
+    from langchain_core.runnables import Runnable
 
     from sfmodels_core.types import Usage
 
 SALESFORCE = "salesforce"
 DATABRICKS = "databricks"
+
+
+class ModelBasics(BaseModel):
+    """What every model class of this package has besides its provider's settings: not
+    serializable by LangChain (secrets and clients), token counts, and batch outputs."""
+
+    #: What LangSmith traces call this kind of model ("llm" for the text-completion classes).
+    _LS_MODEL_TYPE: ClassVar[Literal["chat", "llm"]] = "chat"
+
+    model: str
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return False
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in ``text``: exact for OpenAI models when tiktoken is installed, otherwise
+        an estimate that errs high (no tokenizer download; see
+        ``sfmodels_core.adapters.tokens``)."""
+        return count_tokens(text, self.model)
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
+                                     tools: Sequence[Any] | None = None) -> int:
+        """Tokens of a history, as ``trim_messages(token_counter=model)`` asks; tool calls and
+        bound tools count as their JSON."""
+        texts = [message.text + "".join(json.dumps(call) for call in getattr(
+            message, "tool_calls", ())) for message in messages]
+        texts.extend(json.dumps(tool, default=str) for tool in tools or ())
+        return count_message_tokens(texts, self.model)
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        return combine_llm_outputs(llm_outputs)
 
 
 def langsmith_params(provider: str, model_type: Literal["chat", "llm"], model: str,
@@ -97,3 +136,14 @@ def tool_options(tools: Sequence[Any], tool_choice: Any, strict: bool | None,
         names = [tool["function"]["name"] for tool in formatted]
         kwargs = {**kwargs, "tool_choice": wire_tool_choice(tool_choice, names)}
     return {**kwargs, "tools": formatted}
+
+
+def with_raw(bound: Runnable[Any, Any], parser: Runnable[Any, Any]) -> Runnable[Any, Any]:
+    """``with_structured_output(include_raw=True)``: ``{"raw", "parsed", "parsing_error"}``."""
+    from langchain_core.runnables import RunnableMap, RunnablePassthrough
+
+    parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser,
+                                        parsing_error=lambda _: None)
+    failed = RunnablePassthrough.assign(parsed=lambda _: None)
+    return RunnableMap(raw=bound) | parsed.with_fallbacks([failed],
+                                                          exception_key="parsing_error")

@@ -7,9 +7,8 @@ Streams are folded by the core's :class:`~sfmodels_core.adapters.streams.StreamA
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -25,10 +24,16 @@ from pydantic import Field, field_validator
 
 from sfmodels_core.adapters.settings import DatabricksSettings
 from sfmodels_core.adapters.streams import StreamAccumulator
-from sfmodels_core.adapters.tokens import count_message_tokens, count_tokens
 from sfmodels_core.errors import InvalidInputError
 
-from ._common import DATABRICKS, langsmith_params, llm_output, usage_dict, usage_metadata
+from ._common import (
+    DATABRICKS,
+    ModelBasics,
+    langsmith_params,
+    llm_output,
+    usage_dict,
+    usage_metadata,
+)
 
 if TYPE_CHECKING:
     from sfmodels_core.databricks import ChatCompletion, ChatCompletionChunk, Completion, ToolCall
@@ -50,7 +55,7 @@ def check_extra_params(value: dict[str, Any] | None) -> dict[str, Any]:
     return value
 
 
-class DatabricksFields(DatabricksSettings):
+class DatabricksFields(ModelBasics, DatabricksSettings):
     """The settings ``ChatDatabricks`` and ``DatabricksLLM`` share (databricks-langchain's
     names)."""
 
@@ -78,28 +83,6 @@ class DatabricksFields(DatabricksSettings):
     def endpoint(self) -> str:
         """The serving endpoint (same as ``model``)."""
         return self.model
-
-    #: What LangSmith traces call this kind of model ("llm" for the text-completion classes).
-    _LS_MODEL_TYPE: ClassVar[Literal["chat", "llm"]] = "chat"
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return False
-
-    def get_num_tokens(self, text: str) -> int:
-        """Tokens in ``text``: exact for OpenAI models when tiktoken is installed, otherwise
-        an estimate that errs high (no tokenizer download; see
-        ``sfmodels_core.adapters.tokens``)."""
-        return count_tokens(text, self.model)
-
-    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
-                                     tools: Sequence[Any] | None = None) -> int:
-        """Tokens of a history, as ``trim_messages(token_counter=model)`` asks; tool calls and
-        bound tools count as their JSON."""
-        texts = [message.text + "".join(json.dumps(call) for call in getattr(
-            message, "tool_calls", ())) for message in messages]
-        texts.extend(json.dumps(tool, default=str) for tool in tools or ())
-        return count_message_tokens(texts, self.model)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

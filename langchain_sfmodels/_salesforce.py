@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import (
@@ -41,11 +41,10 @@ from sfmodels_core.adapters.salesforce import (
     warn_unsupported,
 )
 from sfmodels_core.adapters.settings import SalesforceSettings, refuse_unknown_options
-from sfmodels_core.adapters.tokens import count_message_tokens, count_tokens
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
 
-from ._common import SALESFORCE, langsmith_params, llm_output, usage_metadata
+from ._common import SALESFORCE, ModelBasics, langsmith_params, llm_output, usage_metadata
 
 if TYPE_CHECKING:
     from sfmodels_core.salesforce import GenerationResult
@@ -70,7 +69,7 @@ _ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "ass
           "ai": "assistant"}
 
 
-class SalesforceFields(SalesforceSettings):
+class SalesforceFields(ModelBasics, SalesforceSettings):
     """The settings ``ChatSalesforce`` and ``SalesforceLLM`` share."""
 
     model: str = SALESFORCE_CHAT_MODEL
@@ -85,28 +84,6 @@ class SalesforceFields(SalesforceSettings):
     """The API's ``localization`` object, e.g. ``{"defaultLocale": "en_US"}``."""
     salesforce_tags: dict[str, Any] | None = None
     """The API's free-form ``tags`` object (LangChain's own ``tags`` are run tags)."""
-
-    #: What LangSmith traces call this kind of model ("llm" for the text-completion classes).
-    _LS_MODEL_TYPE: ClassVar[Literal["chat", "llm"]] = "chat"
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return False
-
-    def get_num_tokens(self, text: str) -> int:
-        """Tokens in ``text``: exact for OpenAI models when tiktoken is installed, otherwise
-        an estimate that errs high (no tokenizer download; see
-        ``sfmodels_core.adapters.tokens``)."""
-        return count_tokens(text, self.model)
-
-    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
-                                     tools: Sequence[Any] | None = None) -> int:
-        """Tokens of a history, as ``trim_messages(token_counter=model)`` asks; tool calls and
-        bound tools count as their JSON."""
-        texts = [message.text + "".join(json.dumps(call) for call in getattr(
-            message, "tool_calls", ())) for message in messages]
-        texts.extend(json.dumps(tool, default=str) for tool in tools or ())
-        return count_message_tokens(texts, self.model)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

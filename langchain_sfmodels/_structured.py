@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.exceptions import OutputParserException
@@ -18,6 +17,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from typing_extensions import is_typeddict
+
+from ._common import with_raw
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -142,12 +143,4 @@ def structured_output_runnable(
         bound = llm.bind(**options)
         parse = json_parser(schema)
     parser = RunnableLambda(parse, name="SalesforceStructuredOutputParser")
-    if not include_raw:
-        return bound | parser
-    from langchain_core.runnables import RunnableMap, RunnablePassthrough
-
-    parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser,
-                                        parsing_error=lambda _: None)
-    failed = RunnablePassthrough.assign(parsed=lambda _: None)
-    return RunnableMap(raw=bound) | parsed.with_fallbacks([failed],
-                                                          exception_key="parsing_error")
+    return with_raw(bound, parser) if include_raw else bound | parser

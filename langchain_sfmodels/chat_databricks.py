@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -19,7 +18,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ._common import combine_llm_outputs, tool_options
+from ._common import tool_options, with_raw
 from ._databricks import (
     DatabricksFields,
     DatabricksStream,
@@ -96,9 +95,6 @@ class ChatDatabricks(DatabricksFields, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "chat-databricks"
-
-    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
-        return combine_llm_outputs(llm_outputs)
 
     # -- calls: sync and async differ only in the client method they await
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -227,12 +223,4 @@ class ChatDatabricks(DatabricksFields, BaseChatModel):
         else:
             raise ValueError(f"method must be 'function_calling', 'json_schema' or 'json_mode', "
                              f"got {method!r}")
-        if not include_raw:
-            return llm | parser
-        from langchain_core.runnables import RunnableMap, RunnablePassthrough
-
-        parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser,
-                                            parsing_error=lambda _: None)
-        failed = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed],
-                                                            exception_key="parsing_error")
+        return with_raw(llm, parser) if include_raw else llm | parser

@@ -12,7 +12,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict
 
-from ._common import combine_llm_outputs, tool_options
+from ._common import tool_options
 from ._salesforce import SalesforceFields, chat_call, chat_chunk, chat_result, protocol_of
 
 if TYPE_CHECKING:
@@ -87,9 +87,6 @@ class ChatSalesforce(SalesforceFields, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "salesforce-chat"
-
-    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
-        return combine_llm_outputs(llm_outputs)
 
     # -- calls: the sync and async paths differ only in the client method they await
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,

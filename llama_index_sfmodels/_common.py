@@ -22,9 +22,11 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
-from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.errors import InvalidInputError, ModelReplyError
 
 if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
     from sfmodels_core.types import Usage
 
 #: Blocks that carry no input for the model: reasoning echoed back and prompt-cache hints.
@@ -121,6 +123,50 @@ def assistant_message(text: str, calls: Sequence[tuple[str | None, str, Any]],
                                 tool_kwargs=parsed_arguments(arguments))
                   for call_id, name, arguments in calls)
     return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
+
+
+class ToolCalling:
+    """The ``FunctionCallingLLM`` steps both LLM classes share; each says in
+    ``_tool_options`` how its provider takes tools (natively, or through the prompted
+    protocol)."""
+
+    def _tool_options(self, tools: list[Any], tool_choice: Any, tool_required: bool,
+                      parallel: bool) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        prepared: dict[str, Any] = {"messages": conversation(user_msg, chat_history), **kwargs}
+        if tools:
+            prepared.update(self._tool_options(list(tools), tool_choice, tool_required,
+                                               allow_parallel_tool_calls))
+        return prepared
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The tool calls of a response. Raises ``ValueError`` when none was made and
+        ``error_on_no_tool_call``, and :class:`ModelReplyError` (a ``ValueError``) when a
+        Salesforce model's reply was still unusable after its repair round."""
+        problems = response.additional_kwargs.get("protocol_errors")
+        if problems:
+            raise ModelReplyError(
+                "The model's reply could not be used as tool calls, even after one repair "
+                "round: " + "; ".join(problems), problems=problems, provider="Salesforce",
+                body=response.raw)
+        return tool_selections(response, error_on_no_tool_call)
 
 
 def tool_selections(response: ChatResponse, error_on_no_tool_call: bool = True) -> list[

@@ -19,7 +19,6 @@ from llama_index.core.base.llms.types import (
     TextBlock,
     ToolCallBlock,
 )
-from llama_index.core.llms.llm import ToolSelection
 from pydantic import BaseModel
 
 from sfmodels_core.adapters.salesforce import SalesforceAnswer, apply_stop
@@ -34,7 +33,6 @@ from ._common import (
     parsed_arguments,
     require_messages,
     role_of,
-    tool_selections,
     usage_kwargs,
 )
 
@@ -155,19 +153,6 @@ def completion_response(result: GenerationResult, stop: Sequence[str] | None = N
 
 
 # -- reading responses ----------------------------------------------------------------------------
-def protocol_tool_selections(response: ChatResponse,
-                             error_on_no_tool_call: bool = True) -> list[ToolSelection]:
-    """The tool calls of a response; a reply still unusable after its repair round raises
-    :class:`ModelReplyError` (whatever ``error_on_no_tool_call`` says: it was neither a call nor
-    an answer the caller allowed), and a plain answer raises when calls were expected."""
-    problems = response.additional_kwargs.get("protocol_errors")
-    if problems:
-        raise ModelReplyError(
-            "The model's reply could not be used as tool calls, even after one repair round: "
-            + "; ".join(problems), problems=problems, provider="Salesforce", body=response.raw)
-    return tool_selections(response, error_on_no_tool_call)
-
-
 def structured_output(output_cls: type[M], response: ChatResponse) -> M:
     """The validated object of a JSON-protocol response, or :class:`ModelReplyError`."""
     problems = response.additional_kwargs.get("protocol_errors")

@@ -28,20 +28,19 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
-from llama_index.core.llms.llm import ToolSelection
 from pydantic import AliasChoices, Field
 
 from sfmodels_core.adapters.settings import DatabricksSettings
 from sfmodels_core.adapters.tools import wire_tool_choice
 
-from ._common import conversation, require_prompt, tool_names, tool_selections, tool_specs
+from ._common import ToolCalling, require_prompt, tool_names, tool_specs
 from ._databricks import ChatStream, chat_response, first_tool_call_only, to_databricks_messages
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 
-class DatabricksLLM(DatabricksSettings, FunctionCallingLLM):
+class DatabricksLLM(DatabricksSettings, ToolCalling, FunctionCallingLLM):
     """A Databricks serving endpoint (Foundation Model APIs, external or custom models).
 
     Credentials come from the arguments, then ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` (or
@@ -176,24 +175,11 @@ class DatabricksLLM(DatabricksSettings, FunctionCallingLLM):
             require_prompt(prompt), **kwargs)
 
     # -- function calling
-    def _prepare_chat_with_tools(
-        self,
-        tools: Sequence[BaseTool],
-        user_msg: str | ChatMessage | None = None,
-        chat_history: list[ChatMessage] | None = None,
-        verbose: bool = False,
-        allow_parallel_tool_calls: bool = False,
-        tool_required: bool = False,
-        tool_choice: str | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        prepared: dict[str, Any] = {"messages": conversation(user_msg, chat_history), **kwargs}
-        if tools:
-            specs = tool_specs(tools)
-            prepared["tools"] = specs
-            prepared["tool_choice"] = wire_tool_choice(tool_choice, tool_names(specs),
-                                                       required=tool_required)
-        return prepared
+    def _tool_options(self, tools: list[Any], tool_choice: Any, tool_required: bool,
+                      parallel: bool) -> dict[str, Any]:
+        specs = tool_specs(tools)
+        return {"tools": specs, "tool_choice": wire_tool_choice(tool_choice, tool_names(specs),
+                                                                required=tool_required)}
 
     def _validate_chat_with_tools_response(
         self,
@@ -203,11 +189,3 @@ class DatabricksLLM(DatabricksSettings, FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponse:
         return response if allow_parallel_tool_calls else first_tool_call_only(response)
-
-    def get_tool_calls_from_response(
-        self,
-        response: ChatResponse,
-        error_on_no_tool_call: bool = True,
-        **kwargs: Any,
-    ) -> list[ToolSelection]:
-        return tool_selections(response, error_on_no_tool_call)

@@ -38,7 +38,6 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
-from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.types import Model, PydanticProgramMode
 from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, model_validator
@@ -57,11 +56,10 @@ from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.tool_protocol import Protocol
 from sfmodels_core.validation import warn_once
 
-from ._common import conversation, require_prompt, tool_specs
+from ._common import ToolCalling, require_prompt, tool_specs
 from ._salesforce import (
     chat_response,
     completion_response,
-    protocol_tool_selections,
     structured_output,
     to_neutral_messages,
     to_salesforce_messages,
@@ -78,7 +76,7 @@ dispatcher = get_dispatcher(__name__)
 _CALL_OPTIONS = ("stop", "localization", "tags")
 
 
-class SalesforceLLM(SalesforceSettings, FunctionCallingLLM):
+class SalesforceLLM(SalesforceSettings, ToolCalling, FunctionCallingLLM):
     """A Salesforce Models API model (Einstein / Agentforce) for LlamaIndex.
 
     Credentials come from the arguments or the environment (``SALESFORCE_DOMAIN``,
@@ -245,23 +243,10 @@ class SalesforceLLM(SalesforceSettings, FunctionCallingLLM):
         return gen()
 
     # -- tool calling through the prompted protocol
-    def _prepare_chat_with_tools(
-        self,
-        tools: Sequence[BaseTool],
-        user_msg: str | ChatMessage | None = None,
-        chat_history: list[ChatMessage] | None = None,
-        verbose: bool = False,
-        allow_parallel_tool_calls: bool = False,
-        tool_required: bool = False,
-        tool_choice: str | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        prepared: dict[str, Any] = {"messages": conversation(user_msg, chat_history), **kwargs}
-        if tools:
-            prepared.update(tools=list(tools), tool_choice=tool_choice,
-                            tool_required=tool_required,
-                            parallel_tool_calls=allow_parallel_tool_calls)
-        return prepared
+    def _tool_options(self, tools: list[Any], tool_choice: Any, tool_required: bool,
+                      parallel: bool) -> dict[str, Any]:
+        return {"tools": tools, "tool_choice": tool_choice, "tool_required": tool_required,
+                "parallel_tool_calls": parallel}
 
     def _validate_chat_with_tools_response(
         self,
@@ -274,17 +259,6 @@ class SalesforceLLM(SalesforceSettings, FunctionCallingLLM):
         # and one still holding several carries protocol_errors (get_tool_calls_from_response
         # raises): never silently cut down to the first call.
         return response
-
-    def get_tool_calls_from_response(
-        self,
-        response: ChatResponse,
-        error_on_no_tool_call: bool = True,
-        **kwargs: Any,
-    ) -> list[ToolSelection]:
-        """The tool calls of a response. Raises ``ValueError`` when none was made and
-        ``error_on_no_tool_call``, and :class:`ModelReplyError` (a ``ValueError``) when the
-        model's reply was still unusable after its repair round."""
-        return protocol_tool_selections(response, error_on_no_tool_call)
 
     # -- structured output through the JSON protocol
     def _structured_chat(self, output_cls: type[Model], messages: Sequence[ChatMessage],

@@ -10,15 +10,15 @@ import httpx
 from . import batching
 from .auth import BearerAuth, TokenSource
 from .errors import ResponseValidationError, SFModelsError
+from .lifecycle import Closeable
 from .options import ClientOptions
 from .transport import JSON, ErrorParser, Transport, loads
 from .validation import require_name, require_texts
 
-C = TypeVar("C", bound="BaseClient")
 R = TypeVar("R")
 
 
-class BaseClient:
+class BaseClient(Closeable):
     """One token cache and one transport (pooled sync and async HTTP clients) per instance.
 
     Share an instance, and close it (or use it as a context manager) when done.
@@ -50,18 +50,6 @@ class BaseClient:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-    def __enter__(self: C) -> C:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self: C) -> C:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _read(self, response: httpx.Response, parse: Callable[[Any], R]) -> R:
         """A successful response, parsed; a body that does not fit the documented shape (an HTML

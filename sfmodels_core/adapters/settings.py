@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
 from ..errors import InvalidInputError
+from ..lifecycle import Closeable
 
 if TYPE_CHECKING:
     from ..databricks import DatabricksClient
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from ..salesforce import SalesforceClient
 
 C = TypeVar("C")
-S = TypeVar("S", bound="ClientSettings")
 
 
 class ClientSlot(Generic[C]):
@@ -91,7 +91,7 @@ class ClientSlot(Generic[C]):
         return copied
 
 
-class ClientSettings(BaseModel):
+class ClientSettings(Closeable, BaseModel):
     """Transport settings of every class, and the lazy core client (see the module docstring)."""
 
     timeout: float | None = Field(
@@ -165,18 +165,6 @@ class ClientSettings(BaseModel):
         client = self._slot.take_owned()
         if client is not None:
             await client.aclose()
-
-    def __enter__(self: S) -> S:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self: S) -> S:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- copies
     def __getstate__(self) -> dict[Any, Any]:
