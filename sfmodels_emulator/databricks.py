@@ -26,6 +26,7 @@ from .common import (
     parse_json_object,
     sse_event,
 )
+from .react import react_reply
 from .server import Reply, Request, Response, StreamResponse
 from .state import State
 from .text import (
@@ -362,7 +363,7 @@ def chat_choices(request: ChatRequest) -> list[Choice]:
             ]
             choices.append(Choice(None, "tool_calls", calls))
         return choices
-    answer = generate_reply(request.turns)
+    answer = react_reply(request.turns) or generate_reply(request.turns)
     text = answer
     fmt = request.response_format
     if fmt is not None:
