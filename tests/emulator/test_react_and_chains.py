@@ -70,6 +70,16 @@ def test_numbers_of_a_result_feed_the_next_step() -> None:
     assert planned([ADD, MULTIPLY], turns) == [("multiply", {"a": 4, "b": 5})]
 
 
+def test_a_chain_of_three_steps() -> None:
+    turns = [("user", "Add 2 and 3, then multiply the result by 4, then add 1 to the result.")]
+    expected = [("add", {"a": 2, "b": 3}), ("multiply", {"a": 4, "b": 5}),
+                ("add", {"a": 1, "b": 20})]
+    for call, result in zip(expected, ["5", "20", "21"], strict=True):
+        assert planned([ADD, MULTIPLY], turns) == [call]
+        turns += [("assistant", ""), ("tool", result)]
+    assert planned([ADD, MULTIPLY], turns) == []
+
+
 def test_a_step_no_tool_serves_ends_the_chain() -> None:
     turns = [("user", "What is the weather in Rome? Then tell me if I need a coat.")]
     assert planned([CAPITAL, WEATHER], turns) == [("get_weather", {"city": "Rome"})]

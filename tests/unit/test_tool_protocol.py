@@ -172,6 +172,9 @@ READING_RULES: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, int, 
      True),
     ('{"tool_calls": []}', "auto", [], "", 0, True),
     ('{"tool_calls": [], "final_answer": "Five."}', "auto", [], "Five.", 0, False),
+    ('{"tool_calls": null, "final_answer": 5}', "auto", [], "5", 0, False),
+    ('{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}], "final_answer": "5"}',
+     "auto", [ADD], "", 0, False),
 ]
 
 # More of what models really write.
@@ -186,6 +189,9 @@ MESSY: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, int, bool]] =
     (CALL_W + '\n{"final_answer": "It is sunny in Paris."}', "auto", [], "", 0, True),
     (CALL_W + "\n" + CALL_ADD, "auto", [], "", 0, True),
     ('{"final_answer": "Five."}\n{"final_answer": "Five."}', "auto", [], "Five.", 0, False),
+    # a broken envelope, then the model corrects itself: the last well-formed one wins
+    ('{"tool_calls": [{"name": "add" "arguments": {"a": 2}}]}\nSorry, corrected:\n' + CALL_ADD,
+     "auto", [ADD], "", 0, False),
     # an envelope in a code block after prose
     ('To answer this I need the weather.\n\n```javascript\n' + CALL_W + '\n```', "auto", [W],
      "", 0, False),
