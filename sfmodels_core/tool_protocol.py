@@ -15,25 +15,29 @@ final answer. The protocol, in full:
 
 Parsing is tolerant of what models really write (code fences, prose around the JSON, trailing
 commas, Python literals, arguments given as a JSON string, OpenAI-style ``function`` objects) and
-strict about what it returns: arguments must validate against the tool's schema. A reply that
-cannot be used is sent back once with the problems listed (:func:`run`); what is still wrong
-after that is returned as invalid calls or errors, never guessed at.
+strict about what it returns: only the envelopes (and their tolerated spellings) are calls or
+answers, a call-shaped object naming no bound tool inside prose is prose, the last envelope wins
+over thought objects before it, an unfinished envelope is an error, a non-string final answer is
+given as its JSON text, and arguments must validate against the tool's schema
+(:func:`read_tool_reply`; docs/tool-protocol.md states the rules in full). A reply that cannot be
+used is sent back once with the problems listed (:func:`run`); what is still wrong after that is
+returned as invalid calls or errors, never guessed at.
 
 Everything here is pure except :func:`run` / :func:`arun`, which differ only in ``await``.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .adapters.tools import normalize_tool_choice
 from .errors import InvalidInputError
+from .reply_json import Found, loads_lenient, scan
 from .schema import validate
 
 TOOLS_HEADER = "# Tools (sfmodels tool protocol v1)"
@@ -152,67 +156,196 @@ def render_history(messages: Sequence[Mapping[str, Any]],
 
 
 # -- reading replies ------------------------------------------------------------------------------
-_FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
-_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
-_PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
+#: The protocol's own envelopes: ``{"tool_calls": [...]}`` and ``{"final_answer": ...}``.
+CALLS_KEY = "tool_calls"
+ANSWER_KEY = "final_answer"
+#: Tolerated spellings of the calls envelope (their entries must look like calls).
+_CALL_KEYS = ("tool_call", "function_call", "calls")
+_ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
+#: Tolerated answer keys, only when that object is the whole reply.
+_ANSWER_KEYS = ("answer", "response", "content")
+_QUOTE = "[\"'\u201c\u201d\u2018\u2019]?"
+_ENVELOPE_START = re.compile(
+    r"\[?\s*\{\s*" + _QUOTE + r"(\w+)" + _QUOTE + r"\s*:\s*" + _QUOTE + r"([\w.-]*)")
+_OBJECT_START = re.compile("\\{\\s*[\"'\u201c\u201d\u2018}]")
+_FENCE_MARK = re.compile(r"```[\w+-]*")
+
+CUT_OFF = ("the reply ends inside an unfinished JSON object (it was cut off); reply again with "
+           "the whole object")
+NOT_JSON = "the reply holds a {what} object that is not valid JSON"
 
 
-def _balanced(text: str, start: int) -> str | None:
-    """The bracketed span starting at ``start``, honouring strings; None if it never closes."""
-    closer = "}" if text[start] == "{" else "]"
-    depth = 0
-    in_string = escaped = False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return text[start:i + 1] if ch == closer else None
+@dataclass(frozen=True)
+class _Envelope:
+    """A tool_calls or final_answer envelope read from a reply (``own``: spelt as asked)."""
+
+    start: int
+    calls: list[Any] | None
+    answer: Any
+    own: bool
+
+    def key(self) -> str:
+        """What the envelope says, for telling repeats from different envelopes."""
+        if self.calls is None:
+            return json.dumps(["answer", self.answer], sort_keys=True, default=repr)
+        return json.dumps(["calls", [_entry(c) for c in self.calls]], sort_keys=True,
+                          default=repr)
+
+
+def _entry(item: Any) -> tuple[Any, Any]:
+    """(name, raw arguments) of one call entry, in any of the spellings models use."""
+    if not isinstance(item, dict):
+        return None, item
+    fn: dict[str, Any] = item["function"] if isinstance(item.get("function"), dict) else item
+    raw = next((fn[k] for k in _ARGUMENT_KEYS if k in fn), None)
+    return fn.get("name"), raw
+
+
+def _looks_like_call(item: Any, names: Set[str]) -> bool:
+    """A call object outside the envelope: a bound tool's name, or a name with arguments."""
+    if not isinstance(item, dict):
+        return False
+    function = item.get("function")
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return True
+    name = item.get("name")
+    return isinstance(name, str) and (name in names or any(k in item for k in _ARGUMENT_KEYS))
+
+
+def _entries(raw: Any) -> list[Any]:
+    """The entries of a calls envelope: a list, one object, or either as a JSON string."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        ok, value = loads_lenient(raw) if raw.strip() else (True, [])
+        raw = value if ok and isinstance(value, (list, dict)) else raw
+    return raw if isinstance(raw, list) else [raw]
+
+
+def _envelope(found: Found, names: Set[str]) -> _Envelope | None:
+    """The envelope a JSON value is, if any: the protocol's own or a tolerated spelling."""
+    value = found.value
+    if isinstance(value, list):
+        if value and all(_looks_like_call(v, names) for v in value):
+            return _Envelope(found.start, value, None, False)
+        return None
+    if not isinstance(value, dict):
+        return None
+    if CALLS_KEY in value:
+        entries = _entries(value[CALLS_KEY])
+        if not entries and ANSWER_KEY in value:  # {"tool_calls": [], "final_answer": ...}
+            return _Envelope(found.start, None, value[ANSWER_KEY], True)
+        return _Envelope(found.start, entries, None, True)
+    if ANSWER_KEY in value:
+        return _Envelope(found.start, None, value[ANSWER_KEY], True)
+    for key in _CALL_KEYS:
+        if key in value:
+            entries = _entries(value[key])
+            if entries and all(_looks_like_call(e, names) for e in entries):
+                return _Envelope(found.start, entries, None, False)
+    if _looks_like_call(value, names):
+        return _Envelope(found.start, [value], None, False)
+    if isinstance(value.get("tool"), str):  # {"tool": ..., "tool_input": ...}
+        raw = next((value[k] for k in ("tool_input", "arguments", "args") if k in value), None)
+        return _Envelope(found.start, [{"name": value["tool"], "arguments": raw}], None, False)
     return None
 
 
-def _loads_lenient(snippet: str) -> Any:
+def _starts_envelope(text: str, at: int, names: Set[str]) -> bool:
+    """Whether the bracket at ``at`` opens an envelope (own or tolerated), judged by its start."""
+    match = _ENVELOPE_START.match(text, at)
+    if match is None:
+        return False
+    key, value = match.groups()
+    return (key in (CALLS_KEY, ANSWER_KEY, "function", *_CALL_KEYS)
+            or (key in ("name", "tool") and value in names)
+            or (key == "type" and value == "function"))
+
+
+def _has_prose(text: str, values: Sequence[Found]) -> bool:
+    """Whether anything but JSON values, code fences and whitespace is in ``text``."""
+    at = 0
+    for value in values:
+        if _FENCE_MARK.sub("", text[at:value.start]).strip(" \t\r\n`"):
+            return True
+        at = value.end
+    return bool(_FENCE_MARK.sub("", text[at:]).strip(" \t\r\n`"))
+
+
+def _unwrap(text: str) -> str:
+    """A reply that is one JSON string holding JSON (the object sent as a string), decoded."""
+    stripped = text.strip()
+    if len(stripped) < 2 or stripped[0] != '"' or stripped[-1] != '"':
+        return text
     try:
-        return json.loads(snippet)
+        inner = json.loads(stripped)
     except ValueError:
-        pass
-    cleaned = _TRAILING_COMMA.sub(r"\1", snippet)
-    cleaned = cleaned.replace("\u201c", '"').replace("\u201d", '"')
-    cleaned = re.sub(r"\b(True|False|None)\b", lambda m: _PY_LITERALS[m.group(1)], cleaned)
-    try:
-        return json.loads(cleaned)
-    except ValueError:
-        pass
-    try:  # a Python literal, as some models write: {'name': 'add', 'arguments': {...}}
-        return ast.literal_eval(_TRAILING_COMMA.sub(r"\1", snippet))
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
+        return text
+    return inner if isinstance(inner, str) and inner.lstrip()[:1] in ("{", "[") else text
+
+
+def answer_text(value: Any) -> str:
+    """A final answer as text: strings as they are, anything else as its JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a reply under the tool protocol says: calls (their raw entries), an answer, or a
+    problem that sends it back for repair."""
+
+    calls: list[Any] | None = None
+    text: str = ""
+    problem: str | None = None
+
+
+def read_tool_reply(text: str, names: Set[str]) -> Reading:
+    """Read a reply by the rules of the protocol (see the module documentation and
+    docs/tool-protocol.md); ``names`` are the bound tools."""
+    text = _unwrap(text)
+    found = scan(text, lambda t, at: _starts_envelope(t, at, names))
+    prose = _has_prose(text, found.values)
+    envelopes = []
+    for value in found.values:
+        envelope = _envelope(value, names)
+        # A call spelt in a tolerated form that names no bound tool, in prose, is prose.
+        if envelope is not None and (
+                envelope.own or not prose or envelope.calls is None
+                or any(_entry(c)[0] in names for c in envelope.calls)):
+            envelopes.append(envelope)
+    last = envelopes[-1] if envelopes else None
+    unfinished = [b for b in found.broken if (last is None or b.start > last.start)
+                  and _starts_envelope(text, b.start, names)]
+    if unfinished:
+        broken = unfinished[-1]
+        if not broken.closed:
+            return Reading(problem=CUT_OFF)
+        key = _ENVELOPE_START.match(text, broken.start)
+        return Reading(problem=NOT_JSON.format(what=key.group(1) if key else "JSON"))
+    if last is None:
+        only = found.values[0].value if len(found.values) == 1 and not prose else None
+        if isinstance(only, dict):
+            answer = next((only[k] for k in _ANSWER_KEYS if isinstance(only.get(k), str)), None)
+            if answer is not None:
+                return Reading(text=answer)
+        return Reading(text=text.strip())
+    different = len({e.key() for e in envelopes})
+    if different > 1:
+        return Reading(problem=f"the reply holds {different} different {CALLS_KEY}/{ANSWER_KEY} "
+                               "objects; reply with exactly one JSON object")
+    if last.calls is None:
+        return Reading(text=answer_text(last.answer))
+    if not last.calls:
+        return Reading(problem=f"the {CALLS_KEY} list is empty: call at least one tool, or reply "
+                               f"with a {ANSWER_KEY}")
+    return Reading(calls=last.calls)
 
 
 def find_json(text: str) -> tuple[Any, bool]:
-    """The first JSON object or array in ``text`` (fenced blocks first); (value, found)."""
-    places = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    for place in places:
-        for i, ch in enumerate(place):
-            if ch not in "{[":
-                continue
-            span = _balanced(place, i)
-            if span is None:
-                continue
-            value = _loads_lenient(span)
-            if isinstance(value, (dict, list)):
-                return value, True
+    """The first JSON object or array in ``text``; (value, found)."""
+    for value in scan(_unwrap(text)).values:
+        if isinstance(value.value, (dict, list)):
+            return value.value, True
     return None, False
 
 
@@ -223,70 +356,44 @@ def _arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
     if isinstance(raw, dict):
         return raw, json.dumps(raw)
     if isinstance(raw, str):
-        value = _loads_lenient(raw) if raw.strip() else {}
-        return (value if isinstance(value, dict) else None), raw
+        ok, value = loads_lenient(raw) if raw.strip() else (True, {})
+        return (value if ok and isinstance(value, dict) else None), raw
     return None, json.dumps(raw)
-
-
-def _call_items(value: Any) -> list[Any] | None:
-    """The tool-call entries of a reply object, in any of the shapes models produce."""
-    if isinstance(value, list):
-        return value if all(isinstance(v, dict) and ("name" in v or "function" in v)
-                            for v in value) and value else None
-    if not isinstance(value, dict):
-        return None
-    for key in ("tool_calls", "tool_call", "calls", "function_call"):
-        if key in value:
-            items = value[key]
-            return items if isinstance(items, list) else [items]
-    if "name" in value and any(k in value for k in ("arguments", "parameters", "args", "input")):
-        return [value]
-    if "tool" in value:
-        return [{"name": value["tool"],
-                 "arguments": value.get("tool_input", value.get("arguments", value.get("args")))}]
-    return None
 
 
 def parse_tool_reply(text: str, tools: Sequence[ToolSpec], choice: str = "auto") -> ToolReply:
     by_name = {t.name: t for t in tools}
-    value, found = find_json(text)
-    items = _call_items(value) if found else None
+    reading = read_tool_reply(text, set(by_name))
     reply = ToolReply()
-    if items:
-        for item in items:
-            if not isinstance(item, dict):
-                reply.invalid_tool_calls.append(InvalidToolCall(None, json.dumps(item),
-                                                                "a tool call must be an object"))
-                continue
-            fn: dict[str, Any] = item["function"] if isinstance(item.get("function"),
-                                                                dict) else item
-            name = fn.get("name")
-            raw_args = next((fn[k] for k in ("arguments", "parameters", "args", "input")
-                             if k in fn), None)
-            arguments, raw_text = _arguments(raw_args)
-            problem = None
-            if not isinstance(name, str) or name not in by_name:
-                problem = (f"unknown tool {name!r}; the tools are "
-                           f"{', '.join(by_name) or 'none'}")
-            elif arguments is None:
-                problem = f"arguments of {name} must be a JSON object"
-            else:
-                issues = validate(arguments, by_name[name].parameters)
-                if issues:
-                    problem = f"arguments of {name} do not fit its schema: " + "; ".join(issues)
-            if problem:
-                reply.invalid_tool_calls.append(InvalidToolCall(
-                    name if isinstance(name, str) else None, raw_text, problem))
-            else:
-                assert arguments is not None and isinstance(name, str)
-                reply.tool_calls.append(ToolCall(name, arguments))
-        reply.errors = [c.error for c in reply.invalid_tool_calls]
-    else:
-        answer = None
-        if found and isinstance(value, dict):
-            answer = next((value[k] for k in ("final_answer", "answer", "response", "content")
-                           if isinstance(value.get(k), str)), None)
-        reply.text = answer if answer is not None else text.strip()
+    if reading.problem is not None:
+        reply.errors.append(reading.problem)
+        return reply
+    for item in reading.calls or ():
+        if not isinstance(item, dict):
+            reply.invalid_tool_calls.append(InvalidToolCall(None, json.dumps(item, default=repr),
+                                                            "a tool call must be an object"))
+            continue
+        name, raw_args = _entry(item)
+        arguments, raw_text = _arguments(raw_args)
+        problem = None
+        if not isinstance(name, str) or name not in by_name:
+            problem = (f"unknown tool {name!r}; the tools are "
+                       f"{', '.join(by_name) or 'none'}")
+        elif arguments is None:
+            problem = f"arguments of {name} must be a JSON object"
+        else:
+            issues = validate(arguments, by_name[name].parameters)
+            if issues:
+                problem = f"arguments of {name} do not fit its schema: " + "; ".join(issues)
+        if problem:
+            reply.invalid_tool_calls.append(InvalidToolCall(
+                name if isinstance(name, str) else None, raw_text, problem))
+        else:
+            assert arguments is not None and isinstance(name, str)
+            reply.tool_calls.append(ToolCall(name, arguments))
+    reply.errors = [c.error for c in reply.invalid_tool_calls]
+    if reading.calls is None:
+        reply.text = reading.text
     if choice == "none" and reply.tool_calls:
         reply.errors.append("no tool may be called now; reply with a final answer")
     elif choice == "required" and not reply.tool_calls and not reply.invalid_tool_calls:
@@ -313,9 +420,29 @@ class JSONReply:
 
 
 def parse_json_reply(text: str, schema: Mapping[str, Any] | None) -> JSONReply:
-    value, found = find_json(text)
-    if not found or not isinstance(value, dict):
+    """The one JSON object of a reply: the one that fits the schema when several are written
+    (thoughts, examples); a reply cut off inside an object, or holding several different
+    objects that fit, is a problem to repair."""
+    text = _unwrap(text)
+    found = scan(text, lambda t, at: _OBJECT_START.match(t, at) is not None)
+    objects = [v for v in found.values if isinstance(v.value, dict)]
+    last = objects[-1].start if objects else -1
+    unfinished = [b for b in found.broken
+                  if b.start > last and _OBJECT_START.match(text, b.start) is not None]
+    if unfinished:
+        problem = CUT_OFF if not unfinished[-1].closed else NOT_JSON.format(what="JSON")
+        return JSONReply(None, [problem])
+    if not objects:
         return JSONReply(None, ["the reply holds no JSON object"])
+    fitting = [o for o in objects if schema is None or not validate(o.value, schema)]
+    if fitting:
+        different = len({json.dumps(o.value, sort_keys=True, default=repr) for o in fitting})
+        if different > 1:
+            return JSONReply(fitting[-1].value, [
+                f"the reply holds {different} different JSON objects that fit the schema; "
+                "reply with exactly one"])
+        return JSONReply(fitting[-1].value, [])
+    value = objects[-1].value
     problems = validate(value, schema) if schema is not None else []
     return JSONReply(value, [f"the JSON does not fit the schema: {p}" for p in problems])
 

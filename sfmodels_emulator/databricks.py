@@ -28,6 +28,7 @@ from .common import (
     parse_json_object,
     sse_event,
 )
+from .react import react_reply
 from .server import Reply, Request, Response, StreamResponse
 from .shapes import databricks_error, reasoning_delta, reasoning_parts, reasoning_summary
 from .state import State
@@ -382,7 +383,7 @@ def chat_choices(request: ChatRequest) -> list[Choice]:
             ]
             choices.append(Choice(None, "tool_calls", calls))
         return choices
-    answer = generate_reply(request.turns)
+    answer = react_reply(request.turns) or generate_reply(request.turns)
     text = answer
     fmt = request.response_format
     if fmt is not None:

@@ -58,7 +58,8 @@ def _plain_turns(turns: Sequence[Turn], header: str) -> list[Turn]:
                     plain.append(("tool", result.strip()))
             continue
         if role == "assistant" and text.lstrip().startswith('{"tool_calls"'):
-            continue  # the model's own earlier calls: their results follow
+            plain.append(("assistant", ""))  # the model's own calls: their results follow
+            continue
         if role == "user" and text.startswith("Your reply could not be used"):
             continue
         plain.append((role, text))

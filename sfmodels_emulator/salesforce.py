@@ -20,6 +20,7 @@ from .common import (
     random_id,
 )
 from .protocol import protocol_reply
+from .react import react_reply
 from .server import Request, Response
 from .state import State
 from .text import count_tokens, embedding_json, generate_reply
@@ -324,7 +325,7 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
-        content = protocol_reply(turns) or generate_reply(turns)
+        content = protocol_reply(turns) or react_reply(turns) or generate_reply(turns)
         prompt_tokens = sum(count_tokens(text) for _, text in turns)
         completion_tokens = count_tokens(content)
         self.state.charge_tokens(model, prompt_tokens + completion_tokens)

@@ -91,8 +91,6 @@ CORPUS: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, int, bool]] 
     ("{\u201ctool_calls\u201d: [{\u201cname\u201d: \u201cping\u201d, \u201carguments\u201d: {}}]}",
      "auto", [("ping", {})], "", 0, False),
     ('{"tool_calls": [{"name": "ping"}]}', "auto", [("ping", {})], "", 0, False),
-    ('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}', "auto", [],
-     '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}', 0, False),
     ('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}', "none", [W],
      "", 0, True),
     ('{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]}', "get_weather", [ADD],
@@ -111,8 +109,136 @@ CORPUS: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, int, bool]] 
     ("", "auto", [], "", 0, False),
 ]
 
+CALL_W = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}'
+CALL_ADD = '{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]}'
 
-@pytest.mark.parametrize("reply, choice, calls, text, invalid, needs_repair", CORPUS)
+# A final answer that is not a string is given as text: JSON text for numbers, booleans and
+# null, JSON for objects and lists; never the envelope around it.
+NON_STRING_ANSWERS: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, int, bool]] = [
+    ('{"final_answer": 42}', "auto", [], "42", 0, False),
+    ('{"final_answer": 4.5}', "auto", [], "4.5", 0, False),
+    ('{"final_answer": -1e3}', "auto", [], "-1000.0", 0, False),
+    ('{"final_answer": true}', "auto", [], "true", 0, False),
+    ('{"final_answer": false}', "auto", [], "false", 0, False),
+    ('{"final_answer": null}', "auto", [], "null", 0, False),
+    ('{"final_answer": {"city": "Paris", "temp": 21}}', "auto", [],
+     '{"city": "Paris", "temp": 21}', 0, False),
+    ('{"final_answer": ["Paris", "Oslo"]}', "auto", [], '["Paris", "Oslo"]', 0, False),
+    ('{"final_answer": {"ville": "Zürich"}}', "auto", [], '{"ville": "Zürich"}', 0, False),
+    ("{'final_answer': True}", "auto", [], "true", 0, False),
+    ('```json\n{"final_answer": 5}\n```', "auto", [], "5", 0, False),
+    ('{"final_answer": 42}', "none", [], "42", 0, False),
+]
+
+# The reading rules: only envelopes (and the tolerated spellings) are calls; a call spelt as a
+# bare object that names no bound tool, inside prose, is prose; the last envelope wins over
+# earlier thought objects; a reply that starts an envelope and does not finish it is repaired.
+READING_RULES: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, int, bool]] = [
+    ('The record is {"name": "Ann", "input": "form A"} as requested.', "auto", [],
+     'The record is {"name": "Ann", "input": "form A"} as requested.', 0, False),
+    ('The people are [{"name": "Ann"}, {"name": "Bob"}].', "auto", [],
+     'The people are [{"name": "Ann"}, {"name": "Bob"}].', 0, False),
+    ('I would use {"name": "get_forecast", "arguments": {"city": "Paris"}}, but there is no '
+     'such tool. It is sunny.', "auto", [],
+     'I would use {"name": "get_forecast", "arguments": {"city": "Paris"}}, but there is no '
+     'such tool. It is sunny.', 0, False),
+    ('Here is the JSON you asked for: {"city": "Paris", "temp": 21}', "auto", [],
+     'Here is the JSON you asked for: {"city": "Paris", "temp": 21}', 0, False),
+    # Without prose around it, a call-shaped object naming no bound tool is a wrong call.
+    ('{"name": "get_forecast", "arguments": {"city": "Paris"}}', "auto", [], "", 1, True),
+    # The protocol's own envelope always calls, prose or not.
+    ('Let me check. {"tool_calls": [{"name": "get_forecast", "arguments": {}}]}', "auto", [],
+     "", 1, True),
+    ('{"thought": "I need the weather first"}\n' + CALL_W, "auto", [W], "", 0, False),
+    ('{"thought": "easy"} {"final_answer": "Five."}', "auto", [], "Five.", 0, False),
+    ('{"thought": "I will add them", "tool_calls": [{"name": "add", "arguments": '
+     '{"a": 2, "b": 3}}]}', "auto", [ADD], "", 0, False),
+    # Cut off: an error sent back for repair, never a final answer.
+    ('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}', "auto", [], "",
+     0, True),
+    ('{"final_answer": "It is 21 degr', "auto", [], "", 0, True),
+    ('Let me check.\n```json\n{"tool_calls": [{"name": "add", "arguments": {"a": 2,', "auto",
+     [], "", 0, True),
+    ('{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]', "auto", [], "", 0,
+     True),
+    (CALL_W + '\n{"tool_calls": [{"name": "add", "argu', "auto", [], "", 0, True),
+    ('{"thought": "I need the weather"}\n{"tool_calls": [{"name": "get_weather", "argum',
+     "auto", [], "", 0, True),
+    ("{'tool_calls': [{'name': 'ping', 'arguments': {", "auto", [], "", 0, True),
+    ('[{"name": "add", "arguments": {"a": 2, "b"', "auto", [], "", 0, True),
+    ('{"tool_calls": [{"name": "add" "arguments": {"a": 2, "b": 3}}]}', "auto", [], "", 0,
+     True),
+    ('{"tool_calls": []}', "auto", [], "", 0, True),
+    ('{"tool_calls": [], "final_answer": "Five."}', "auto", [], "Five.", 0, False),
+    ('{"tool_calls": null, "final_answer": 5}', "auto", [], "5", 0, False),
+    ('{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}], "final_answer": "5"}',
+     "auto", [ADD], "", 0, False),
+]
+
+# More of what models really write.
+MESSY: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str, int, bool]] = [
+    # markdown around the JSON
+    ('**Calling the tool:**\n\n```json\n' + CALL_W + '\n```\n\n_I will wait for the '
+     'result._', "auto", [W], "", 0, False),
+    ('> Note: I need live data.\n\n- step 1: weather\n\n```JSON\n' + CALL_W + '\n```',
+     "auto", [W], "", 0, False),
+    # two envelopes: a repeat is one; two different ones are sent back
+    (CALL_W + '\n```json\n' + CALL_W + '\n```', "auto", [W], "", 0, False),
+    (CALL_W + '\n{"final_answer": "It is sunny in Paris."}', "auto", [], "", 0, True),
+    (CALL_W + "\n" + CALL_ADD, "auto", [], "", 0, True),
+    ('{"final_answer": "Five."}\n{"final_answer": "Five."}', "auto", [], "Five.", 0, False),
+    # a broken envelope, then the model corrects itself: the last well-formed one wins
+    ('{"tool_calls": [{"name": "add" "arguments": {"a": 2}}]}\nSorry, corrected:\n' + CALL_ADD,
+     "auto", [ADD], "", 0, False),
+    # an envelope in a code block after prose
+    ('To answer this I need the weather.\n\n```javascript\n' + CALL_W + '\n```', "auto", [W],
+     "", 0, False),
+    ("I'll use {city} as the key [see the user's note]: " + CALL_W, "auto", [W], "", 0, False),
+    # escaped JSON in a string
+    ('{"final_answer": "{\\"city\\": \\"Paris\\"}"}', "auto", [], '{"city": "Paris"}', 0,
+     False),
+    ('"{\\"tool_calls\\": [{\\"name\\": \\"add\\", \\"arguments\\": {\\"a\\": 2, '
+     '\\"b\\": 3}}]}"', "auto", [ADD], "", 0, False),
+    ('{"tool_calls": "[{\\"name\\": \\"add\\", \\"arguments\\": {\\"a\\": 2, '
+     '\\"b\\": 3}}]"}', "auto", [ADD], "", 0, False),
+    ('{"final_answer": "Line one\\nLine \\u00e9\\ud83d\\ude00"}', "auto", [],
+     "Line one\nLine \u00e9\U0001F600", 0, False),
+    # Python literals, trailing commas, comments, smart quotes, unquoted keys: inside strings,
+    # nothing is rewritten
+    ('{"final_answer": "None of them, True story",}', "auto", [], "None of them, True story",
+     0, False),
+    ('{"final_answer": "a, ]b",}', "auto", [], "a, ]b", 0, False),
+    ("{'tool_calls': [{'name': 'get_weather', 'arguments': {'city': 'Saint-Jean-d\\'Acre'}}]}",
+     "auto", [("get_weather", {"city": "Saint-Jean-d'Acre"})], "", 0, False),
+    ("{\u201cfinal_answer\u201d: \u201cIt\u2019s sunny\u201d}", "auto", [],
+     "It\u2019s sunny", 0, False),
+    ("{\u2018tool_calls\u2019: [{\u2018name\u2019: \u2018ping\u2019, \u2018arguments\u2019: "
+     "{}}]}", "auto", [("ping", {})], "", 0, False),
+    ('{tool_calls: [{name: "add", arguments: {a: 2, b: 3,},},],}', "auto", [ADD], "", 0, False),
+    ('{"tool_calls": [{"name": "add", // add them\n "arguments": {"a": 2, "b": 3}}]}', "auto",
+     [ADD], "", 0, False),
+    # other models' own call formats, naming a bound tool
+    ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+     "auto", [W], "", 0, False),
+    ('[TOOL_CALLS] [{"name": "add", "arguments": {"a": 2, "b": 3}}]', "auto", [ADD], "", 0,
+     False),
+    ('<|python_tag|>{"name": "add", "parameters": {"a": 2, "b": 3}}', "auto", [ADD], "", 0,
+     False),
+    ('{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", '
+     '"function": {"name": "add", "arguments": "{\\"a\\": 2, \\"b\\": 3}"}}]}', "auto",
+     [ADD], "", 0, False),
+    # answers that look like something else
+    ("Thought: I know this.\nAnswer: Five.", "auto", [], "Thought: I know this.\nAnswer: Five.",
+     0, False),
+    ('{"final_answer": "**Bold**, `code` and {braces} [sic]"}', "auto", [],
+     "**Bold**, `code` and {braces} [sic]", 0, False),
+    ("Use {name} or [index] in the template; it's simple.", "auto", [],
+     "Use {name} or [index] in the template; it's simple.", 0, False),
+]
+
+
+@pytest.mark.parametrize("reply, choice, calls, text, invalid, needs_repair",
+                         CORPUS + NON_STRING_ANSWERS + READING_RULES + MESSY)
 def test_corpus(reply: str, choice: str, calls: list[tuple[str, dict[str, Any]]], text: str,
                 invalid: int, needs_repair: bool) -> None:
     parsed = parse_tool_reply(reply, TOOLS, choice)
@@ -125,7 +251,62 @@ def test_corpus(reply: str, choice: str, calls: list[tuple[str, dict[str, Any]]]
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(CORPUS) >= 30
+    assert len(CORPUS) >= 30 and len(MESSY) >= 10
+
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank. "
+LONG = SENTENCE * 3200  # about 200 KB
+
+LONG_REPLIES = {
+    "prose, then the call": (LONG + CALL_W, [W], "", False),
+    "one long final answer": (json.dumps({"final_answer": LONG}), [], LONG, False),
+    "unclosed braces in prose": ("Use {name or [index here, then " * 6500 + CALL_W, [W], "",
+                                 False),
+    "cut off inside nesting": ('{"final_answer": ' + '[{"a": ' * 28000, [], "", True),
+    "many small objects, then the call": ('{"id": 1, "ok": true} ' * 9000 + CALL_W, [W], "",
+                                          False),
+    "long arguments": (json.dumps({"tool_calls": [{"name": "get_weather",
+                                                   "arguments": {"city": LONG}}]}),
+                       [("get_weather", {"city": LONG})], "", False),
+    "long prose answer with apostrophes": ("It's " * 40000, [], ("It's " * 40000).strip(),
+                                           False),
+}
+
+
+@pytest.mark.parametrize("reply, calls, text, needs_repair", LONG_REPLIES.values(),
+                         ids=LONG_REPLIES.keys())
+def test_long_replies(reply: str, calls: list[tuple[str, dict[str, Any]]], text: str,
+                      needs_repair: bool) -> None:
+    assert len(reply) >= 190_000
+    parsed = parse_tool_reply(reply, TOOLS)
+    assert [(c.name, c.arguments) for c in parsed.tool_calls] == calls
+    assert parsed.text == text
+    assert bool(parsed.errors) == needs_repair
+
+
+@pytest.mark.parametrize("reply", [
+    # every level fails to read (the innermost value is not JSON), so each is looked into
+    '{"a": ' * 20000 + "oops" + "}" * 20000,
+    "[" * 20000 + "x" + "]" * 20000,
+    LONG + "{" * 20000 + "}" * 20000,
+], ids=["nested objects", "nested lists", "nested braces"])
+def test_reading_work_stays_proportional_to_the_reply(monkeypatch: pytest.MonkeyPatch,
+                                                     reply: str) -> None:
+    """Spans that do not read are looked into, but the characters read in all stay within a
+    small multiple of the reply (a quadratic re-reading would read about depth x size)."""
+    from sfmodels_core import reply_json
+
+    read: list[int] = []
+    original = reply_json.loads_lenient
+
+    def counting(snippet: str) -> tuple[bool, Any]:
+        read.append(len(snippet))
+        return original(snippet)
+
+    monkeypatch.setattr(reply_json, "loads_lenient", counting)
+    parse_tool_reply(reply, TOOLS)
+    assert read  # the spans were read
+    assert sum(read) <= 4 * len(reply) + 4096
 
 
 def test_invalid_calls_keep_what_the_model_wrote_and_why() -> None:
@@ -236,6 +417,26 @@ PERSON = {"type": "object", "properties": {
     ('{"name": "Ann", "age": -1}', {"name": "Ann", "age": -1}, False),
     ('{"name": "Ann"}', {"name": "Ann"}, False),
     ("Ann is 31.", None, False),
+    # a thought or an example before the answer: the object that fits wins
+    ('{"thought": "find the name and age"}\n{"name": "Ann", "age": 31}',
+     {"name": "Ann", "age": 31}, True),
+    ('For example {"name": "Bob"} would be wrong. Answer: {"name": "Ann", "age": 31}',
+     {"name": "Ann", "age": 31}, True),
+    # two different objects that both fit: sent back, not guessed
+    ('{"name": "Ann", "age": 31}\n{"name": "Bob", "age": 40}', {"name": "Bob", "age": 40},
+     False),
+    ('{"name": "Ann", "age": 31}\n```json\n{"name": "Ann", "age": 31}\n```',
+     {"name": "Ann", "age": 31}, True),
+    # cut off, or broken: sent back
+    ('{"name": "Ann", "address": {"city": "Oslo"}, "age": 3', None, False),
+    ('{"name": "Ann", "age": 31}\n{"name": "Bo', None, False),
+    ('{"name": "Ann" "age": 31}', None, False),
+    # the object sent as a JSON string, Python literals, and curly quotes
+    ('"{\\"name\\": \\"Ann\\", \\"age\\": 31}"', {"name": "Ann", "age": 31}, True),
+    ("{'name': 'Ann', 'age': 31, 'address': None}", {"name": "Ann", "age": 31, "address": None},
+     False),
+    ("{\u201cname\u201d: \u201cAnn\u201d, \u201cage\u201d: 31}", {"name": "Ann", "age": 31},
+     True),
 ])
 def test_structured_replies(reply: str, value: Any, ok: bool) -> None:
     parsed = parse_json_reply(reply, PERSON)
