@@ -136,9 +136,13 @@ def record_writer(identity: Identity) -> Callable[[str, str, str, Any], bytes]:
 
 
 def id_key(rid: str) -> int:
-    """A record id's 64-bit key in the resume index (never 0, which marks a free slot)."""
-    digest = hashlib.blake2b(rid.encode("utf-8", "backslashreplace"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") or 1
+    """A record id's 64-bit key in the resume index (never 0, which marks a free slot).
+
+    Python's string hash (SipHash): the index lives in one process only, so the per-process
+    seed does not matter, and it is 40 times cheaper than a hashlib digest. Two ids sharing a
+    key can only get a record embedded again, never skipped: the text's hash must match too.
+    """
+    return hash(rid) & 0xFFFF_FFFF_FFFF_FFFF or 1
 
 
 class ResumeIndex:
@@ -194,11 +198,15 @@ class ResumeIndex:
 
 
 # -- reading what --out already holds -------------------------------------------------------------
-_STRING = rb'"(?:[^"\\]|\\.)*"'
-#: The keys of a record written by this command, up to the opening of its vector.
+#: A JSON string literal (the loop unrolled: runs of plain bytes, then one escape at a time).
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
+#: The keys of a record written by this command, up to the start of its text.
 _KEYS = re.compile(rb'\{"id":(' + _STRING + rb'),"provider":(' + _STRING + rb'),"model":('
                    + _STRING + rb'),"instruction":(null|' + _STRING
-                   + rb'),"sha256":"([0-9a-f]{64})","text":' + _STRING + rb',"embedding":\[')
+                   + rb'),"sha256":"([0-9a-f]{64})","text":"')
+#: What follows the text. No JSON string holds `,"` (a quote inside one is escaped), so the
+#: first of these after the text's start ends it.
+_VECTOR = b',"embedding":['
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -238,7 +246,8 @@ def scan(out: Path, identity: Identity) -> Existing:
         if stop == start:
             return
         match = _KEYS.match(buffer, start, stop)
-        if match is not None and buffer[stop - 2:stop] == b"]}":
+        if (match is not None and buffer[stop - 2:stop] == b"]}"
+                and buffer.find(_VECTOR, match.end(), stop) >= 0):  # a whole record
             found = match.group(2, 3, 4)
             if found != expected:  # another model, or the same written with other escapes
                 provider, model, instruction = found
