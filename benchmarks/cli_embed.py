@@ -80,6 +80,11 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.lines.split(",")]
     rows: list[tuple[Any, ...]] = []
+
+    def add(*row: Any) -> None:  # shown as it comes, then in the table at the end
+        rows.append(row)
+        print(*row, sep="  ", flush=True)
+
     with emulator(latency_ms=args.latency_ms, embedding_max_batch=BATCH) as emu, \
             tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         env = {k: v for k, v in os.environ.items()
@@ -92,8 +97,8 @@ def main() -> None:
             floor = math.ceil(n / BATCH) / args.concurrency * args.latency_ms / 1000
             core, core_rss = measure(
                 [sys.executable, "-c", CORE, str(source), GTE, str(args.core_chunk)], ROOT, env)
-            rows.append((n, f"core embed (calls of {min(n, args.core_chunk)})", core, 1.0,
-                         core_rss, floor))
+            add(n, f"core embed (calls of {min(n, args.core_chunk)})", core, 1.0, core_rss,
+                floor)
             trees = [("sfmodels embed", ROOT)]
             if args.before is not None:
                 trees.append(("before: sfmodels embed", args.before.resolve()))
@@ -103,11 +108,11 @@ def main() -> None:
                            "--out", str(out), "--no-progress", "--batch-size", str(BATCH),
                            "--max-concurrency", str(args.concurrency)]
                 t, rss = measure(command, tree, env)
-                rows.append((n, label, t, t / core, rss, floor))
+                add(n, label, t, t / core, rss, floor)
                 size_mb = out.stat().st_size / 1e6
                 t, rss = measure(command, tree, env)
-                rows.append((n, f"{label}, nothing left to do ({size_mb:.0f} MB file)", t,
-                             None, rss, None))
+                add(n, f"{label}, nothing left to do ({size_mb:.0f} MB file)", t, None, rss,
+                    None)
                 out.unlink()
             source.unlink()
     table(f"sfmodels embed vs the core's embed: {args.latency_ms:.0f} ms latency, batches of "

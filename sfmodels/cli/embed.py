@@ -41,6 +41,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sfmodels_core.errors import InvalidInputError, SFModelsError
+
 from ._output import note
 
 if TYPE_CHECKING:
@@ -85,13 +87,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"requests at once (default {defaults.EMBED_MAX_CONCURRENCY})")
     parser.add_argument("--instruction", default=None, help="Databricks embedding instruction")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-
-
-# -- errors ---------------------------------------------------------------------------------------
-def _input_error(message: str) -> Exception:
-    from sfmodels_core.errors import InvalidInputError
-
-    return InvalidInputError(message)
 
 
 # -- what a record is -----------------------------------------------------------------------------
@@ -296,11 +291,11 @@ def _take_other(out: Path, identity: Identity, existing: Existing, line: bytes,
         existing.broken += 1  # cut short by an interrupted write: its text is embedded again
         return
     if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-        raise _input_error(f"{out}:{number} is not a record of sfmodels embed; write to another "
-                           f"--out")
+        raise InvalidInputError(f"{out}:{number} is not a record of sfmodels embed; write to "
+                                f"another --out")
     provider, model = record.get("provider"), record.get("model")
     if not isinstance(provider, str) or not isinstance(model, str):
-        raise _input_error(
+        raise InvalidInputError(
             f"{out}:{number} is a record without provider and model (written by an earlier "
             f"sfmodels embed), so whether its vector fits this run cannot be told; write to "
             f"another --out, or remove {out} to start over")
@@ -315,7 +310,7 @@ def _take_other(out: Path, identity: Identity, existing: Existing, line: bytes,
 
 
 def _refuse(out: Path, identity: Identity, found: Identity) -> None:
-    raise _input_error(
+    raise InvalidInputError(
         f"{out} holds vectors of {found.describe()}, and this run would add vectors of "
         f"{identity.describe()}; one file holds one model's vectors: write to another --out, "
         f"or remove {out} to start over")
@@ -329,18 +324,19 @@ def check_paths(names: Sequence[str], out: Path) -> None:
             continue
         path = Path(name)
         if not path.exists():
-            raise _input_error(f"{name}: no such file")
+            raise InvalidInputError(f"{name}: no such file")
         if path.is_dir():
-            raise _input_error(f"{name} is a folder; give the files in it")
+            raise InvalidInputError(f"{name} is a folder; give the files in it")
         if out.exists() and path.resolve() == out.resolve():
-            raise _input_error(f"{name} is both an input and --out")
+            raise InvalidInputError(f"{name} is both an input and --out")
     if out.is_dir():
-        raise _input_error(f"--out {out} is a folder; give a file name")
+        raise InvalidInputError(f"--out {out} is a folder; give a file name")
     folder = out.parent
     if not folder.is_dir():
-        raise _input_error(f"--out {out}: the folder {folder} does not exist; create it first")
+        raise InvalidInputError(f"--out {out}: the folder {folder} does not exist; create it "
+                                f"first")
     if not os.access(out if out.exists() else folder, os.W_OK):
-        raise _input_error(f"--out {out}: no permission to write there")
+        raise InvalidInputError(f"--out {out}: no permission to write there")
 
 
 def _label(name: str) -> str:
@@ -381,7 +377,7 @@ def _decode(data: bytes | str, label: str, subject: str, unit: str, bom: bool = 
     try:
         return data.decode("utf-8-sig" if bom else "utf-8")
     except UnicodeDecodeError as exc:
-        raise _input_error(
+        raise InvalidInputError(
             f"{subject} not UTF-8 text (byte 0x{data[exc.start]:02x} at byte {exc.start + 1} of "
             f"the {unit}); convert {label} to UTF-8 first, e.g. with iconv") from None
 
@@ -432,7 +428,8 @@ class Output:
             self.handle.write(data)
             self.handle.flush()
         except OSError as exc:
-            raise _input_error(f"cannot write --out {self.path}: {exc.strerror or exc}") from None
+            raise SFModelsError(
+                f"cannot write --out {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self.handle is not None:
@@ -562,7 +559,7 @@ def run(args: argparse.Namespace) -> int:
     check_paths(args.files, out)
     if args.provider == "salesforce":
         if args.instruction is not None:
-            raise _input_error("--instruction applies to Databricks embeddings only")
+            raise InvalidInputError("--instruction applies to Databricks embeddings only")
         identity = Identity("salesforce", args.model or defaults.SALESFORCE_EMBEDDING_MODEL, None)
     else:
         identity = Identity("databricks", args.model or defaults.DATABRICKS_EMBEDDING_ENDPOINT,

@@ -259,11 +259,11 @@ def test_the_progress_bar_shows_rate_and_eta(env: Emulator, tmp_path: Path,  # n
 
 def test_ctrl_c_leaves_a_file_that_resumes_cleanly(env: Emulator, tmp_path: Path,  # noqa: F811
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    texts = [f"interrupted line {i}" for i in range(1200)]
+    texts = [f"interrupted line {i}" for i in range(2000)]
     source = tmp_path / "notes.txt"
     source.write_text("".join(t + "\n" for t in texts))
     out = tmp_path / "v.jsonl"
-    env.configure(latency_ms=40)
+    env.configure(latency_ms=50)
     process = subprocess.Popen(
         [sys.executable, "-m", "sfmodels.cli", "embed", str(source), "--out", str(out),
          "--batch-size", "10", "--max-concurrency", "2"],
@@ -293,7 +293,7 @@ def test_ctrl_c_leaves_a_file_that_resumes_cleanly(env: Emulator, tmp_path: Path
     assert f"skipped {len(first)}" in capsys.readouterr().err
     assert invocations(env) - sent == -(-(len(texts) - len(first)) // 10)
     written = records(out)
-    assert sorted(r["id"] for r in written) == sorted(f"{source}:{i}" for i in range(1, 1201))
+    assert sorted(r["id"] for r in written) == sorted(f"{source}:{i}" for i in range(1, 2001))
     for record in written:
         assert record["embedding"] == expected_vector(texts[int(record["id"].rsplit(":")[1]) - 1])
 
