@@ -9,6 +9,7 @@
   answer (stop sequences, unsupported settings, generation ids, usage summed).
 - :mod:`.feedback`: the generation log, the ratings and the submission both feedback
   handlers use.
+- :mod:`.tokens`: token counts for trimming a history, with no tokenizer download.
 
 A framework package keeps only its field declarations and its conversions to and from its own
 types; a behaviour both need is written here once, and a parity test pins that both agree.
