@@ -17,6 +17,8 @@ from .common import (
     parse_json_object,
     random_id,
 )
+from .limits import Refusal, check_inputs, check_prompt
+from .limits import message as refusal_message
 from .protocol import protocol_reply
 from .server import Request, Response
 from .state import State
@@ -176,6 +178,10 @@ def _validate_options(body: Mapping[str, Any]) -> None:
         raise BodyError("Field tags must be an object", field="tags")
 
 
+def _refused(refusal: Refusal, field: str, *, batch: bool) -> Response:
+    return error(400, "INVALID_INPUT", refusal_message(refusal, batch=batch), field=field)
+
+
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {
         "completion_tokens": completion_tokens,
@@ -303,6 +309,9 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
+        refused = check_prompt(self.state.settings, [text for _, text in turns])
+        if refused is not None:
+            return _refused(refused, "messages", batch=False)
         content = protocol_reply(turns) or generate_reply(turns)
         prompt_tokens = sum(count_tokens(text) for _, text in turns)
         created = now_s()
@@ -342,6 +351,9 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
+        refused = check_prompt(self.state.settings, [prompt])
+        if refused is not None:
+            return _refused(refused, "prompt", batch=False)
         text = generate_reply([("user", prompt)])
         return json_response(
             200,
@@ -385,6 +397,9 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
+        refused = check_inputs(self.state.settings, texts)
+        if refused is not None:
+            return _refused(refused, f"input[{refused.index}]", batch=True)
         tokens = sum(count_tokens(t) for t in texts)
         items = ",".join(
             '{"embedding":' + embedding_json(t, EMBEDDING_DIMENSIONS) + ',"index":' + str(i) + "}"

@@ -98,6 +98,10 @@ class Settings:
     rate_limit_rpm: int | None = None
     fault_token_routes: bool = False
     usage_mode: str = "every"
+    #: Inputs longer than this many tokens (a prompt, or one text to embed) are refused with 400.
+    max_input_tokens: int | None = None
+    #: Inputs containing one of these terms (any case) are refused as against content policy.
+    blocked_terms: tuple[str, ...] = ()
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Validate every change first, then apply them all (nothing applied on error)."""
@@ -110,6 +114,7 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["fault_kinds"] = list(self.fault_kinds)
+        data["blocked_terms"] = list(self.blocked_terms)
         return data
 
 
@@ -130,12 +135,23 @@ def _validate(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise SettingsError(f"fault_token_routes must be true or false, got {value!r}")
         return value
+    if key == "max_input_tokens":
+        return None if value is None else _integer(key, value, low=1)
+    if key == "blocked_terms":
+        return _terms(value)
     if key == "usage_mode":
         if value not in USAGE_MODES:
             raise SettingsError(f"usage_mode must be one of {', '.join(USAGE_MODES)}")
         return value
     names = ", ".join(f.name for f in dataclasses.fields(Settings))
     raise SettingsError(f"unknown setting {key!r}; known settings: {names}")
+
+
+def _terms(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(
+            isinstance(term, str) and term.strip() for term in value):
+        raise SettingsError(f"blocked_terms must be a list of non-empty strings, got {value!r}")
+    return tuple(term.strip().lower() for term in value)
 
 
 @dataclass(frozen=True)
@@ -199,6 +215,10 @@ class State:
         self.max_in_flight = self.in_flight
         self.windows: dict[str, deque[float]] = {}
         self.rng = random.Random(self.config.seed)
+        # When each request arrived (seconds since the last reset) and on which route: enough
+        # to check a client's pacing over any window. Bounded, oldest dropped first.
+        self.started = time.monotonic()
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=100_000)
 
     # ---- control -------------------------------------------------------------------------
 
@@ -225,6 +245,7 @@ class State:
 
     def count(self, route: str) -> None:
         self.requests[route] = self.requests.get(route, 0) + 1
+        self.arrivals.append((round(time.monotonic() - self.started, 6), route))
 
     def enter(self) -> None:
         self.in_flight += 1

@@ -139,6 +139,8 @@ def test_reset_restores_settings_and_zeroes_counters(
         "rate_limit_rpm": None,
         "fault_token_routes": False,
         "usage_mode": "every",
+        "max_input_tokens": None,
+        "blocked_terms": [],
     }
     counters = emulator.counters()
     assert sum(counters["requests"].values()) == 0
