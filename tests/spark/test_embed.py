@@ -15,6 +15,10 @@ from sfmodels_spark import embed
 
 from .conftest import MODELS, api_requests, settings
 
+# Starting Spark and its first Python workers takes tens of seconds on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(300)
+
+
 PROVIDERS = ["salesforce", "databricks"]
 
 
