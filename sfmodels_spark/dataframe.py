@@ -174,16 +174,18 @@ def embed(df: DataFrame, column: str | Column, *, provider: str, model: str,
                        ) -> Iterator[pd.DataFrame]:
         client = client_for(job.connection, job.options)
         for texts, todo in batches:
-            vectors, errors = rows.embed_rows(client, name, _texts(texts), todo.tolist(), extra)
-            yield pd.DataFrame({
-                "vector": [None if v is None else np.asarray(v, dtype=np.float32)
-                           for v in vectors],
-                "error": errors})
+            vectors, errors = rows.embed_rows(client, name, _texts(texts), todo.tolist(), extra,
+                                              _float32)
+            yield pd.DataFrame({"vector": vectors, "error": errors})
 
     udf = _udf(sfmodels_embed, EMBED_TYPE)
     out = df.withColumn(REDO, redo).withColumn(RESULT, udf(text, F.col(REDO)))
     return _finish(out, {output: F.col(f"{RESULT}.vector"),
                          errors_to: F.col(f"{RESULT}.error")}, resume)
+
+
+def _float32(vector: list[float]) -> Any:
+    return np.asarray(vector, dtype=np.float32)
 
 
 def _embed_params(provider: str, model: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
