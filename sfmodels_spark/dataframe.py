@@ -49,6 +49,10 @@ ANSWER_TYPE = T.StructType([
     T.StructField("usage", USAGE_TYPE, True),
     T.StructField("error", T.StringType(), True),
 ])
+#: What the generate UDF returns: flat, as Arrow batches of pyspark 3.5 cannot hold a struct
+#: inside a struct; the ``usage`` struct is assembled in Spark.
+RAW_ANSWER_TYPE = T.StructType([
+    *ANSWER_TYPE.fields[:3], *USAGE_TYPE.fields, ANSWER_TYPE["error"]])
 FEEDBACK_TYPE = T.StructType([T.StructField("feedback_id", T.StringType(), True),
                               T.StructField("error", T.StringType(), True)])
 #: Chat parameters refused because the answer would not be one whole text per row.
@@ -184,8 +188,12 @@ def embed(df: DataFrame, column: str | Column, *, provider: str, model: str,
                          errors_to: F.col(f"{RESULT}.error")}, resume)
 
 
-def _float32(vector: list[float]) -> Any:
-    return np.asarray(vector, dtype=np.float32)
+def _float32(vectors: list[list[float]]) -> list[Any]:
+    """One float32 array per vector (rows of one matrix: one conversion per bulk call)."""
+    try:
+        return list(np.asarray(vectors, dtype=np.float32)) if vectors else []
+    except ValueError:  # vectors of different lengths: each on its own
+        return [np.asarray(v, dtype=np.float32) for v in vectors]
 
 
 def _embed_params(provider: str, model: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -253,23 +261,29 @@ def generate(df: DataFrame, prompt: str | Column, *, provider: str, model: str,
         for values, todo in batches:
             inputs = [_messages(v) for v in values] if messages else _texts(values)
             answers = rows.generate_rows(client, spec, inputs, todo.tolist())
+            usage = [_usage(a) for a in answers]
             yield pd.DataFrame({
                 "text": [a and a.text for a in answers],
                 "generation_id": [a and a.generation_id for a in answers],
                 "finish_reason": [a and a.finish_reason for a in answers],
-                "usage": [_usage(a) for a in answers],
+                **{f.name: pd.array([u and u[f.name] for u in usage], dtype="Int64")
+                   for f in USAGE_TYPE.fields},
                 "error": [a and a.error for a in answers]})
 
-    udf = _udf(sfmodels_generate, ANSWER_TYPE)
+    udf = _udf(sfmodels_generate, RAW_ANSWER_TYPE)
     out = df.withColumn(REDO, redo).withColumn(RESULT, udf(value, F.col(REDO)))
     raw = F.col(RESULT)
-    answer: Column = raw
+    fields = [raw["text"].alias("text")]
     if schemas is not None:
         parsed = F.when(raw["error"].isNull() & raw["text"].isNotNull(),
                         F.from_json(raw["text"], schemas[1]))
-        answer = F.struct(raw["text"].alias("text"), parsed.alias("parsed"),
-                          *(raw[f.name].alias(f.name) for f in ANSWER_TYPE.fields[1:]))
-    return _finish(out, {output: F.when(raw.isNotNull(), answer)}, resume)
+        fields.append(parsed.alias("parsed"))
+    fields += [raw["generation_id"].alias("generation_id"),
+               raw["finish_reason"].alias("finish_reason"),
+               F.when(raw["total_tokens"].isNotNull(), F.struct(
+                   *(raw[f.name].alias(f.name) for f in USAGE_TYPE.fields))).alias("usage"),
+               raw["error"].alias("error")]
+    return _finish(out, {output: F.when(raw.isNotNull(), F.struct(*fields))}, resume)
 
 
 def _is_messages(data_type: T.DataType) -> bool:

@@ -85,12 +85,13 @@ def text_problem(text: Any, what: str = "text") -> str | None:
 
 
 def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[bool],
-               params: Mapping[str, Any], convert: Callable[[Vector], Any] = lambda v: v,
+               params: Mapping[str, Any],
+               convert: Callable[[list[Vector]], Sequence[Any]] = lambda vs: vs,
                ) -> tuple[list[Any], list[str | None]]:
     """One vector (or None and an error) per row to do; None and None for the others.
 
-    ``convert`` is applied to each vector as its bulk call returns (e.g. to a float32 array),
-    so the JSON-decoded floats of one call are freed before the next call's arrive.
+    ``convert`` is applied to the vectors of each bulk call as it returns (e.g. to float32
+    arrays), so the JSON-decoded floats of one call are freed before the next call's arrive.
     """
     vectors: list[Any] = [None] * len(texts)
     errors: list[str | None] = [None] * len(texts)
@@ -109,8 +110,8 @@ def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[
 
     def settle(rows: Sequence[int], result: list[Vector] | SFModelsError) -> None:
         if not isinstance(result, SFModelsError):
-            for i, vector in zip(rows, result, strict=True):
-                vectors[i] = convert(vector)
+            for i, vector in zip(rows, convert(result), strict=True):
+                vectors[i] = vector
         elif isinstance(result, BadRequestError) and len(rows) > 1:
             # The service refused the request: find the rows it refuses, one request's worth
             # at a time, then halving. Refused rows get the error; the others their vectors.
