@@ -14,7 +14,7 @@ so its peak memory is its own: for Spark, the largest Python worker's peak RSS a
 (local mode: the driver is the executor).
 
     python benchmarks/spark_embedding.py [--texts 100000] [--latency-ms 50] [--concurrency 4]
-                                         [--budget 1200] [--budget-texts 30000]
+                                         [--budget 300] [--budget-texts 15000]
 """
 
 from __future__ import annotations
@@ -195,9 +195,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--budget", type=float, default=1200.0,
+    parser.add_argument("--budget", type=float, default=300.0,
                         help="job-wide requests_per_minute of the last scenario")
-    parser.add_argument("--budget-texts", type=int, default=30_000)
+    parser.add_argument("--budget-texts", type=int, default=15_000)
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
