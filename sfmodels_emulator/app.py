@@ -82,6 +82,7 @@ class EmulatorApp:
             ("GET", "health"): lambda r: json_response(200, {"status": "ok"}),
             ("GET", "counters"): lambda r: json_response(200, self.state.counters()),
             ("GET", "feedback"): lambda r: json_response(200, list(self.state.feedback.values())),
+            ("GET", "arrivals"): lambda r: json_response(200, list(self.state.arrivals)),
             ("GET", "config"): lambda r: json_response(200, self.state.settings.as_dict()),
             ("POST", "config"): self._configure,
             ("POST", "reset"): self._reset,

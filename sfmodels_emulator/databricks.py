@@ -29,6 +29,8 @@ from .common import (
     sse_event,
 )
 from .react import react_reply
+from .refusals import check_inputs, check_prompt
+from .refusals import message as refusal_message
 from .server import Reply, Request, Response, StreamResponse
 from .shapes import databricks_error, reasoning_delta, reasoning_parts, reasoning_summary
 from .state import State
@@ -734,6 +736,9 @@ class DatabricksApi:
 
     def _chat(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Reply:
         request = parse_chat(body)
+        refused = check_prompt(self.state.settings, [text for _, text in request.turns])
+        if refused is not None:
+            return error(400, "BAD_REQUEST", refusal_message(refused, batch=False))
         choices = chat_choices(request)
         name = endpoint.name
         if self.state.setting("reasoning", name):
@@ -772,6 +777,9 @@ class DatabricksApi:
         else:
             raise BodyError("'prompt' must be a string or a non-empty list of strings")
         options = _generation_options(body)
+        refused = check_inputs(self.state.settings, prompts)
+        if refused is not None:
+            return error(400, "BAD_REQUEST", refusal_message(refused, batch=len(prompts) > 1))
         prompt_tokens = sum(count_tokens(p) for p in prompts)
         results: list[tuple[str, str]] = []
         for text in prompts:
@@ -841,6 +849,9 @@ class DatabricksApi:
         instruction = body.get("instruction")
         if instruction is not None and not isinstance(instruction, str):
             raise BodyError("'instruction' must be a string")
+        refused = check_inputs(self.state.settings, texts)
+        if refused is not None:
+            return error(400, "BAD_REQUEST", refusal_message(refused, batch=True))
         tokens = sum(count_tokens(t) for t in texts)
         self.state.charge_tokens(endpoint.name, tokens)
         data = ",".join(

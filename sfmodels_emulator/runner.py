@@ -441,6 +441,10 @@ class Emulator:
         result: list[dict[str, Any]] = self._control("GET", "feedback")
         return result
 
+    def arrivals(self) -> list[tuple[float, str]]:
+        """``(seconds since the last reset, route name)`` of each request, in arrival order."""
+        return [(float(t), str(route)) for t, route in self._control("GET", "arrivals")]
+
     def mint_salesforce_token(self) -> str:
         body = self._control("POST", "salesforce-token", {})
         return str(body["access_token"])

@@ -21,6 +21,8 @@ from .common import (
 )
 from .protocol import protocol_reply
 from .react import react_reply
+from .refusals import Refusal, check_inputs, check_prompt
+from .refusals import message as refusal_message
 from .server import Request, Response
 from .state import State
 from .text import count_tokens, embedding_json, generate_reply
@@ -165,6 +167,10 @@ def _validate_options(body: Mapping[str, Any]) -> None:
     tags = body.get("tags")
     if tags is not None and not isinstance(tags, Mapping):
         raise BodyError("Field tags must be an object", field="tags")
+
+
+def _refused(refusal: Refusal, field: str, *, batch: bool) -> Response:
+    return error(400, "INVALID_INPUT", refusal_message(refusal, batch=batch), field=field)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -325,6 +331,9 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
+        refused = check_prompt(self.state.settings, [text for _, text in turns])
+        if refused is not None:
+            return _refused(refused, "messages", batch=False)
         content = protocol_reply(turns) or react_reply(turns) or generate_reply(turns)
         prompt_tokens = sum(count_tokens(text) for _, text in turns)
         completion_tokens = count_tokens(content)
@@ -358,6 +367,9 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
+        refused = check_prompt(self.state.settings, [prompt])
+        if refused is not None:
+            return _refused(refused, "prompt", batch=False)
         text = generate_reply([("user", prompt)])
         prompt_tokens, completion_tokens = count_tokens(prompt), count_tokens(text)
         self.state.charge_tokens(model, prompt_tokens + completion_tokens)
@@ -400,6 +412,9 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
+        refused = check_inputs(self.state.settings, texts)
+        if refused is not None:
+            return _refused(refused, f"input[{refused.index}]", batch=True)
         tokens = sum(count_tokens(t) for t in texts)
         self.state.charge_tokens(model, tokens)
         items = ",".join(

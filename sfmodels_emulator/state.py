@@ -14,6 +14,7 @@ import math
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,10 @@ class Settings:
     rate_limit_retry_after: bool = True
     model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     configured_models: dict[str, str] = field(default_factory=dict)
+    #: Inputs longer than this many tokens (a prompt, or one text to embed) are refused with 400.
+    max_input_tokens: int | None = None
+    #: Inputs containing one of these terms (any case) are refused as against content policy.
+    blocked_terms: tuple[str, ...] = ()
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Validate every change first, then apply them all (nothing applied on error)."""
@@ -158,6 +163,7 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["fault_kinds"] = list(self.fault_kinds)
+        data["blocked_terms"] = list(self.blocked_terms)
         return data
 
     def copy(self) -> Settings:
@@ -229,6 +235,10 @@ def _validate(key: str, value: Any) -> Any:
         return _flag(key, value)
     if key == "fault_next":
         return _integer(key, value, low=0)
+    if key == "max_input_tokens":
+        return None if value is None else _integer(key, value, low=1)
+    if key == "blocked_terms":
+        return _terms(value)
     if key == "usage_mode":
         return _choice(key, value, USAGE_MODES)
     if key == "stream_format":
@@ -243,6 +253,13 @@ def _validate(key: str, value: Any) -> Any:
         return _configured_models(value)
     names = ", ".join(f.name for f in dataclasses.fields(Settings))
     raise SettingsError(f"unknown setting {key!r}; known settings: {names}")
+
+
+def _terms(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(
+            isinstance(term, str) and term.strip() for term in value):
+        raise SettingsError(f"blocked_terms must be a list of non-empty strings, got {value!r}")
+    return tuple(term.strip().lower() for term in value)
 
 
 @dataclass(frozen=True)
@@ -309,6 +326,10 @@ class State:
         self.windows = RateWindows()
         self.rng = random.Random(self.config.seed)
         self._next_faults = 0
+        # When each request arrived (seconds since the last reset) and on which route: enough
+        # to check a client's pacing over any window. Bounded, oldest dropped first.
+        self.started = time.monotonic()
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=100_000)
 
     # ---- control -------------------------------------------------------------------------
 
@@ -336,6 +357,7 @@ class State:
 
     def count(self, route: str) -> None:
         self.requests[route] = self.requests.get(route, 0) + 1
+        self.arrivals.append((round(time.monotonic() - self.started, 6), route))
 
     def enter(self) -> None:
         self.in_flight += 1

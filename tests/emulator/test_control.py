@@ -153,6 +153,8 @@ def test_reset_restores_settings_and_zeroes_counters(
         "rate_limit_retry_after": True,
         "model_settings": {},
         "configured_models": {},
+        "max_input_tokens": None,
+        "blocked_terms": [],
     }
     counters = emulator.counters()
     assert sum(counters["requests"].values()) == 0

@@ -1,0 +1,297 @@
+"""The work of one task, on plain Python lists (no Spark, no pandas).
+
+Each function takes the rows of one Arrow batch with a ``todo`` flag per row (False: a previous
+run's result stands, nothing is sent) and returns one result and one error message per row.
+Rows go through the core client's bulk path (``embed`` for embeddings, the core's batch runner
+for chats and feedback) with the client's concurrency, retries and pacing.
+
+An error that concerns some rows is returned on those rows and the others carry on; an error
+that concerns every row (credentials refused, model or endpoint unknown) ends the task, since
+every other row would fail the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sfmodels_core import batching
+from sfmodels_core.databricks import DatabricksClient
+from sfmodels_core.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InvalidInputError,
+    ModelReplyError,
+    NotFoundError,
+    PermissionDeniedError,
+    SFModelsError,
+)
+from sfmodels_core.salesforce import SalesforceClient
+from sfmodels_core.schema import validate
+from sfmodels_core.tool_protocol import json_protocol, run
+from sfmodels_core.types import Usage
+
+T = TypeVar("T")
+R = TypeVar("R")
+Client = SalesforceClient | DatabricksClient
+Vector = list[float]
+
+#: Errors that end the task: they would be the same for every row.
+JOB_ERRORS = (ConfigurationError, AuthenticationError, PermissionDeniedError, NotFoundError)
+#: One bulk embedding call covers this many rounds of ``max_concurrency`` requests. A call that
+#: still fails after its retries marks its rows with the error (a rerun redoes them).
+ROUNDS_PER_CALL = 4
+#: Error messages longer than this are cut.
+MAX_ERROR = 2000
+#: Feedback ids are UUIDs derived from the row, so a rerun sends the same id again.
+FEEDBACK_NAMESPACE = uuid.UUID("6f1d7c2a-41c9-5b7e-9a53-2f0e8d6b4c11")
+
+
+def describe(exc: BaseException) -> str:
+    """The row's error message: the error's class and its text (which never holds a secret)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 3] + "..."
+
+
+def each(client: Client, items: Sequence[T], fn: Callable[[T], R]) -> list[R | SFModelsError]:
+    """``fn`` over every item through the core's batch runner, ``max_concurrency`` at a time;
+    an item's error is its result, except the errors that end the task."""
+
+    def one(batch: Sequence[T]) -> R | SFModelsError:
+        try:
+            return fn(batch[0])
+        except JOB_ERRORS:
+            raise
+        except SFModelsError as exc:
+            return exc
+
+    return batching.run_batches(one, [[item] for item in items], client.max_concurrency)
+
+
+# -- embeddings -----------------------------------------------------------------------------------
+def text_problem(text: Any, what: str = "text") -> str | None:
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return f"InvalidInputError: the {what} is null"
+    if not isinstance(text, str):
+        return f"InvalidInputError: the {what} is a {type(text).__name__}, not a string"
+    if not text.strip():
+        return f"InvalidInputError: the {what} is empty"
+    return None
+
+
+def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[bool],
+               params: Mapping[str, Any],
+               convert: Callable[[list[Vector]], Sequence[Any]] = lambda vs: vs,
+               ) -> tuple[list[Any], list[str | None]]:
+    """One vector (or None and an error) per row to do; None and None for the others.
+
+    ``convert`` is applied to the vectors of each bulk call as it returns (e.g. to float32
+    arrays), so the JSON-decoded floats of one call are freed before the next call's arrive.
+    """
+    vectors: list[Any] = [None] * len(texts)
+    errors: list[str | None] = [None] * len(texts)
+    pending = []
+    for i, (text, do) in enumerate(zip(texts, todo, strict=True)):
+        if do:
+            problem = text_problem(text)
+            if problem is None:
+                pending.append(i)
+            else:
+                errors[i] = problem
+    size = client.batch_size * client.max_concurrency * ROUNDS_PER_CALL
+
+    def send(rows: Sequence[int]) -> list[Vector]:
+        return client.embed(model, [texts[i] for i in rows], **params).vectors
+
+    def settle(rows: Sequence[int], result: list[Vector] | SFModelsError) -> None:
+        if not isinstance(result, SFModelsError):
+            for i, vector in zip(rows, convert(result), strict=True):
+                vectors[i] = vector
+        elif isinstance(result, BadRequestError) and len(rows) > 1:
+            # The service refused the request: find the rows it refuses, one request's worth
+            # at a time, then halving. Refused rows get the error; the others their vectors.
+            parts = (batching.split(rows, client.batch_size) if len(rows) > client.batch_size
+                     else [rows[:len(rows) // 2], rows[len(rows) // 2:]])
+            for part, outcome in zip(parts, each(client, parts, send), strict=True):
+                settle(part, outcome)
+        else:
+            message = describe(result)
+            for i in rows:
+                errors[i] = message
+
+    for start in range(0, len(pending), size):
+        unit = pending[start:start + size]
+        try:
+            outcome: list[Vector] | SFModelsError = send(unit)
+        except JOB_ERRORS:
+            raise
+        except SFModelsError as exc:
+            outcome = exc
+        settle(unit, outcome)
+    return vectors, errors
+
+
+# -- chat -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChatSpec:
+    """What every row's chat sends besides its own prompt. ``schema`` is the JSON Schema of a
+    structured answer; ``params`` are Databricks generation parameters."""
+
+    model: str
+    system: str | None = None
+    schema: Mapping[str, Any] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    text: str | None = None
+    generation_id: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    error: str | None = None
+
+
+def messages_for(value: Any, system: str | None) -> list[dict[str, Any]]:
+    """The chat messages of one row: its prompt, or its list of messages, after ``system``."""
+    head = [{"role": "system", "content": system}] if system else []
+    if isinstance(value, str) or value is None or isinstance(value, float):
+        problem = text_problem(value, "prompt")
+        if problem is not None:
+            raise InvalidInputError(problem.removeprefix("InvalidInputError: "))
+        return [*head, {"role": "user", "content": value}]
+    if not isinstance(value, Sequence) or not value:
+        raise InvalidInputError("the messages are empty")
+    return [*head, *(dict(m) if isinstance(m, Mapping) else m for m in value)]
+
+
+def _structured(text: str, schema: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(the answer as canonical JSON, or as given when unusable; the problem, if any)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text, "the reply is not JSON"
+    problems = validate(value, schema)
+    if problems:
+        return text, "the reply does not fit the schema: " + "; ".join(problems[:5])
+    return json.dumps(value, ensure_ascii=False), None
+
+
+def _usage_sum(usages: Sequence[Usage | None]) -> Usage | None:
+    present = [u for u in usages if u is not None]
+    if not present:
+        return None
+    total = present[0]
+    for usage in present[1:]:
+        total = total + usage
+    return total
+
+
+def chat_one(client: Client, spec: ChatSpec, value: Any) -> Answer:
+    messages = messages_for(value, spec.system)
+    if isinstance(client, SalesforceClient):
+        if spec.schema is None:
+            result = client.chat(spec.model, messages)
+            answer = Answer(result.text, result.generation_id, result.finish_reason, result.usage)
+        else:
+            outcome = run(lambda sent: client.chat(spec.model, sent), messages,
+                          json_protocol(spec.schema))
+            last = outcome.results[-1]
+            answer = Answer(outcome.text, last.generation_id, last.finish_reason,
+                            _usage_sum([r.usage for r in outcome.results]))
+            if outcome.errors:
+                answer.error = describe(ModelReplyError(
+                    "the reply did not follow the JSON format, even after one repair: "
+                    + "; ".join(outcome.errors[:5]), problems=outcome.errors))
+            else:
+                answer.text = json.dumps(outcome.reply.value, ensure_ascii=False)
+    else:
+        params = dict(spec.params)
+        if spec.schema is not None:
+            params["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": dict(spec.schema), "strict": True}}
+        completion = client.chat(spec.model, messages, **params)
+        answer = Answer(completion.text, completion.id, completion.finish_reason,
+                        completion.usage)
+        if spec.schema is not None:
+            answer.text, problem = _structured(completion.text, spec.schema)
+            if problem is not None:
+                answer.error = describe(ModelReplyError(problem))
+    if answer.finish_reason == "content_filter" and answer.error is None:
+        answer.error = ("ContentFilterError: the provider's content filter withheld the answer "
+                        "(finish_reason content_filter)")
+    return answer
+
+
+def generate_rows(client: Client, spec: ChatSpec, values: Sequence[Any],
+                  todo: Sequence[bool]) -> list[Answer | None]:
+    """One answer per row to do (its error set when it failed); None for the others."""
+    rows = [i for i, do in enumerate(todo) if do]
+    answers: list[Answer | None] = [None] * len(values)
+
+    def one(i: int) -> Answer:
+        return chat_one(client, spec, values[i])
+
+    for i, outcome in zip(rows, each(client, rows, one), strict=True):
+        answers[i] = Answer(error=describe(outcome)) if isinstance(
+            outcome, SFModelsError) else outcome
+    return answers
+
+
+# -- feedback -------------------------------------------------------------------------------------
+def rating_value(rating: Any) -> str | None:
+    """GOOD, BAD or None from a rating cell: the strings (any case), or True/False."""
+    if rating is None or (isinstance(rating, float) and math.isnan(rating)):
+        return None
+    if isinstance(rating, bool):
+        return "GOOD" if rating else "BAD"
+    if isinstance(rating, str) and rating.strip().upper() in ("GOOD", "BAD"):
+        return rating.strip().upper()
+    raise InvalidInputError(f"the rating must be 'GOOD', 'BAD', true, false or null, got "
+                            f"{rating!r}")
+
+
+def feedback_id(generation_id: str, rating: str | None, text: str | None) -> str:
+    """The same id for the same generation, rating and text, on every run."""
+    return str(uuid.uuid5(FEEDBACK_NAMESPACE, json.dumps([generation_id, rating, text])))
+
+
+def feedback_rows(client: SalesforceClient, generation_ids: Sequence[Any],
+                  ratings: Sequence[Any], texts: Sequence[Any], todo: Sequence[bool],
+                  source: str | None) -> tuple[list[str | None], list[str | None]]:
+    """(feedback id, error) per row to do; None and None for the others."""
+    ids: list[str | None] = [None] * len(todo)
+    errors: list[str | None] = [None] * len(todo)
+    work: list[tuple[int, str, str | None, str | None]] = []
+    for i, do in enumerate(todo):
+        if not do:
+            continue
+        gen_id, text = generation_ids[i], texts[i]
+        text = None if text is None or (isinstance(text, float) and math.isnan(text)) else text
+        problem = text_problem(gen_id, "generation id")
+        try:
+            rating = rating_value(ratings[i])
+            if text is not None and not isinstance(text, str):
+                raise InvalidInputError(f"the feedback text is a {type(text).__name__}, "
+                                        "not a string")
+        except InvalidInputError as exc:
+            problem = problem or describe(exc)
+        if problem is not None:
+            errors[i] = problem
+            continue
+        ids[i] = feedback_id(gen_id, rating, text)
+        work.append((i, gen_id, rating, text))
+
+    def send(item: tuple[int, str, str | None, str | None]) -> None:
+        i, gen_id, rating, text = item
+        client.submit_feedback(gen_id, rating, text=text, source=source, feedback_id=ids[i])
+
+    for item, outcome in zip(work, each(client, work, send), strict=True):
+        if isinstance(outcome, SFModelsError):
+            errors[item[0]] = describe(outcome)
+    return ids, errors
