@@ -376,6 +376,7 @@ class SalesforceApi:
                 raise BodyError("Field input must be an array of strings", field="input")
             if not texts:
                 raise BodyError("Field input must contain at least one string", field="input")
+            self.state.count_inputs("salesforce", len(texts))
             limit = self.state.settings.embedding_max_batch
             if len(texts) > limit:
                 raise BodyError(
@@ -385,6 +386,8 @@ class SalesforceApi:
             _validate_options(body)
         except BodyError as exc:
             return _body_error(exc)
+        if self.state.inputs_refused(model, len(texts)) is not None:
+            return error(429, "LIMIT_EXCEEDED", "Too many requests for the server to handle")
         tokens = sum(count_tokens(t) for t in texts)
         items = ",".join(
             '{"embedding":' + embedding_json(t, EMBEDDING_DIMENSIONS) + ',"index":' + str(i) + "}"

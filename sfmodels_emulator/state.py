@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import input_limits
+
 FAULT_KINDS = ("429", "500", "503", "reset", "truncated", "hang")
 DEFAULT_FAULT_KINDS = ("429", "500", "503", "reset", "truncated")
 USAGE_MODES = ("every", "last", "none")
@@ -98,6 +100,7 @@ class Settings:
     rate_limit_rpm: int | None = None
     fault_token_routes: bool = False
     usage_mode: str = "every"
+    max_inputs_before_429: dict[str, int] = field(default_factory=dict)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Validate every change first, then apply them all (nothing applied on error)."""
@@ -130,6 +133,8 @@ def _validate(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise SettingsError(f"fault_token_routes must be true or false, got {value!r}")
         return value
+    if key == input_limits.SETTING:
+        return input_limits.validate(value)
     if key == "usage_mode":
         if value not in USAGE_MODES:
             raise SettingsError(f"usage_mode must be one of {', '.join(USAGE_MODES)}")
@@ -195,6 +200,8 @@ class State:
         self.tokens_minted = {"salesforce": 0, "databricks": 0}
         self.faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self.rate_limited = 0
+        self.input_limited = 0
+        self.inputs: dict[str, int] = {"salesforce.embeddings": 0, "databricks.embeddings": 0}
         self.feedback: list[Any] = []
         self.max_in_flight = self.in_flight
         self.windows: dict[str, deque[float]] = {}
@@ -218,6 +225,8 @@ class State:
             "tokens_minted": dict(self.tokens_minted),
             "faults": dict(self.faults),
             "rate_limited": self.rate_limited,
+            "input_limited": self.input_limited,
+            "inputs": dict(self.inputs),
             "feedback": len(self.feedback),
             "max_in_flight": self.max_in_flight,
             "in_flight": self.in_flight,
@@ -315,6 +324,18 @@ class State:
         kind = self.rng.choice(self.settings.fault_kinds)
         self.faults[kind] = self.faults.get(kind, 0) + 1
         return kind
+
+    def count_inputs(self, provider: str, count: int) -> None:
+        """Texts received in one embeddings request."""
+        key = f"{provider}.embeddings"
+        self.inputs[key] = self.inputs.get(key, 0) + count
+
+    def inputs_refused(self, name: str, count: int) -> int | None:
+        """The limit of ``max_inputs_before_429`` that ``count`` inputs break, or None."""
+        limit = input_limits.over_limit(self.settings.max_inputs_before_429, name, count)
+        if limit is not None:
+            self.input_limited += 1
+        return limit
 
     def retry_after(self) -> str:
         return str(math.ceil(self.settings.retry_after_s))
