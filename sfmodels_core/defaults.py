@@ -47,6 +47,11 @@ ADAPTIVE = True
 #: On a 429 the limit becomes this share of the requests in flight (at least 1)...
 ADAPTIVE_DECREASE = 0.5
 #: ... and each success while the limit is reached adds 1/limit (about +1 per round of requests).
+#: A 429 with Retry-After also paces requests at ADAPTIVE_DECREASE times the rate they were sent
+#: at over this many seconds before it (then +1 request/s per second while calls wait)...
+ADAPTIVE_RATE_WINDOW = 2.0
+#: ... never slower than this many requests a second.
+ADAPTIVE_MIN_RATE = 0.1
 
 # -- documented service limits --------------------------------------------------------------------
 #: Salesforce Models API, production orgs: requests per minute per org, per endpoint. The client
@@ -60,7 +65,8 @@ SALESFORCE_REQUESTS_PER_MINUTE = {
 #: Free and trial orgs: generation requests per hour. Not enforced client-side (the client cannot
 #: tell a trial org); a 429 asking to wait longer than a minute is reported as an hourly limit.
 SALESFORCE_TRIAL_GENERATIONS_PER_HOUR = 150
-#: Seconds added to each one-minute window, for the clocks of client and service to disagree.
+#: Seconds added to each one-minute window on the client side, so that requests arriving late or
+#: early at the service never put more than the limit in one of its minutes.
 RATE_WINDOW_MARGIN = 1.0
 
 # -- tokens ---------------------------------------------------------------------------------------

@@ -43,7 +43,9 @@ class ClientOptions:
 
     ``adaptive`` shares one concurrency limit among every call of the client (threads and tasks
     alike): a 429 halves it, successes grow it back by about one per round, never above
-    ``max_connections``, and a ``Retry-After`` holds every call to that endpoint.
+    ``max_connections``; a ``Retry-After`` holds every call to that endpoint and paces the
+    client at half its recent request rate, grown back while calls wait (``client.throttle``
+    shows all of it).
 
     ``no_progress_timeout``: a bulk ``embed`` keeps retrying failed batches while other batches
     succeed, and gives up once nothing has succeeded for this many seconds (``None``:

@@ -176,14 +176,16 @@ class RetryState:
 class RateLimiter:
     """Client-side request pacing, shared by every call of one client across threads and tasks.
 
-    Requests are spaced evenly at ``60 / requests_per_minute`` seconds; ``reserve`` books the next
-    slot and says how long the caller must wait for it.
+    Requests are spaced evenly at ``(60 + RATE_WINDOW_MARGIN) / requests_per_minute`` seconds,
+    so that no minute seen by the service holds more than ``requests_per_minute`` even when
+    requests take different times to arrive; ``reserve`` books the next slot and says how long
+    the caller must wait for it.
     """
 
     def __init__(self, requests_per_minute: float) -> None:
         if requests_per_minute <= 0:
             raise ValueError("requests_per_minute must be positive")
-        self.interval = 60.0 / requests_per_minute
+        self.interval = (60.0 + defaults.RATE_WINDOW_MARGIN) / requests_per_minute
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -235,6 +237,9 @@ class ThrottleStats:
     decreases: int
     #: Seconds until the longest ``Retry-After`` hold ends (0 when none).
     held_for: float
+    #: Requests per minute the client paces itself to since a 429 with ``Retry-After`` showed a
+    #: rate limit (None before).
+    rate_per_minute: float | None = None
 
 
 class _Waiter:
@@ -262,9 +267,13 @@ class Throttle:
     AIMD: a 429 cuts the limit to half the requests in flight (once per round: a 429 to a request
     sent before the last cut does not cut again); each success while calls wait for a slot (or
     every slot is taken) adds ``1 / limit``, so it grows back by about one per round, never
-    above ``ceiling``. A
-    ``Retry-After`` on a 429 holds every call to the same endpoint until it has passed. With
-    ``adaptive`` off the limit stays at ``ceiling`` and nothing is held; the counts still run.
+    above ``ceiling``. A ``Retry-After`` on a 429 holds every call to the same endpoint until it
+    has passed, and shows that the service counts requests over time: from then on requests are
+    also paced, at half the rate they were sent at before that 429 (measured over the last
+    seconds), and the rate grows back by about one request per second each second while calls
+    wait for it. (Few requests in flight can still make many requests a second when answers are
+    quick, so a concurrency limit alone cannot keep under a rate limit.) With ``adaptive`` off
+    the limit stays at ``ceiling`` and nothing is held or paced; the counts still run.
 
     Decisions are made under one lock and never block; only :meth:`acquire` (a thread) and
     :meth:`aacquire` (a task) wait.
@@ -283,6 +292,10 @@ class Throttle:
         self._holds: dict[str, float] = {}
         self._waiters: deque[_Waiter] = deque()
         self._lock = threading.Lock()
+        self._rate: float | None = None  # requests per second, once a rate limit was seen
+        self._next_send = 0.0
+        self._paced = False  # the last request had to wait for the rate
+        self._sends: deque[float] = deque()  # when the requests of the last seconds were sent
 
     @property
     def limit(self) -> int:
@@ -295,7 +308,9 @@ class Throttle:
             return ThrottleStats(limit=self.limit, ceiling=self.ceiling,
                                  in_flight=self._in_flight, waiting=len(self._waiters),
                                  requests=self._requests, rate_limited=self._rate_limited,
-                                 decreases=self._decreases, held_for=max(0.0, held))
+                                 decreases=self._decreases, held_for=max(0.0, held),
+                                 rate_per_minute=None if self._rate is None
+                                 else self._rate * 60.0)
 
     # -- slots -----------------------------------------------------------------------------------
     def _take(self) -> int:
@@ -361,27 +376,59 @@ class Throttle:
                 self._in_flight -= 1
                 self._requests -= 1
 
-    def release(self, ticket: int, status: int | None) -> None:
-        """Give the slot back with what the request got: an HTTP status, or None for no answer."""
+    def pace(self) -> float:
+        """Book the send time of a request that holds a slot: seconds to wait for it (0 unless
+        a rate limit has been seen)."""
+        with self._lock:
+            now = time.monotonic()
+            sends = self._sends
+            sends.append(now)
+            while sends and sends[0] < now - defaults.ADAPTIVE_RATE_WINDOW:
+                sends.popleft()
+            if self._rate is None:
+                return 0.0
+            slot = max(now, self._next_send)
+            self._next_send = slot + 1.0 / self._rate
+            self._paced = slot > now
+            return slot - now
+
+    def release(self, ticket: int, status: int | None,
+                retry_after: float | None = None) -> None:
+        """Give the slot back with what the request got: an HTTP status (and the
+        ``Retry-After`` of a 429), or None for no answer."""
         with self._lock:
             before = self._in_flight
             self._in_flight -= 1
             if status == 429:
                 self._rate_limited += 1
                 if self.adaptive and ticket == self._epoch:
-                    old = self.limit
-                    self._limit = max(1.0, math.floor(
-                        min(self._limit, before) * defaults.ADAPTIVE_DECREASE))
-                    self._epoch += 1
-                    if self.limit < old:
-                        self._decreases += 1
-                        logger.info("%s answered 429 with %d requests in flight: concurrency "
-                                    "limit %d -> %d", self.provider, before, old, self.limit)
-            elif (status is not None and status < 400 and self.adaptive
-                  and (before >= self.limit or self._waiters) and self._limit < self.ceiling):
-                # Grown only while the limit is what holds calls back.
-                self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
+                    self._cut(before, retry_after)
+            elif status is not None and status < 400 and self.adaptive:
+                # Each grows only while it is what holds calls back.
+                if (before >= self.limit or self._waiters) and self._limit < self.ceiling:
+                    self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
+                if self._rate is not None and self._paced:
+                    self._rate += 1.0 / self._rate
             self._wake()
+
+    def _cut(self, in_flight: int, retry_after: float | None) -> None:
+        old = self.limit
+        self._limit = max(1.0, math.floor(min(self._limit, in_flight)
+                                          * defaults.ADAPTIVE_DECREASE))
+        self._epoch += 1
+        if self.limit < old:
+            self._decreases += 1
+            logger.info("%s answered 429 with %d requests in flight: concurrency limit "
+                        "%d -> %d", self.provider, in_flight, old, self.limit)
+        if retry_after is not None and retry_after > 0:
+            since = time.monotonic() - defaults.ADAPTIVE_RATE_WINDOW
+            while self._sends and self._sends[0] < since:
+                self._sends.popleft()
+            sent = len(self._sends) / defaults.ADAPTIVE_RATE_WINDOW
+            rate = sent if self._rate is None else min(self._rate, sent)
+            self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate * defaults.ADAPTIVE_DECREASE)
+            logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a minute",
+                        self.provider, self._rate * 60.0)
 
     # -- Retry-After holds -----------------------------------------------------------------------
     def hold(self, key: str, seconds: float) -> None:
@@ -538,14 +585,17 @@ class Transport:
                              content=None if body is None else dumps(body),
                              extensions={"timeout": self._timeout_extension})
 
-    def _pace(self, url: httpx.URL) -> float:
+    def _pace(self, url: httpx.URL, ticket: int | None) -> float:
+        """Seconds to wait before sending: the user's pacing or the documented limits, and the
+        throttle's own pacing once it has seen a rate limit (API calls only)."""
+        wait = self.throttle.pace() if ticket is not None else 0.0
         if self.limiter is not None:
-            return self.limiter.reserve()
+            return max(wait, self.limiter.reserve())
         if self.route_limiters:
             limiter = self.route_limiters.get(url.path.rsplit("/", 1)[-1])
             if limiter is not None:
-                return limiter.reserve()
-        return 0.0
+                return max(wait, limiter.reserve())
+        return wait
 
     # -- the throttle around each attempt of an API call ---------------------------------------
     # An attempt first waits out a Retry-After hold on its endpoint (unless it has just waited
@@ -559,11 +609,12 @@ class Transport:
         if ticket is None:
             return
         status = None if response is None else response.status_code
+        wait = None
         if status == 429 and response is not None:
             wait = parse_retry_after(response.headers.get("retry-after"))
             if wait is not None and wait <= self.policy.max_retry_after:
                 self.throttle.hold(key, wait)
-        self.throttle.release(ticket, status)
+        self.throttle.release(ticket, status, wait)
 
     def _enter(self, key: str, held: bool) -> int:
         if not held:
@@ -606,7 +657,7 @@ class Transport:
             ticket = None if auth is None else self._enter(key, held)
             response = None
             try:
-                _sleep(self._pace(request.url))
+                _sleep(self._pace(request.url, ticket))
                 response = self.client.send(request, auth=auth)
             except httpx.TransportError as exc:
                 self._settle(ticket, key, None)
@@ -634,7 +685,7 @@ class Transport:
             ticket = None if auth is None else await self._aenter(key, held)
             response = None
             try:
-                await _asleep(self._pace(request.url))
+                await _asleep(self._pace(request.url, ticket))
                 if auth is None:  # token requests skip the slots: API calls may be waiting on them
                     response = await pool.token_client.send(request)
                 else:
@@ -672,7 +723,7 @@ class Transport:
             response = None
             failure: httpx.Response | Exception
             try:
-                _sleep(self._pace(request.url))
+                _sleep(self._pace(request.url, ticket))
                 response = self.client.send(request, auth=self.auth, stream=True)
                 if response.is_success:
                     chunks = response.iter_bytes()
@@ -710,7 +761,7 @@ class Transport:
         held = False
         while True:
             ticket = await self._aenter(key, held)
-            await _asleep(self._pace(request.url))
+            await _asleep(self._pace(request.url, ticket))
             slot = await pool.acquire()  # held for the whole stream once it succeeds
             response = None
             failure: httpx.Response | Exception

@@ -389,10 +389,39 @@ def test_a_retry_after_holds_every_call_to_that_endpoint(sleeps: list[float]) ->
     client.chat("ep", MSGS)
     assert sleeps == [5.0]  # its own retry
     client.chat("ep", MSGS)  # the next call waits out what is left of the hold
-    assert len(sleeps) == 2 and 4.0 < sleeps[1] <= 5.0
-    client.chat("other", MSGS)  # another endpoint is not held
-    assert len(sleeps) == 2
+    assert 4.0 < sleeps[1] <= 5.0
+    throttle = client._transport.throttle
+    assert throttle.held_for("/serving-endpoints/ep/invocations") > 4.0
+    assert throttle.held_for("/serving-endpoints/other/invocations") == 0.0
     assert client.throttle.rate_limited == 1 and client.throttle.held_for > 4.0
+
+
+def test_a_429_with_retry_after_paces_requests_at_half_the_rate_they_were_sent() -> None:
+    throttle = Throttle(100)
+    for _ in range(10):  # ten sends within the last two seconds: 5 a second
+        ticket = throttle.acquire()
+        assert throttle.pace() == 0.0
+        throttle.release(ticket, 200)
+    assert throttle.stats().rate_per_minute is None
+    ticket = throttle.acquire()
+    throttle.pace()
+    throttle.release(ticket, 429, retry_after=1.0)
+    rate = throttle.stats().rate_per_minute
+    assert rate is not None and 150 <= rate <= 165  # half of the 5-5.5 a second
+    waits = [throttle.pace() for _ in range(3)]
+    gap = 60.0 / rate
+    assert waits[0] == pytest.approx(0.0, abs=0.05)
+    assert waits[1] == pytest.approx(gap, abs=0.05) and waits[2] == pytest.approx(2 * gap, abs=0.05)
+    ticket = throttle.acquire()
+    throttle.pace()
+    throttle.release(ticket, 200)  # a success while paced grows the rate by 1/rate a second
+    grown = throttle.stats().rate_per_minute
+    assert grown is not None and grown == pytest.approx(rate + 60 * 60 / rate, rel=0.01)
+    no_signal = Throttle(100)
+    ticket = no_signal.acquire()
+    no_signal.pace()
+    no_signal.release(ticket, 429)  # a 429 without Retry-After cuts concurrency only
+    assert no_signal.stats().rate_per_minute is None
 
 
 # -- documented limits ----------------------------------------------------------------------------
