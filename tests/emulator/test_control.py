@@ -139,6 +139,7 @@ def test_reset_restores_settings_and_zeroes_counters(
         "rate_limit_rpm": None,
         "fault_token_routes": False,
         "usage_mode": "every",
+        "max_inputs_before_429": {},
     }
     counters = emulator.counters()
     assert sum(counters["requests"].values()) == 0
