@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from . import defaults
 from .errors import (
@@ -402,8 +402,3 @@ async def arun_bulk(job: BulkJob, send: ASend, max_concurrency: int) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
 
-
-def describe(job: BulkJob) -> dict[str, Any]:
-    """A summary of a job for logs."""
-    return {"texts": len(job.todo), "batch_size": job.size, "splits": job.splits,
-            "refused": len(job.refused), "stopped": job.stopped}
