@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
 from . import batching
 from .auth import BearerAuth, TokenSource
-from .errors import ResponseValidationError, SFModelsError
+from .errors import (
+    BulkEmbeddingError,
+    InvalidInputError,
+    ResponseValidationError,
+    SFModelsError,
+    make_bulk_error,
+)
 from .lifecycle import Closeable
 from .options import ClientOptions
-from .transport import JSON, ErrorParser, Transport, loads
+from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
+from .types import EmbeddingResult, ParsedBatch, Usage, combine_embedding_batches
 from .validation import require_name, require_texts
 
 R = TypeVar("R")
@@ -31,7 +40,8 @@ class BaseClient(Closeable):
                  parse_error: ErrorParser, options: ClientOptions,
                  transport: httpx.BaseTransport | None,
                  async_transport: httpx.AsyncBaseTransport | None,
-                 content_type: str = JSON) -> None:
+                 content_type: str = JSON,
+                 default_rates: Mapping[str, int] | None = None) -> None:
         self.provider = provider
         self.options = options
         self.batch_size = options.batch_size or self.default_batch_size
@@ -40,10 +50,16 @@ class BaseClient(Closeable):
         self._transport = Transport(
             provider=provider, parse_error=parse_error, headers=headers, auth=self.auth,
             options=options, transport=transport, async_transport=async_transport,
-            content_type=content_type)
+            content_type=content_type, default_rates=default_rates)
         # Tokens are minted through the same transport, retries included, without the auth.
         self.auth.send = self._transport.send_token_request
         self.auth.asend = self._transport.asend_token_request
+
+    @property
+    def throttle(self) -> ThrottleStats:
+        """What the client's adaptive concurrency limit is doing now: the limit, requests in
+        flight and waiting, requests sent and 429s seen (shared by every call of this client)."""
+        return self._transport.throttle.stats()
 
     def close(self) -> None:
         self._transport.close()
@@ -55,18 +71,118 @@ class BaseClient(Closeable):
         """A successful response, parsed; a body that does not fit the documented shape (an HTML
         page from a proxy, a missing field, a vector too few) is an error of our hierarchy."""
         try:
-            return parse(loads(response.content))
+            data = loads(response.content)
+        except ValueError as exc:
+            raise self._unusable(response, exc, incomplete=True) from exc
+        try:
+            return parse(data)
         except SFModelsError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            provider = self.provider
-            raise ResponseValidationError(
-                f"{provider} answered {response.status_code} with a body this client cannot "
-                f"use ({type(exc).__name__}: {exc}): {response.text[:200]!r}",
-                status_code=response.status_code, provider=provider,
-                request_id=response.headers.get("x-request-id"),
-                body=response.text[:500]) from exc
+            raise self._unusable(response, exc) from exc
 
-    def _embed_plan(self, name: Any, what: str, texts: Any) -> tuple[str, list[Sequence[str]]]:
-        """The checked model/endpoint name and the batches to send (none for no texts)."""
-        return require_name(name, what), batching.split(require_texts(texts), self.batch_size)
+    def _unusable(self, response: httpx.Response, exc: Exception,
+                  incomplete: bool = False) -> ResponseValidationError:
+        provider = self.provider
+        return ResponseValidationError(
+            f"{provider} answered {response.status_code} with a body this client cannot "
+            f"use ({type(exc).__name__}: {exc}): {response.text[:200]!r}",
+            status_code=response.status_code, provider=provider,
+            request_id=response.headers.get("x-request-id"),
+            body=response.text[:500], incomplete=incomplete)
+
+    # -- bulk embeddings: one mechanism for both providers, sync and async ----------------------
+    def _embed_plan(self, name: Any, what: str, texts: Any,
+                    resume_from: BulkEmbeddingError | None) -> EmbedPlan:
+        """The checked name and texts, and the job that embeds what is still missing."""
+        target = require_name(name, what)
+        items = require_texts(texts)
+        todo = list(range(len(items)))
+        plan = EmbedPlan(target, items, batching.BulkJob(
+            todo, self.batch_size, self.options.retry, self.options.bulk_give_up_after))
+        if resume_from is not None:
+            _check_resume(resume_from, target, items, self.provider)
+            plan.job.todo = list(resume_from.missing)
+            plan.prior_vectors = dict(resume_from.vectors)
+            plan.prior_usage = resume_from.usage
+            plan.prior_raw = list(resume_from.raw)
+            plan.prior_model = getattr(resume_from, "served_model", None)
+        return plan
+
+    def _embed_run(self, plan: EmbedPlan,
+                   send: Callable[[list[str]], ParsedBatch]) -> EmbeddingResult:
+        if plan.job.todo:
+            texts = plan.texts
+            batching.run_bulk(plan.job, lambda indices: send([texts[i] for i in indices]),
+                              self.max_concurrency)
+        return plan.outcome()
+
+    async def _aembed_run(self, plan: EmbedPlan,
+                          send: Callable[[list[str]], Awaitable[ParsedBatch]]
+                          ) -> EmbeddingResult:
+        if plan.job.todo:
+            texts = plan.texts
+            await batching.arun_bulk(plan.job, lambda indices: send([texts[i] for i in indices]),
+                                     self.max_concurrency)
+        return plan.outcome()
+
+
+@dataclass
+class EmbedPlan:
+    """One bulk embed: its texts, its job, and what an earlier attempt already did."""
+
+    target: str
+    texts: list[str]
+    job: batching.BulkJob
+    prior_vectors: dict[int, list[float]] = field(default_factory=dict)
+    prior_usage: Usage | None = None
+    prior_raw: list[Any] = field(default_factory=list)
+    prior_model: str | None = None
+
+    def outcome(self) -> EmbeddingResult:
+        """Every vector in input order, or the error with everything done so far."""
+        job = self.job
+        done = combine_embedding_batches(job.ordered_results())
+        usage = self.prior_usage
+        if done.usage is not None:
+            usage = done.usage if usage is None else usage + done.usage
+        raw = self.prior_raw + done.raw
+        model = self.prior_model or done.model
+        vectors = self.prior_vectors
+        vectors.update(job.vectors())
+        total = len(self.texts)
+        if job.finished and len(vectors) == total:
+            return EmbeddingResult.model_construct(
+                vectors=[vectors[i] for i in range(total)], model=model, usage=usage, raw=raw)
+        cause = job.error or next(iter(job.refused.values()))
+        error = make_bulk_error(
+            cause, vectors=vectors, missing=[i for i in range(total) if i not in vectors],
+            refused=dict(job.refused), total=total, target=self.target,
+            texts_digest=texts_digest(self.texts), usage=usage, raw=raw)
+        error.served_model = model  # type: ignore[attr-defined]
+        raise error
+
+
+def texts_digest(texts: list[str]) -> str:
+    """A digest of the texts and their order, so a resume can tell they are the same."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _check_resume(error: Any, target: str, texts: list[str], provider: str) -> None:
+    if not isinstance(error, BulkEmbeddingError):
+        raise InvalidInputError("resume_from must be the BulkEmbeddingError an earlier embed "
+                                f"raised, got {type(error).__name__}")
+    if error.provider is not None and error.provider != provider:
+        raise InvalidInputError(f"resume_from comes from a {error.provider} call, not "
+                                f"{provider}")
+    if error.target != target:
+        raise InvalidInputError(f"resume_from was made with {error.target!r}, not {target!r}: "
+                                "vectors of two models cannot be mixed")
+    if error.total != len(texts) or error.texts_digest != texts_digest(texts):
+        raise InvalidInputError(f"resume_from was made for other texts ({error.total} texts); "
+                                "pass the same texts in the same order")

@@ -15,11 +15,17 @@ import httpx
 import pydantic_core
 from pydantic import BaseModel, Field
 
-from . import batching, defaults, wire
+from . import defaults, wire
 from .adapters.streams import StreamAccumulator
 from .client import BaseClient
 from .config import Secret, resolve_databricks
-from .errors import APIStatusError, ErrorDetails, InvalidInputError, ResponseValidationError
+from .errors import (
+    APIStatusError,
+    BulkEmbeddingError,
+    ErrorDetails,
+    InvalidInputError,
+    ResponseValidationError,
+)
 from .options import ClientOptions
 from .sse import WholeBody, aiter_events, iter_events
 from .transport import loads
@@ -27,7 +33,6 @@ from .types import (
     EmbeddingResult,
     ParsedBatch,
     Usage,
-    combine_embedding_batches,
     expect_vectors,
     ordered,
 )
@@ -569,11 +574,15 @@ class DatabricksClient(BaseClient):
     def __repr__(self) -> str:
         return f"DatabricksClient(host={self.host!r}, auth={self.auth.source!r})"
 
-    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
-        return self._read(self._transport.request("POST", self.host + path, body), parse)
+    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
+              retry: bool = True) -> R:
+        return self._read(self._transport.request("POST", self.host + path, body, retry=retry),
+                          parse)
 
-    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
-        return self._read(await self._transport.arequest("POST", self.host + path, body), parse)
+    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
+                     retry: bool = True) -> R:
+        return self._read(await self._transport.arequest("POST", self.host + path, body,
+                                                         retry=retry), parse)
 
     def _events(self, path: str, body: dict[str, Any],
                 parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:
@@ -692,26 +701,35 @@ class DatabricksClient(BaseClient):
 
     # -- embeddings: any number of texts, batched, in input order
     def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
-              **params: Any) -> EmbeddingResult:
-        """One vector per text, in order; other keywords go into each request body as they are."""
-        name, batches = self._embed_plan(endpoint, "endpoint", texts)
+              resume_from: BulkEmbeddingError | None = None, **params: Any) -> EmbeddingResult:
+        """One vector per text, in order; other keywords go into each request body as they are.
 
-        def one(batch: Sequence[str]) -> ParsedBatch:
-            return self._post(*embedding_request(name, batch, instruction, params),
-                              lambda b: expect_vectors(parse_embeddings(b), len(batch)))
+        Batches retry while the job progresses and split when the endpoint refuses their size;
+        a failure carries the vectors done, and ``resume_from=`` that error sends only the
+        missing texts."""
+        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from)
+        path, body = embedding_request(plan.target, [], instruction, params)
 
-        return combine_embedding_batches(batching.run_batches(one, batches, self.max_concurrency))
+        def one(batch: list[str]) -> ParsedBatch:
+            return self._post(path, {**body, "input": batch},
+                              lambda b: expect_vectors(parse_embeddings(b), len(batch)),
+                              retry=False)
+
+        return self._embed_run(plan, one)
 
     async def aembed(self, endpoint: str, texts: Sequence[str], *,
-                     instruction: str | None = None, **params: Any) -> EmbeddingResult:
-        name, batches = self._embed_plan(endpoint, "endpoint", texts)
+                     instruction: str | None = None,
+                     resume_from: BulkEmbeddingError | None = None,
+                     **params: Any) -> EmbeddingResult:
+        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from)
+        path, body = embedding_request(plan.target, [], instruction, params)
 
-        async def one(batch: Sequence[str]) -> ParsedBatch:
-            return await self._apost(*embedding_request(name, batch, instruction, params),
-                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)))
+        async def one(batch: list[str]) -> ParsedBatch:
+            return await self._apost(path, {**body, "input": batch},
+                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)),
+                                     retry=False)
 
-        return combine_embedding_batches(
-            await batching.arun_batches(one, batches, self.max_concurrency))
+        return await self._aembed_run(plan, one)
 
 
 __all__ = [

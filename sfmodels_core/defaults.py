@@ -37,6 +37,42 @@ SALESFORCE_EMBED_BATCH_SIZE = 16
 DATABRICKS_EMBED_BATCH_SIZE = 150
 #: Batches in flight at once for one bulk call.
 EMBED_MAX_CONCURRENCY = 4
+#: A batch refused with 429 this many times in a row, while no batch as large has succeeded in
+#: the job, is split in halves (a limit on inputs or tokens per request, not on requests).
+BULK_SPLIT_AFTER = 3
+#: ... and this many times in a row even while batches as large succeed (its texts are long).
+BULK_SPLIT_AFTER_ANYWAY = 8
+#: A bulk call gives up once nothing has succeeded for this long; by default (None) it is
+#: ``(max_retries + 1) * timeout``: as long as one call may take with every attempt timing out.
+BULK_NO_PROGRESS_TIMEOUT: float | None = None
+
+# -- adaptive concurrency -------------------------------------------------------------------------
+#: On by default: a 429 cuts the requests in flight for the whole client, successes grow it back.
+ADAPTIVE = True
+#: On a 429 the limit becomes this share of the requests in flight (at least 1)...
+ADAPTIVE_DECREASE = 0.5
+#: ... and each success while the limit is reached adds 1/limit (about +1 per round of requests).
+#: A 429 with Retry-After also paces requests at ADAPTIVE_DECREASE times the rate they were sent
+#: at over this many seconds before it (then +1 request/s per second while calls wait)...
+ADAPTIVE_RATE_WINDOW = 2.0
+#: ... never slower than this many requests a second.
+ADAPTIVE_MIN_RATE = 0.1
+
+# -- documented service limits --------------------------------------------------------------------
+#: Salesforce Models API, production orgs: requests per minute per org, per endpoint. The client
+#: keeps under them by default (no more in any minute) unless ``requests_per_minute`` is set.
+SALESFORCE_REQUESTS_PER_MINUTE = {
+    "embeddings": 1_000,
+    "feedback": 1_000,
+    "chat-generations": 10_000,
+    "generations": 10_000,
+}
+#: Free and trial orgs: generation requests per hour. Not enforced client-side (the client cannot
+#: tell a trial org); a 429 asking to wait longer than a minute is reported as an hourly limit.
+SALESFORCE_TRIAL_GENERATIONS_PER_HOUR = 150
+#: Seconds added to each one-minute window on the client side, so that requests arriving late or
+#: early at the service never put more than the limit in one of its minutes.
+RATE_WINDOW_MARGIN = 1.0
 
 # -- tokens ---------------------------------------------------------------------------------------
 #: Salesforce's documented token lifetime, used when the token carries no expiry.

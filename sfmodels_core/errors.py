@@ -16,10 +16,16 @@
         ├── PermissionDeniedError             403
         ├── NotFoundError                     404
         ├── RateLimitError                    429 (``retry_after`` when the service sent one)
-        └── ServerError                       5xx, 408, 409, 423
+        └── ServerError                       5xx, 408, 409, 423 (``retry_after`` likewise)
+
+    BulkEmbeddingError                 mixed into the class of the error a bulk ``embed`` ended
+                                       with: it also carries the vectors done and the indices
+                                       still missing (see its docstring)
 
 Retried (with backoff, honouring ``Retry-After``): every status in :data:`RETRYABLE_STATUSES`
 and every 5xx, and connection errors before the first byte of an answer. Nothing else is.
+A single call stops after ``max_retries`` retries; a bulk ``embed`` keeps retrying while the job
+as a whole makes progress (see :class:`BulkEmbeddingError`).
 
 Every error carries what a user needs to act on it: the HTTP status, the provider's error code
 and message, the request id and, where we know the usual cause, a hint. None of them ever holds
@@ -40,6 +46,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkEmbeddingError",
     "ConfigurationError",
     "ErrorDetails",
     "InvalidInputError",
@@ -149,7 +156,12 @@ class ModelReplyError(SFModelsError, ValueError):
 
 class ResponseValidationError(SFModelsError):
     """The service answered with success, but with a body (or a stream event) this client cannot
-    use: an HTML page from a proxy, a missing field, one vector too few."""
+    use: an HTML page from a proxy, a missing field, one vector too few. ``incomplete`` is true
+    when the body was not even whole JSON (cut off on the way): bulk calls retry those."""
+
+    def __init__(self, message: str, *, incomplete: bool = False, **kwargs: Any) -> None:
+        self.incomplete = incomplete
+        super().__init__(message, **kwargs)
 
 
 class APIConnectionError(SFModelsError):
@@ -195,6 +207,10 @@ class RateLimitError(APIStatusError):
 class ServerError(APIStatusError):
     """The service failed or was busy (HTTP 5xx, 423, 409, 408), after the retries allowed."""
 
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
     401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
@@ -211,3 +227,86 @@ def error_class_for_status(status: int) -> type[APIStatusError]:
     if 400 <= status < 500:
         return BadRequestError
     return APIStatusError
+
+
+class BulkEmbeddingError(SFModelsError):
+    """A bulk ``embed`` that could not finish, with everything it did finish.
+
+    It is never raised on its own: the error raised is of a class made from this one and the
+    class of the error the job ended with (``BulkRateLimitError`` is both a
+    ``BulkEmbeddingError`` and a :class:`RateLimitError`, and so on), so ``except
+    RateLimitError`` still catches it and the status, error code, message, request id and hint
+    are those of that error, which is also its ``__cause__``. It subclasses rather than wraps so
+    that code written against the error tree keeps working when a call becomes a bulk one.
+
+    - ``vectors``: input index -> vector, for every text already embedded;
+    - ``missing``: the input indices still without a vector, in order;
+    - ``refused``: input index -> error, for single texts the service refused outright;
+    - ``total``: how many texts the call was given.
+
+    Resume with the same texts: ``client.embed(model, texts, resume_from=err)`` sends only the
+    missing texts and returns every vector in input order (it checks that the texts and the model
+    are the same before sending anything).
+    """
+
+    vectors: dict[int, list[float]]
+    missing: list[int]
+    refused: dict[int, SFModelsError]
+    total: int
+    #: What the resume check compares: the model or endpoint name and a digest of the texts.
+    target: str
+    texts_digest: str
+    #: Usage and response bodies of the batches done, so a resumed result is complete.
+    usage: Any
+    raw: list[Any]
+
+    @property
+    def done(self) -> int:
+        return len(self.vectors)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        base = next(c for c in type(self).__mro__[1:]
+                    if issubclass(c, SFModelsError) and not issubclass(c, BulkEmbeddingError))
+        return (_rebuild_bulk_error, (base, self.__dict__))
+
+
+_BULK_CLASSES: dict[type[SFModelsError], type[BulkEmbeddingError]] = {}
+
+
+def bulk_error_class(base: type[SFModelsError]) -> type[BulkEmbeddingError]:
+    """``BulkEmbeddingError`` mixed into ``base`` (one class per base, made once)."""
+    cls = _BULK_CLASSES.get(base)
+    if cls is None:
+        bases = (BulkEmbeddingError,) if base is SFModelsError else (BulkEmbeddingError, base)
+        cls = _BULK_CLASSES[base] = type(f"Bulk{base.__name__}", bases, {
+            "__module__": __name__, "__doc__": BulkEmbeddingError.__doc__})
+    return cls
+
+
+def _rebuild_bulk_error(base: type[SFModelsError], state: dict[str, Any]) -> BulkEmbeddingError:
+    error = Exception.__new__(bulk_error_class(base))
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
+
+
+def make_bulk_error(cause: SFModelsError, *, vectors: dict[int, list[float]],
+                    missing: list[int], refused: dict[int, SFModelsError], total: int,
+                    target: str, texts_digest: str, usage: Any,
+                    raw: list[Any]) -> BulkEmbeddingError:
+    """The error a bulk call ends with: ``cause``'s class and fields, plus the work done."""
+    base: type[SFModelsError] = type(cause)
+    if isinstance(cause, BulkEmbeddingError):  # a resumed job failing again
+        base = next(c for c in base.__mro__[1:]
+                    if issubclass(c, SFModelsError) and not issubclass(c, BulkEmbeddingError))
+    state = dict(cause.__dict__)
+    first = f" (first missing: text {missing[0]})" if missing else ""
+    state.update(
+        vectors=vectors, missing=missing, refused=refused, total=total, target=target,
+        texts_digest=texts_digest, usage=usage, raw=raw,
+        message=(f"{cause.message} [bulk embed: {len(vectors)} of {total} texts embedded, "
+                 f"{len(missing)} missing{first}; embed(..., resume_from=error) sends only "
+                 f"those]"))
+    error = _rebuild_bulk_error(base, state)
+    error.__cause__ = cause
+    return error

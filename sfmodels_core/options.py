@@ -37,7 +37,19 @@ class ClientOptions:
     """Timeouts, retries, pacing, pool size and bulk batching of one client.
 
     ``batch_size`` ``None`` means the provider's default (16 texts for Salesforce, 150 for
-    Databricks).
+    Databricks). ``requests_per_minute`` ``None`` means the service's documented limits where
+    there are some (Salesforce: 1,000 a minute for embeddings and feedback, 10,000 for each
+    generation endpoint); a number paces every request of the client evenly.
+
+    ``adaptive`` shares one concurrency limit among every call of the client (threads and tasks
+    alike): a 429 halves it, successes grow it back by about one per round, never above
+    ``max_connections``; a ``Retry-After`` holds every call to that endpoint and paces the
+    client at half its recent request rate, grown back while calls wait (``client.throttle``
+    shows all of it).
+
+    ``no_progress_timeout``: a bulk ``embed`` keeps retrying failed batches while other batches
+    succeed, and gives up once nothing has succeeded for this many seconds (``None``:
+    ``(max_retries + 1) * timeout``).
     """
 
     timeout: float | None = defaults.TIMEOUT
@@ -48,6 +60,8 @@ class ClientOptions:
     max_connections: int = defaults.MAX_CONNECTIONS
     batch_size: int | None = None
     max_concurrency: int = defaults.EMBED_MAX_CONCURRENCY
+    adaptive: bool = defaults.ADAPTIVE
+    no_progress_timeout: float | None = defaults.BULK_NO_PROGRESS_TIMEOUT
 
     def __post_init__(self) -> None:
         for name in ("timeout", "connect_timeout"):
@@ -59,6 +73,10 @@ class ClientOptions:
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("max_concurrency", self.max_concurrency, minimum=1)
+        if not isinstance(self.adaptive, bool):
+            raise InvalidInputError(f"adaptive must be True or False, got {self.adaptive!r}")
+        if self.no_progress_timeout is not None:
+            _check_number("no_progress_timeout", self.no_progress_timeout, allow_zero=True)
         if not isinstance(self.retry, RetryPolicy):
             raise InvalidInputError(f"retry must be a RetryPolicy, got {self.retry!r}")
 
@@ -84,6 +102,13 @@ class ClientOptions:
     @property
     def max_retries(self) -> int:
         return self.retry.max_retries
+
+    @property
+    def bulk_give_up_after(self) -> float:
+        """Seconds without any success after which a bulk call gives up."""
+        if self.no_progress_timeout is not None:
+            return float(self.no_progress_timeout)
+        return (self.retry.max_retries + 1) * (self.timeout or defaults.TIMEOUT)
 
 
 def _check_number(name: str, value: Any, *, allow_zero: bool = False) -> None:

@@ -13,17 +13,16 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import batching, defaults, wire
+from . import defaults, wire
 from .client import BaseClient
 from .config import Secret, resolve_salesforce
-from .errors import ErrorDetails, InvalidInputError
+from .errors import BulkEmbeddingError, ErrorDetails, InvalidInputError
 from .options import ClientOptions
 from .transport import loads
 from .types import (
     EmbeddingResult,
     ParsedBatch,
     Usage,
-    combine_embedding_batches,
     expect_vectors,
     ordered,
 )
@@ -295,6 +294,9 @@ class SalesforceClient(BaseClient):
     Timeout, retries, pacing, pool size and batching come from ``options`` (a
     :class:`~sfmodels_core.options.ClientOptions`), or as keywords (``timeout=30``,
     ``max_retries=5``, ``requests_per_minute=600``, ``batch_size=``, ``max_concurrency=``).
+    Without ``requests_per_minute`` it keeps to the documented limits: at most 1,000 requests
+    in any minute to the embeddings and feedback endpoints and 10,000 to each generation
+    endpoint.
     """
 
     default_batch_size = defaults.SALESFORCE_EMBED_BATCH_SIZE
@@ -322,7 +324,8 @@ class SalesforceClient(BaseClient):
         super().__init__(
             resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
             options=ClientOptions.build(options, **settings), transport=transport,
-            async_transport=async_transport, content_type=CONTENT_TYPE)
+            async_transport=async_transport, content_type=CONTENT_TYPE,
+            default_rates=defaults.SALESFORCE_REQUESTS_PER_MINUTE)
 
     def __repr__(self) -> str:
         return f"SalesforceClient(api_base={self._api_base!r}, auth={self.auth.source!r})"
@@ -346,12 +349,16 @@ class SalesforceClient(BaseClient):
             return self._base_from(None)
         return self._base_from((await self.auth.aget_token()).extra)
 
-    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
-        return self._read(self._transport.request("POST", self.api_base() + path, body), parse)
+    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
+              retry: bool = True) -> R:
+        return self._read(self._transport.request("POST", self.api_base() + path, body,
+                                                  retry=retry), parse)
 
-    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R]) -> R:
+    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
+                     retry: bool = True) -> R:
         base = await self.aapi_base()
-        return self._read(await self._transport.arequest("POST", base + path, body), parse)
+        return self._read(await self._transport.arequest("POST", base + path, body,
+                                                         retry=retry), parse)
 
     # -- chat
     def chat(self, model: str, messages: Sequence[Any], *,
@@ -380,26 +387,34 @@ class SalesforceClient(BaseClient):
     # -- embeddings: any number of texts, batched, in input order
     def embed(self, model: str, texts: Sequence[str], *,
               localization: Mapping[str, Any] | None = None,
-              tags: Mapping[str, Any] | None = None) -> EmbeddingResult:
-        name, batches = self._embed_plan(model, "model", texts)
+              tags: Mapping[str, Any] | None = None,
+              resume_from: BulkEmbeddingError | None = None) -> EmbeddingResult:
+        """One vector per text, in input order, however many texts (see ``BaseClient``'s bulk
+        notes: batches retry while the job progresses; a failure carries the vectors done, and
+        ``resume_from=`` that error sends only the missing texts)."""
+        plan = self._embed_plan(model, "model", texts, resume_from)
+        path, body = embedding_request(plan.target, [], localization, tags)
 
-        def one(batch: Sequence[str]) -> ParsedBatch:
-            return self._post(*embedding_request(name, batch, localization, tags),
-                              lambda b: expect_vectors(parse_embeddings(b), len(batch)))
+        def one(batch: list[str]) -> ParsedBatch:
+            return self._post(path, {**body, "input": batch},
+                              lambda b: expect_vectors(parse_embeddings(b), len(batch)),
+                              retry=False)
 
-        return combine_embedding_batches(batching.run_batches(one, batches, self.max_concurrency))
+        return self._embed_run(plan, one)
 
     async def aembed(self, model: str, texts: Sequence[str], *,
                      localization: Mapping[str, Any] | None = None,
-                     tags: Mapping[str, Any] | None = None) -> EmbeddingResult:
-        name, batches = self._embed_plan(model, "model", texts)
+                     tags: Mapping[str, Any] | None = None,
+                     resume_from: BulkEmbeddingError | None = None) -> EmbeddingResult:
+        plan = self._embed_plan(model, "model", texts, resume_from)
+        path, body = embedding_request(plan.target, [], localization, tags)
 
-        async def one(batch: Sequence[str]) -> ParsedBatch:
-            return await self._apost(*embedding_request(name, batch, localization, tags),
-                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)))
+        async def one(batch: list[str]) -> ParsedBatch:
+            return await self._apost(path, {**body, "input": batch},
+                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)),
+                                     retry=False)
 
-        return combine_embedding_batches(
-            await batching.arun_batches(one, batches, self.max_concurrency))
+        return await self._aembed_run(plan, one)
 
     # -- feedback
     def submit_feedback(self, generation_id: str, feedback: FeedbackValue | str | None, *,

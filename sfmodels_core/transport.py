@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import functools
 import logging
+import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -29,6 +33,7 @@ from .errors import (
     ErrorDetails,
     InvalidInputError,
     RateLimitError,
+    ServerError,
     error_class_for_status,
     is_retryable_status,
 )
@@ -89,9 +94,35 @@ def error_from_response(
         "body": body,
         "message_code": details.message_code,
     }
-    if cls is RateLimitError:
-        kwargs["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
-    return cls(f"{provider} returned an error: {text}", **kwargs)
+    suffix = ""
+    if cls is RateLimitError or cls is ServerError:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        kwargs["retry_after"] = retry_after
+        if cls is RateLimitError and is_hourly_limit(retry_after, details.message):
+            suffix = " (an hourly request limit is exhausted" + (
+                f": the service asks to wait {retry_after / 60:.0f} min)" if retry_after else ")")
+            kwargs["hint"] = hourly_hint(provider)
+    return cls(f"{provider} returned an error: {text}{suffix}", **kwargs)
+
+
+def is_hourly_limit(retry_after: float | None, message: str | None) -> bool:
+    """A 429 that a per-minute window cannot explain: it asks to wait more than a minute, or
+    says it is about an hour."""
+    if retry_after is not None and retry_after > 60.0 + defaults.RATE_WINDOW_MARGIN:
+        return True
+    text = (message or "").lower()
+    return "per hour" in text or "hourly" in text
+
+
+def hourly_hint(provider: str) -> str:
+    if provider == "Salesforce":
+        return (f"Free and trial orgs may send "
+                f"{defaults.SALESFORCE_TRIAL_GENERATIONS_PER_HOUR} generation requests per "
+                f"hour (production orgs "
+                f"{defaults.SALESFORCE_REQUESTS_PER_MINUTE['generations']:,} per minute per "
+                f"endpoint): wait for the window to pass, or use a production org.")
+    return ("The endpoint's hourly limit is exhausted: wait for the window to pass, or raise "
+            "the endpoint's rate limits.")
 
 
 #: What an SSL error says when the server answered a TLS handshake in plain HTTP.
@@ -184,14 +215,16 @@ class RetryState:
 class RateLimiter:
     """Client-side request pacing, shared by every call of one client across threads and tasks.
 
-    Requests are spaced evenly at ``60 / requests_per_minute`` seconds; ``reserve`` books the next
-    slot and says how long the caller must wait for it.
+    Requests are spaced evenly at ``(60 + RATE_WINDOW_MARGIN) / requests_per_minute`` seconds,
+    so that no minute seen by the service holds more than ``requests_per_minute`` even when
+    requests take different times to arrive; ``reserve`` books the next slot and says how long
+    the caller must wait for it.
     """
 
     def __init__(self, requests_per_minute: float) -> None:
         if requests_per_minute <= 0:
             raise ValueError("requests_per_minute must be positive")
-        self.interval = 60.0 / requests_per_minute
+        self.interval = (60.0 + defaults.RATE_WINDOW_MARGIN) / requests_per_minute
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -201,6 +234,263 @@ class RateLimiter:
             slot = max(self._next, now)
             self._next = slot + self.interval
             return slot - now
+
+
+class WindowLimiter:
+    """At most ``limit`` requests in any ``window`` seconds: the shape of a documented "N requests
+    per minute" limit. Bursts pass at once; the request after the ``limit``-th waits until the
+    one ``limit`` back is ``window`` seconds old."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a window limit needs a positive count and length")
+        self.limit = limit
+        self.window = window
+        self._booked: deque[float] = deque(maxlen=limit)
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            slot = now
+            if len(self._booked) == self.limit:
+                slot = max(now, self._booked[0] + self.window)
+            self._booked.append(slot)  # the oldest falls out: only the last `limit` matter
+            return slot - now
+
+
+@dataclass(frozen=True)
+class ThrottleStats:
+    """What a client's adaptive concurrency limit is doing, for logs and progress displays."""
+
+    #: Requests the client lets be in flight now, and the most it ever allows.
+    limit: int
+    ceiling: int
+    in_flight: int
+    #: Calls waiting for a slot.
+    waiting: int
+    #: API requests sent, and how many of them were answered 429.
+    requests: int
+    rate_limited: int
+    #: Times a 429 cut the limit.
+    decreases: int
+    #: Seconds until the longest ``Retry-After`` hold ends (0 when none).
+    held_for: float
+    #: Requests per minute the client paces itself to since a 429 with ``Retry-After`` showed a
+    #: rate limit (None before).
+    rate_per_minute: float | None = None
+
+
+class _Waiter:
+    __slots__ = ("event", "future", "granted", "loop", "ticket")
+
+    def __init__(self, event: threading.Event | None = None,
+                 future: asyncio.Future[None] | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.event = event
+        self.future = future
+        self.loop = loop
+        self.granted = False
+        self.ticket = 0
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Throttle:
+    """One adaptive concurrency limit for every API call of a client: threads and tasks, on any
+    event loop, wait in one first-come queue.
+
+    AIMD: a 429 cuts the limit to half the requests in flight (once per round: a 429 to a request
+    sent before the last cut does not cut again); each success while calls wait for a slot (or
+    every slot is taken) adds ``1 / limit``, so it grows back by about one per round, never
+    above ``ceiling``. A ``Retry-After`` on a 429 holds every call to the same endpoint until it
+    has passed, and shows that the service counts requests over time: from then on requests are
+    also paced, at half the rate they were sent at before that 429 (measured over the last
+    seconds), and the rate grows back by about one request per second each second while calls
+    wait for it. (Few requests in flight can still make many requests a second when answers are
+    quick, so a concurrency limit alone cannot keep under a rate limit.) With ``adaptive`` off
+    the limit stays at ``ceiling`` and nothing is held or paced; the counts still run.
+
+    Decisions are made under one lock and never block; only :meth:`acquire` (a thread) and
+    :meth:`aacquire` (a task) wait.
+    """
+
+    def __init__(self, ceiling: int, *, adaptive: bool = True, provider: str = "") -> None:
+        self.ceiling = max(1, ceiling)
+        self.adaptive = adaptive
+        self.provider = provider
+        self._limit = float(self.ceiling)
+        self._in_flight = 0
+        self._epoch = 0
+        self._requests = 0
+        self._rate_limited = 0
+        self._decreases = 0
+        self._holds: dict[str, float] = {}
+        self._waiters: deque[_Waiter] = deque()
+        self._lock = threading.Lock()
+        self._rate: float | None = None  # requests per second, once a rate limit was seen
+        self._next_send = 0.0
+        self._paced = False  # the last request had to wait for the rate
+        self._sends: deque[float] = deque()  # when the requests of the last seconds were sent
+
+    @property
+    def limit(self) -> int:
+        return max(1, int(self._limit))
+
+    def stats(self) -> ThrottleStats:
+        with self._lock:
+            now = time.monotonic()
+            held = max((until - now for until in self._holds.values()), default=0.0)
+            return ThrottleStats(limit=self.limit, ceiling=self.ceiling,
+                                 in_flight=self._in_flight, waiting=len(self._waiters),
+                                 requests=self._requests, rate_limited=self._rate_limited,
+                                 decreases=self._decreases, held_for=max(0.0, held),
+                                 rate_per_minute=None if self._rate is None
+                                 else self._rate * 60.0)
+
+    # -- slots -----------------------------------------------------------------------------------
+    def _take(self) -> int:
+        self._in_flight += 1
+        self._requests += 1
+        return self._epoch
+
+    def _free_now(self) -> bool:
+        return not self._waiters and self._in_flight < self.limit
+
+    def acquire(self) -> int:
+        """Wait (this thread) for a slot; returns the ticket to give back to :meth:`release`."""
+        with self._lock:
+            if self._free_now():
+                return self._take()
+            waiter = _Waiter(event=threading.Event())
+            self._waiters.append(waiter)
+        try:
+            waiter.event.wait()  # type: ignore[union-attr]
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        return waiter.ticket
+
+    async def aacquire(self) -> int:
+        """Wait (this task) for a slot; returns the ticket to give back to :meth:`release`."""
+        with self._lock:
+            if self._free_now():
+                return self._take()
+            loop = asyncio.get_running_loop()
+            waiter = _Waiter(future=loop.create_future(), loop=loop)
+            self._waiters.append(waiter)
+        try:
+            await waiter.future  # type: ignore[misc]
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        return waiter.ticket
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiter interrupted or cancelled: leave the queue, or give back the slot it got."""
+        with self._lock:
+            if waiter.granted:
+                self._in_flight -= 1
+                self._requests -= 1
+                self._wake()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            waiter.ticket = self._take()
+            waiter.granted = True
+            if waiter.event is not None:
+                waiter.event.set()
+                continue
+            assert waiter.future is not None and waiter.loop is not None
+            try:
+                waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
+            except RuntimeError:  # its loop is closed: nobody will use the slot
+                self._in_flight -= 1
+                self._requests -= 1
+
+    def pace(self) -> float:
+        """Book the send time of a request that holds a slot: seconds to wait for it (0 unless
+        a rate limit has been seen)."""
+        with self._lock:
+            now = time.monotonic()
+            sends = self._sends
+            sends.append(now)
+            while sends and sends[0] < now - defaults.ADAPTIVE_RATE_WINDOW:
+                sends.popleft()
+            if self._rate is None:
+                return 0.0
+            slot = max(now, self._next_send)
+            self._next_send = slot + 1.0 / self._rate
+            self._paced = slot > now
+            return slot - now
+
+    def release(self, ticket: int, status: int | None,
+                retry_after: float | None = None) -> None:
+        """Give the slot back with what the request got: an HTTP status (and the
+        ``Retry-After`` of a 429), or None for no answer."""
+        with self._lock:
+            before = self._in_flight
+            self._in_flight -= 1
+            if status == 429:
+                self._rate_limited += 1
+                if self.adaptive and ticket == self._epoch:
+                    self._cut(before, retry_after)
+            elif status is not None and status < 400 and self.adaptive:
+                # Each grows only while it is what holds calls back.
+                if (before >= self.limit or self._waiters) and self._limit < self.ceiling:
+                    self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
+                if self._rate is not None and self._paced:
+                    self._rate += 1.0 / self._rate
+            self._wake()
+
+    def _cut(self, in_flight: int, retry_after: float | None) -> None:
+        old = self.limit
+        self._limit = max(1.0, math.floor(min(self._limit, in_flight)
+                                          * defaults.ADAPTIVE_DECREASE))
+        self._epoch += 1
+        if self.limit < old:
+            self._decreases += 1
+            logger.info("%s answered 429 with %d requests in flight: concurrency limit "
+                        "%d -> %d", self.provider, in_flight, old, self.limit)
+        if retry_after is not None and retry_after > 0:
+            since = time.monotonic() - defaults.ADAPTIVE_RATE_WINDOW
+            while self._sends and self._sends[0] < since:
+                self._sends.popleft()
+            sent = len(self._sends) / defaults.ADAPTIVE_RATE_WINDOW
+            rate = sent if self._rate is None else min(self._rate, sent)
+            self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate * defaults.ADAPTIVE_DECREASE)
+            logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a minute",
+                        self.provider, self._rate * 60.0)
+
+    # -- Retry-After holds -----------------------------------------------------------------------
+    def hold(self, key: str, seconds: float) -> None:
+        """Hold every call to ``key`` (an endpoint's path) for ``seconds``."""
+        if not self.adaptive or seconds <= 0:
+            return
+        with self._lock:
+            until = time.monotonic() + seconds
+            if until > self._holds.get(key, 0.0):
+                self._holds[key] = until
+
+    def held_for(self, key: str) -> float:
+        if not self._holds:
+            return 0.0
+        with self._lock:
+            until = self._holds.get(key)
+            if until is None:
+                return 0.0
+            left = until - time.monotonic()
+            if left <= 0:
+                del self._holds[key]
+                return 0.0
+            return left
 
 
 @functools.lru_cache(maxsize=512)
@@ -249,7 +539,10 @@ class Transport:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         content_type: str = JSON,
+        default_rates: Mapping[str, int] | None = None,
     ) -> None:
+        """``default_rates``: requests per minute by the last segment of a URL's path (the
+        service's documented limits), kept to when ``options.requests_per_minute`` is unset."""
         self.provider = provider
         #: The content type of request bodies (Salesforce's spec names a charset).
         self.content_type = content_type
@@ -261,8 +554,14 @@ class Transport:
             options.timeout)
         self.timeout = httpx.Timeout(options.timeout, connect=connect)
         self.policy = options.retry
+        self.single_policy = dataclasses.replace(self.policy, max_retries=0)
         self.limiter = (RateLimiter(options.requests_per_minute)
                         if options.requests_per_minute else None)
+        self.route_limiters = {} if self.limiter else {
+            route: WindowLimiter(rate, 60.0 + defaults.RATE_WINDOW_MARGIN)
+            for route, rate in (default_rates or {}).items()}
+        self.throttle = Throttle(options.max_connections, adaptive=options.adaptive,
+                                 provider=provider)
         self.limits = httpx.Limits(max_connections=options.max_connections,
                                    max_keepalive_connections=options.max_connections)
         self._transport = transport
@@ -320,8 +619,9 @@ class Transport:
             await pool.aclose()
         self.close()
 
-    def _state(self) -> RetryState:
-        return RetryState(self.policy, self.provider, self.parse_error, self._rng)
+    def _state(self, retry: bool = True) -> RetryState:
+        return RetryState(self.policy if retry else self.single_policy, self.provider,
+                          self.parse_error, self._rng)
 
     def _build(self, client: httpx.Client | httpx.AsyncClient, method: str, url: str,
                body: Any) -> httpx.Request:
@@ -336,18 +636,60 @@ class Transport:
                              content=None if body is None else dumps(body),
                              extensions={"timeout": self._timeout_extension})
 
-    def _pace(self) -> float:
-        return self.limiter.reserve() if self.limiter else 0.0
+    def _pace(self, url: httpx.URL, ticket: int | None) -> float:
+        """Seconds to wait before sending: the user's pacing or the documented limits, and the
+        throttle's own pacing once it has seen a rate limit (API calls only)."""
+        wait = self.throttle.pace() if ticket is not None else 0.0
+        if self.limiter is not None:
+            return max(wait, self.limiter.reserve())
+        if self.route_limiters:
+            limiter = self.route_limiters.get(url.path.rsplit("/", 1)[-1])
+            if limiter is not None:
+                return max(wait, limiter.reserve())
+        return wait
+
+    # -- the throttle around each attempt of an API call ---------------------------------------
+    # An attempt first waits out a Retry-After hold on its endpoint (unless it has just waited
+    # for it as its retry delay), then takes a slot of the throttle, then waits for its pacing
+    # slot; the slot is given back, with the status, as soon as the answer (or failure) is in.
+
+    def _retry_delay(self, key: str, delay: float) -> float:
+        return max(delay, self.throttle.held_for(key))
+
+    def _settle(self, ticket: int | None, key: str, response: httpx.Response | None) -> None:
+        if ticket is None:
+            return
+        status = None if response is None else response.status_code
+        wait = None
+        if status == 429 and response is not None:
+            wait = parse_retry_after(response.headers.get("retry-after"))
+            if wait is not None and wait <= self.policy.max_retry_after:
+                self.throttle.hold(key, wait)
+        self.throttle.release(ticket, status, wait)
+
+    def _enter(self, key: str, held: bool) -> int:
+        if not held:
+            _sleep(self.throttle.held_for(key))
+        return self.throttle.acquire()
+
+    async def _aenter(self, key: str, held: bool) -> int:
+        if not held:
+            await _asleep(self.throttle.held_for(key))
+        return await self.throttle.aacquire()
 
     # -- plain requests ------------------------------------------------------------------------
-    def request(self, method: str, url: str, body: Any = None) -> httpx.Response:
-        """Send with retries; return the successful, fully read response or raise."""
-        return self._send_with_retries(self._build(self.client, method, url, body), self.auth)
+    def request(self, method: str, url: str, body: Any = None, *,
+                retry: bool = True) -> httpx.Response:
+        """Send with retries (one attempt if ``retry`` is false: bulk calls retry on their own);
+        return the successful, fully read response or raise."""
+        return self._send_with_retries(self._build(self.client, method, url, body), self.auth,
+                                       retry=retry)
 
-    async def arequest(self, method: str, url: str, body: Any = None) -> httpx.Response:
+    async def arequest(self, method: str, url: str, body: Any = None, *,
+                       retry: bool = True) -> httpx.Response:
         pool = await self.apool()
         request = self._build(pool.token_client, method, url, body)
-        return await self._asend_with_retries(pool, request, self.auth)
+        return await self._asend_with_retries(pool, request, self.auth, retry=retry)
 
     def send_token_request(self, request: httpx.Request) -> httpx.Response:
         return self._send_with_retries(request, None, check=False)
@@ -356,57 +698,83 @@ class Transport:
         return await self._asend_with_retries(await self.apool(), request, None, check=False)
 
     def _send_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
-                           check: bool = True) -> httpx.Response:
-        state = self._state()
+                           check: bool = True, retry: bool = True) -> httpx.Response:
+        state = self._state(retry)
+        key = request.url.path
+        held = False
         while True:
-            _sleep(self._pace())
+            # Token requests skip the throttle: API calls may be holding every slot waiting
+            # for the token.
+            ticket = None if auth is None else self._enter(key, held)
+            response = None
             try:
+                _sleep(self._pace(request.url, ticket))
                 response = self.client.send(request, auth=auth)
             except httpx.TransportError as exc:
+                self._settle(ticket, key, None)
                 delay = state.delay_after_exception(exc)
+            except BaseException:
+                self._settle(ticket, key, None)
+                raise
             else:
+                self._settle(ticket, key, response)
                 _log_response(response, state)
                 if response.is_success or not (check or is_retryable_status(
                         response.status_code)):
                     return response
                 delay = state.delay_after_response(response)
+            delay, held = self._retry_delay(key, delay), True
             _sleep(delay)
 
     async def _asend_with_retries(self, pool: AsyncPool, request: httpx.Request,
-                                  auth: httpx.Auth | None,
-                                  check: bool = True) -> httpx.Response:
-        state = self._state()
+                                  auth: httpx.Auth | None, check: bool = True,
+                                  retry: bool = True) -> httpx.Response:
+        state = self._state(retry)
+        key = request.url.path
+        held = False
         while True:
-            await _asleep(self._pace())
+            ticket = None if auth is None else await self._aenter(key, held)
+            response = None
             try:
+                await _asleep(self._pace(request.url, ticket))
                 if auth is None:  # token requests skip the slots: API calls may be waiting on them
                     response = await pool.token_client.send(request)
                 else:
                     async with pool.slot() as client:
                         response = await client.send(request, auth=auth)
             except httpx.TransportError as exc:
+                self._settle(ticket, key, None)
                 delay = state.delay_after_exception(exc)
+            except BaseException:
+                self._settle(ticket, key, None)
+                raise
             else:
+                self._settle(ticket, key, response)
                 _log_response(response, state)
                 if response.is_success or not (check or is_retryable_status(
                         response.status_code)):
                     return response
                 delay = state.delay_after_response(response)
+            delay, held = self._retry_delay(key, delay), True
             await _asleep(delay)
 
     # -- streams -------------------------------------------------------------------------------
     # Retries happen only before the first byte: the first chunk is read inside the retry loop.
-    # A break after that surfaces as APIConnectionError.
+    # A break after that surfaces as APIConnectionError. A stream holds its throttle slot until
+    # it ends.
 
     def stream(self, method: str, url: str, body: Any = None) -> Iterator[bytes]:
         """Yield the body of a successful response as it arrives."""
         request = self._build(self.client, method, url, body)
         state = self._state()
+        key = request.url.path
+        held = False
         while True:
-            _sleep(self._pace())
+            ticket = self._enter(key, held)
             response = None
             failure: httpx.Response | Exception
             try:
+                _sleep(self._pace(request.url, ticket))
                 response = self.client.send(request, auth=self.auth, stream=True)
                 if response.is_success:
                     chunks = response.iter_bytes()
@@ -418,10 +786,13 @@ class Transport:
                 failure = exc
             except BaseException:
                 _close(response)
+                self._settle(ticket, key, None)
                 raise
             _close(response)
+            self._settle(ticket, key, response if isinstance(failure, httpx.Response) else None)
             delay = (state.delay_after_exception(failure) if isinstance(failure, Exception)
                      else state.delay_after_response(failure))
+            delay, held = self._retry_delay(key, delay), True
             _sleep(delay)
         try:
             yield first
@@ -430,14 +801,18 @@ class Transport:
             raise error_from_exception(exc, self.provider) from exc
         finally:
             response.close()
+            self._settle(ticket, key, response)
 
     async def astream(self, method: str, url: str, body: Any = None
                       ) -> AsyncGenerator[bytes, None]:
         pool = await self.apool()
         request = self._build(pool.token_client, method, url, body)
         state = self._state()
+        key = request.url.path
+        held = False
         while True:
-            await _asleep(self._pace())
+            ticket = await self._aenter(key, held)
+            await _asleep(self._pace(request.url, ticket))
             slot = await pool.acquire()  # held for the whole stream once it succeeds
             response = None
             failure: httpx.Response | Exception
@@ -453,10 +828,13 @@ class Transport:
                 failure = exc
             except BaseException:
                 await _free(pool, slot, response)
+                self._settle(ticket, key, None)
                 raise
             await _free(pool, slot, response)
+            self._settle(ticket, key, response if isinstance(failure, httpx.Response) else None)
             delay = (state.delay_after_exception(failure) if isinstance(failure, Exception)
                      else state.delay_after_response(failure))
+            delay, held = self._retry_delay(key, delay), True
             await _asleep(delay)
         try:
             yield first
@@ -466,6 +844,7 @@ class Transport:
             raise error_from_exception(exc, self.provider) from exc
         finally:
             await _free(pool, slot, response)
+            self._settle(ticket, key, response)
 
 
 class AsyncPool:

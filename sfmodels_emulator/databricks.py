@@ -841,10 +841,17 @@ class DatabricksApi:
             raise BodyError("'input' must be a string or a list of strings")
         if not texts:
             raise BodyError("'input' must contain at least one string")
+        self.state.count_inputs("databricks", len(texts))
         limit = self.state.setting("embedding_max_batch", endpoint.name)
         if len(texts) > limit:
             raise BodyError(
                 f"'input' has {len(texts)} items; the maximum batch size is {limit} inputs"
+            )
+        if self.state.inputs_refused(endpoint.name, len(texts)) is not None:
+            return error(
+                429,
+                "REQUEST_LIMIT_EXCEEDED",
+                f"Exceeded workspace QPS rate limit for serving endpoint {endpoint.name}.",
             )
         instruction = body.get("instruction")
         if instruction is not None and not isinstance(instruction, str):

@@ -403,6 +403,7 @@ class SalesforceApi:
                 raise BodyError("Field input must be an array of strings", field="input")
             if not texts:
                 raise BodyError("Field input must contain at least one string", field="input")
+            self.state.count_inputs("salesforce", len(texts))
             limit = self.state.setting("embedding_max_batch", model)
             if len(texts) > limit:
                 raise BodyError(
@@ -415,6 +416,8 @@ class SalesforceApi:
         refused = check_inputs(self.state.settings, texts)
         if refused is not None:
             return _refused(refused, f"input[{refused.index}]", batch=True)
+        if self.state.inputs_refused(model, len(texts)) is not None:
+            return error(429, "LIMIT_EXCEEDED", "Too many requests for the server to handle")
         tokens = sum(count_tokens(t) for t in texts)
         self.state.charge_tokens(model, tokens)
         items = ",".join(

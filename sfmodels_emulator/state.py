@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import input_limits
 from .catalogue import DATABRICKS_SHAPES
 from .limits import Limits, RateWindows
 
@@ -149,6 +150,7 @@ class Settings:
     max_input_tokens: int | None = None
     #: Inputs containing one of these terms (any case) are refused as against content policy.
     blocked_terms: tuple[str, ...] = ()
+    max_inputs_before_429: dict[str, int] = field(default_factory=dict)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Validate every change first, then apply them all (nothing applied on error)."""
@@ -239,6 +241,8 @@ def _validate(key: str, value: Any) -> Any:
         return None if value is None else _integer(key, value, low=1)
     if key == "blocked_terms":
         return _terms(value)
+    if key == input_limits.SETTING:
+        return input_limits.validate(value)
     if key == "usage_mode":
         return _choice(key, value, USAGE_MODES)
     if key == "stream_format":
@@ -322,6 +326,8 @@ class State:
         #: Feedback stored by its id: a retried submission is stored once.
         self.feedback: dict[str, Any] = {}
         self.feedback_repeats = 0
+        self.input_limited = 0
+        self.inputs: dict[str, int] = {"salesforce.embeddings": 0, "databricks.embeddings": 0}
         self.max_in_flight = self.in_flight
         self.windows = RateWindows()
         self.rng = random.Random(self.config.seed)
@@ -349,6 +355,8 @@ class State:
             "tokens_minted": dict(self.tokens_minted),
             "faults": dict(self.faults),
             "rate_limited": self.rate_limited,
+            "input_limited": self.input_limited,
+            "inputs": dict(self.inputs),
             "feedback": len(self.feedback),
             "feedback_repeats": self.feedback_repeats,
             "max_in_flight": self.max_in_flight,
@@ -480,6 +488,18 @@ class State:
             kind = self.rng.choice(kinds)
         self.faults[kind] = self.faults.get(kind, 0) + 1
         return kind
+
+    def count_inputs(self, provider: str, count: int) -> None:
+        """Texts received in one embeddings request."""
+        key = f"{provider}.embeddings"
+        self.inputs[key] = self.inputs.get(key, 0) + count
+
+    def inputs_refused(self, name: str, count: int) -> int | None:
+        """The limit of ``max_inputs_before_429`` that ``count`` inputs break, or None."""
+        limit = input_limits.over_limit(self.settings.max_inputs_before_429, name, count)
+        if limit is not None:
+            self.input_limited += 1
+        return limit
 
     def retry_after(self) -> str:
         return str(math.ceil(self.settings.retry_after_s))

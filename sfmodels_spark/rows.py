@@ -16,6 +16,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -59,18 +60,22 @@ def describe(exc: BaseException) -> str:
 
 
 def each(client: Client, items: Sequence[T], fn: Callable[[T], R]) -> list[R | SFModelsError]:
-    """``fn`` over every item through the core's batch runner, ``max_concurrency`` at a time;
-    an item's error is its result, except the errors that end the task."""
+    """``fn`` over every item, ``max_concurrency`` at a time over the client's shared pool and
+    adaptive limit; an item's error is its result, except the errors that end the task."""
 
-    def one(batch: Sequence[T]) -> R | SFModelsError:
+    def one(item: T) -> R | SFModelsError:
         try:
-            return fn(batch[0])
+            return fn(item)
         except JOB_ERRORS:
             raise
         except SFModelsError as exc:
             return exc
 
-    return batching.run_batches(one, [[item] for item in items], client.max_concurrency)
+    workers = min(client.max_concurrency, len(items))
+    if workers <= 1:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfmodels-spark") as pool:
+        return list(pool.map(one, items))
 
 
 # -- embeddings -----------------------------------------------------------------------------------

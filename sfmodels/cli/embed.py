@@ -437,10 +437,13 @@ class Output:
 
 
 class Progress:
-    """A tqdm bar (texts done, texts/s, time left) on a terminal; nothing otherwise."""
+    """A tqdm bar on a terminal (texts done, texts/s, time left, and what the client's adaptive
+    limit is doing: requests it lets be in flight, 429s seen); nothing otherwise."""
 
-    def __init__(self, total: int | None, bar: bool) -> None:
+    def __init__(self, total: int | None, bar: bool,
+                 throttle: Callable[[], Any] | None = None) -> None:
         self.bar: Any = None
+        self.throttle = throttle
         if bar:
             from tqdm import tqdm
 
@@ -448,8 +451,13 @@ class Progress:
                             smoothing=0.05)
 
     def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
+        if self.bar is None:
+            return
+        if self.throttle is not None:
+            stats = self.throttle()
+            self.bar.set_postfix_str(f"{stats.limit} in flight at most, "
+                                     f"{stats.rate_limited} answered 429", refresh=False)
+        self.bar.update(n)
 
     def note(self, text: str) -> None:
         if self.bar is not None:
@@ -591,7 +599,7 @@ def run(args: argparse.Namespace) -> int:
                         for (rid, text, sha), vector in zip(batch, vectors, strict=True))
 
     output = Output(out, existing.needs_newline)
-    progress = Progress(total, bar)
+    progress = Progress(total, bar, lambda: client.throttle)
     stop = Stop()
     restore = stop.install()
     started = time.perf_counter()

@@ -131,3 +131,15 @@ def test_every_command_explains_itself(capsys: pytest.CaptureFixture[str]) -> No
         assert done.value.code == 0
         assert len(capsys.readouterr().out) > 200
     assert main([]) == 2
+
+
+def test_the_progress_bar_shows_the_adaptive_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tqdm")
+    from types import SimpleNamespace
+
+    from sfmodels.cli.embed import Progress
+
+    progress = Progress(10, True, lambda: SimpleNamespace(limit=4, rate_limited=2))
+    progress.update(3)
+    progress.close()
+    assert "4 in flight at most, 2 answered 429" in capsys.readouterr().err

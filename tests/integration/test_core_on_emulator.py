@@ -172,8 +172,12 @@ def test_databricks_m2m_and_error_paths(emulator: Emulator) -> None:
         with pytest.raises(NotFoundError) as info:
             client.chat("no-such-endpoint", USER)
         assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
-        with pytest.raises(BadRequestError, match="150"):
-            client.embed(GTE, ["x"] * 151)
+        # A batch over the endpoint's 150 is refused with a 400 naming the limit: it is split.
+        before = emulator.counters()["requests"]["databricks.invocations"]
+        assert len(client.embed(GTE, ["x"] * 151).vectors) == 151
+        assert emulator.counters()["requests"]["databricks.invocations"] - before == 3
+        with pytest.raises(BadRequestError, match="does not accept"):
+            client.embed(LLAMA, ["x"])  # not a size problem: nothing to split
     bad = DatabricksClient(host=emulator.databricks_host, client_id="who",
                            client_secret="nope", env={})
     with pytest.raises(TokenError):

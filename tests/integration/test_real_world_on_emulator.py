@@ -199,17 +199,20 @@ def test_reasoning_stays_out_of_the_text(emulator: Emulator, switch: str) -> Non
 def test_embedding_batch_over_the_429_limit_fails_every_time(emulator: Emulator) -> None:
     emulator.configure_model(GTE, embedding_max_inputs_429=15)
     texts = [f"passage {i}" for i in range(20)]
-    with dbx(emulator, batch_size=20, max_retries=1) as client, \
-            pytest.raises(RateLimitError) as info:
-        client.embed(GTE, texts)
+    # One request of 20 is refused with 429 every time, whatever the retries ...
+    with dbx(emulator, max_retries=1) as client, pytest.raises(RateLimitError) as info:
+        client._post("/serving-endpoints/" + GTE + "/invocations", {"input": texts},
+                     lambda body: body)
     assert info.value.error_code == "REQUEST_LIMIT_EXCEEDED" and info.value.retry_after is None
     assert emulator.counters()["requests"]["databricks.invocations"] == 2  # the retry failed too
-    with dbx(emulator, batch_size=10) as client:
+    # ... so a bulk embed splits the batch, keeps the smaller size, and finishes.
+    with dbx(emulator, batch_size=20) as client:
         assert len(client.embed(GTE, texts).vectors) == 20
-    # Separate from the batch-size limit, which is a 400.
+    # Separate from the batch-size limit, which is a 400 (which a bulk embed splits too).
     emulator.configure(embedding_max_batch=5)
-    with dbx(emulator, batch_size=10) as client, pytest.raises(BadRequestError):
-        client.embed(GTE, texts)
+    with dbx(emulator) as client, pytest.raises(BadRequestError):
+        client._post("/serving-endpoints/" + GTE + "/invocations", {"input": texts[:10]},
+                     lambda body: body)
 
 
 # -- case 7: M2M tokens live one hour -------------------------------------------------------------

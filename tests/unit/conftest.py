@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from sfmodels_core import batching as batching_module
 from sfmodels_core import transport as transport_module
 
 
@@ -19,6 +22,12 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def afake(delay: float) -> None:
         fake(delay)
 
+    async def await_stop(stop: object, delay: float) -> None:
+        fake(delay)
+        await asyncio.sleep(0)
+
     monkeypatch.setattr(transport_module, "_sleep", fake)
     monkeypatch.setattr(transport_module, "_asleep", afake)
+    monkeypatch.setattr(batching_module, "_wait", lambda stop, delay: fake(delay))
+    monkeypatch.setattr(batching_module, "_await", await_stop)
     return waits
