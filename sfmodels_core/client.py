@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,7 +21,13 @@ from .errors import (
 from .lifecycle import Closeable
 from .options import ClientOptions
 from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
-from .types import EmbeddingResult, ParsedBatch, Usage, combine_embedding_batches
+from .types import (
+    EmbeddingResult,
+    ParsedBatch,
+    Usage,
+    combine_embedding_batches,
+    expect_vectors,
+)
 from .validation import require_name, require_texts
 
 R = TypeVar("R")
@@ -109,21 +115,44 @@ class BaseClient(Closeable):
             plan.prior_model = getattr(resume_from, "served_model", None)
         return plan
 
-    def _embed_run(self, plan: EmbedPlan,
-                   send: Callable[[list[str]], ParsedBatch]) -> EmbeddingResult:
+    # -- the provider's I/O, which the bulk embedding below drives
+    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
+              retry: bool = True) -> R:  # pragma: no cover - every provider defines it
+        raise NotImplementedError
+
+    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
+                     retry: bool = True) -> R:  # pragma: no cover - every provider defines it
+        raise NotImplementedError
+
+    def _bulk_embed(self, plan: EmbedPlan, request: tuple[str, dict[str, Any]],
+                    parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult:
+        """Every text of ``plan`` still missing, in batches of ``request``'s body with their
+        ``input``; each batch is one attempt, and the job decides retries and splits."""
+        path, body = request
+        texts = plan.texts
+
+        def one(indices: list[int]) -> ParsedBatch:
+            batch = [texts[i] for i in indices]
+            return self._post(path, {**body, "input": batch},
+                              lambda b: expect_vectors(parse(b), len(batch)), retry=False)
+
         if plan.job.todo:
-            texts = plan.texts
-            batching.run_bulk(plan.job, lambda indices: send([texts[i] for i in indices]),
-                              self.max_concurrency)
+            batching.run_bulk(plan.job, one, self.max_concurrency)
         return plan.outcome()
 
-    async def _aembed_run(self, plan: EmbedPlan,
-                          send: Callable[[list[str]], Awaitable[ParsedBatch]]
-                          ) -> EmbeddingResult:
+    async def _abulk_embed(self, plan: EmbedPlan, request: tuple[str, dict[str, Any]],
+                           parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult:
+        path, body = request
+        texts = plan.texts
+
+        async def one(indices: list[int]) -> ParsedBatch:
+            batch = [texts[i] for i in indices]
+            return await self._apost(path, {**body, "input": batch},
+                                     lambda b: expect_vectors(parse(b), len(batch)),
+                                     retry=False)
+
         if plan.job.todo:
-            texts = plan.texts
-            await batching.arun_bulk(plan.job, lambda indices: send([texts[i] for i in indices]),
-                                     self.max_concurrency)
+            await batching.arun_bulk(plan.job, one, self.max_concurrency)
         return plan.outcome()
 
 

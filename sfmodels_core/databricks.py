@@ -33,7 +33,6 @@ from .types import (
     EmbeddingResult,
     ParsedBatch,
     Usage,
-    expect_vectors,
     ordered,
 )
 from .validation import require_messages, require_name
@@ -708,28 +707,16 @@ class DatabricksClient(BaseClient):
         a failure carries the vectors done, and ``resume_from=`` that error sends only the
         missing texts."""
         plan = self._embed_plan(endpoint, "endpoint", texts, resume_from)
-        path, body = embedding_request(plan.target, [], instruction, params)
-
-        def one(batch: list[str]) -> ParsedBatch:
-            return self._post(path, {**body, "input": batch},
-                              lambda b: expect_vectors(parse_embeddings(b), len(batch)),
-                              retry=False)
-
-        return self._embed_run(plan, one)
+        return self._bulk_embed(plan, embedding_request(plan.target, [], instruction, params),
+                                parse_embeddings)
 
     async def aembed(self, endpoint: str, texts: Sequence[str], *,
                      instruction: str | None = None,
                      resume_from: BulkEmbeddingError | None = None,
                      **params: Any) -> EmbeddingResult:
         plan = self._embed_plan(endpoint, "endpoint", texts, resume_from)
-        path, body = embedding_request(plan.target, [], instruction, params)
-
-        async def one(batch: list[str]) -> ParsedBatch:
-            return await self._apost(path, {**body, "input": batch},
-                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)),
-                                     retry=False)
-
-        return await self._aembed_run(plan, one)
+        return await self._abulk_embed(
+            plan, embedding_request(plan.target, [], instruction, params), parse_embeddings)
 
 
 __all__ = [

@@ -23,7 +23,6 @@ from .types import (
     EmbeddingResult,
     ParsedBatch,
     Usage,
-    expect_vectors,
     ordered,
 )
 from .validation import require_messages, require_name
@@ -393,28 +392,16 @@ class SalesforceClient(BaseClient):
         notes: batches retry while the job progresses; a failure carries the vectors done, and
         ``resume_from=`` that error sends only the missing texts)."""
         plan = self._embed_plan(model, "model", texts, resume_from)
-        path, body = embedding_request(plan.target, [], localization, tags)
-
-        def one(batch: list[str]) -> ParsedBatch:
-            return self._post(path, {**body, "input": batch},
-                              lambda b: expect_vectors(parse_embeddings(b), len(batch)),
-                              retry=False)
-
-        return self._embed_run(plan, one)
+        return self._bulk_embed(plan, embedding_request(plan.target, [], localization, tags),
+                                parse_embeddings)
 
     async def aembed(self, model: str, texts: Sequence[str], *,
                      localization: Mapping[str, Any] | None = None,
                      tags: Mapping[str, Any] | None = None,
                      resume_from: BulkEmbeddingError | None = None) -> EmbeddingResult:
         plan = self._embed_plan(model, "model", texts, resume_from)
-        path, body = embedding_request(plan.target, [], localization, tags)
-
-        async def one(batch: list[str]) -> ParsedBatch:
-            return await self._apost(path, {**body, "input": batch},
-                                     lambda b: expect_vectors(parse_embeddings(b), len(batch)),
-                                     retry=False)
-
-        return await self._aembed_run(plan, one)
+        return await self._abulk_embed(
+            plan, embedding_request(plan.target, [], localization, tags), parse_embeddings)
 
     # -- feedback
     def submit_feedback(self, generation_id: str, feedback: FeedbackValue | str | None, *,
