@@ -8,7 +8,6 @@ once in ``sfmodels_core.adapters``; this module pins that they do.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,8 +138,8 @@ class LangChain:
 
         return SalesforceFeedbackHandler(client=client)
 
-    def rate(self, handler: Any, answer_of: Callable[[], Any], rating: Any) -> Any:
-        return handler.submit(rating)
+    def rate(self, handler: Any, rating: Any) -> Any:
+        return handler.submit(rating)  # the latest run
 
     def stream_usage(self, client: DatabricksClient) -> tuple[str, int | None]:
         from langchain_sfmodels import ChatDatabricks
@@ -212,8 +211,8 @@ class LlamaIndex:
 
         return SalesforceFeedbackHandler(client=client).register()
 
-    def rate(self, handler: Any, answer_of: Callable[[], Any], rating: Any) -> Any:
-        return handler.submit(rating)
+    def rate(self, handler: Any, rating: Any) -> Any:
+        return handler.submit(rating)  # the latest run
 
     def stream_usage(self, client: DatabricksClient) -> tuple[str, int | None]:
         from llama_index.core.base.llms.types import ChatMessage
@@ -323,7 +322,7 @@ def test_feedback_rates_every_generation_of_the_answer(fw: Any, rating: str,
     client = service.client()
     handler = fw.feedback_handler(client)
     fw.ask(fw.salesforce(client), "Weather?", tools=True, parallel=False, handler=handler)
-    submission = fw.rate(handler, lambda: None, rating)
+    submission = fw.rate(handler, rating)
     assert isinstance(submission, FeedbackSubmission)
     assert submission.generation_ids == ["gen-2", "gen-1"]  # the answering one first
     assert submission.feedback_ids == [f["id"] for f in service.feedback]
@@ -337,7 +336,7 @@ def test_feedback_refuses_the_same_bad_ratings(fw: Any, rating: Any) -> None:
     handler = fw.feedback_handler(client)
     fw.ask(fw.salesforce(client), "Hello", handler=handler)
     with pytest.raises(InvalidInputError, match="'GOOD' or 'BAD'"):
-        fw.rate(handler, lambda: None, rating)
+        fw.rate(handler, rating)
     assert service.feedback == []
 
 

@@ -8,7 +8,6 @@ the tool calls (never merged), the usage counted once (or honestly absent), the 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -111,4 +110,3 @@ def test_chat_fixtures_read_the_same_in_both_frameworks(fixture: Fixture, read: 
 def test_the_corpus_has_chat_shapes_for_both_providers() -> None:
     assert {f.provider for f in CHAT} == {"databricks", "salesforce"}
     assert any(f.method == "stream_chat" for f in CHAT)
-    assert json.dumps([f.name for f in CHAT])  # names are plain strings
