@@ -15,6 +15,7 @@ import functools
 import logging
 import math
 import random
+import ssl
 import threading
 import time
 from collections import deque
@@ -493,6 +494,14 @@ class Throttle:
             return left
 
 
+@functools.lru_cache(maxsize=1)
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every HTTP client of the process (httpx's own defaults: certifi, or
+    SSL_CERT_FILE / SSL_CERT_DIR). Building one costs tens of milliseconds, and each event loop's
+    pool holds eleven clients: a new loop's first call paid for eleven."""
+    return httpx.create_ssl_context()
+
+
 @functools.lru_cache(maxsize=512)
 def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)  # immutable, so one parse serves every call to the same URL
@@ -581,7 +590,8 @@ class Transport:
                 if self._client is None:
                     self._client = httpx.Client(
                         headers=self.headers, timeout=self.timeout, limits=self.limits,
-                        transport=self._transport, follow_redirects=False)
+                        transport=self._transport, follow_redirects=False,
+                        verify=shared_ssl_context())
                     self._client._cookies = _NoCookies()  # the setter would re-wrap it
         return self._client
 
@@ -604,7 +614,8 @@ class Transport:
 
     def _make_aclient(self, limits: httpx.Limits) -> httpx.AsyncClient:
         client = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=limits,
-                                   transport=self._async_transport, follow_redirects=False)
+                                   transport=self._async_transport, follow_redirects=False,
+                                   verify=shared_ssl_context())
         client._cookies = _NoCookies()  # the setter would re-wrap it
         return client
 

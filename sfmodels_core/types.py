@@ -50,6 +50,15 @@ class EmbeddingResult(BaseModel):
     def __len__(self) -> int:
         return len(self.vectors)
 
+    def __repr__(self) -> str:
+        # Shape and counts, never every vector: Python 3.11's asyncio.run reprs the result of
+        # the task it ran, and a full repr of 10,000 vectors took seconds.
+        dims = len(self.vectors[0]) if self.vectors else 0
+        return (f"EmbeddingResult({len(self.vectors)} vectors of {dims} dimensions, "
+                f"model={self.model!r}, usage={self.usage!r})")
+
+    __str__ = __repr__
+
 
 ParsedBatch = tuple[list[list[float]], "str | None", "Usage | None", dict[str, Any]]
 

@@ -86,3 +86,13 @@ def test_connect_timeout_is_its_own_setting() -> None:
                               connect_timeout=2)
     timeout = client._transport.timeout
     assert (timeout.connect, timeout.read) == (2, 30)
+
+
+def test_an_embedding_result_reprs_its_shape_not_its_vectors() -> None:
+    from sfmodels_core.types import EmbeddingResult
+
+    result = EmbeddingResult.model_construct(vectors=[[0.5] * 8 for _ in range(3)], model="m",
+                                             usage=None, raw=[])
+    assert repr(result) == str(result) == (
+        "EmbeddingResult(3 vectors of 8 dimensions, model='m', usage=None)")
+
