@@ -581,6 +581,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         client = DatabricksClient(options=options)
         params["instruction"] = identity.instruction
+    if out.exists() and out.stat().st_size > 100_000_000:
+        note(f"reading the keys of the records already in {out}")
     existing = scan(out, identity)
 
     bar = _bar_wanted(args)
