@@ -40,6 +40,7 @@ from sfmodels_core.adapters.feedback import (
 )
 from sfmodels_core.adapters.settings import SalesforceSettings
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.lifecycle import Closeable
 
 from ._common import SALESFORCE
 
@@ -75,7 +76,7 @@ def generation_ids(response: LLMResult) -> list[str]:
     return ids
 
 
-class SalesforceFeedbackHandler(BaseCallbackHandler):
+class SalesforceFeedbackHandler(Closeable, BaseCallbackHandler):
     """Records Salesforce generation ids by run, and submits feedback on them.
 
     Construct it with the same settings as ``ChatSalesforce`` (or none, to use the environment),

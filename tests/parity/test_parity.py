@@ -269,6 +269,11 @@ def test_bad_settings_are_refused_at_construction(fw: Any, bad: dict[str, Any]) 
 
 
 async def test_close_aclose_and_context_managers(fw: Any) -> None:
+    handler = fw.feedback_handler(Salesforce().client())
+    with handler as entered:  # the handler closes only a client it created; here, none
+        assert entered is handler
+    async with handler:
+        pass
     for component in fw.classes():
         first = component.client
         component.close()
