@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import defaults
 from .errors import (
@@ -164,6 +164,7 @@ class BulkJob:
         self.last_progress = self.clock()
         self.largest_ok = 0
         self.splits = 0
+        self.done = 0  # texts with a vector
 
     # -- what to send ----------------------------------------------------------------------------
     @property
@@ -190,6 +191,7 @@ class BulkJob:
         self.out -= 1
         self.results[batch.indices[0]] = parsed
         self.indices_of[batch.indices[0]] = batch.indices
+        self.done += len(batch.indices)
         self.progressed = True
         self.last_progress = self.clock()
         self.largest_ok = max(self.largest_ok, len(batch.indices))
@@ -246,8 +248,8 @@ class BulkJob:
         self.out -= 1
 
     # -- the outcome -----------------------------------------------------------------------------
-    def vectors(self) -> dict[int, list[float]]:
-        out: dict[int, list[float]] = {}
+    def vectors(self) -> dict[int, Any]:
+        out: dict[int, Any] = {}
         for first, parsed in self.results.items():
             out.update(zip(self.indices_of[first], parsed[0], strict=True))
         return out

@@ -12,6 +12,7 @@ import httpx
 from . import batching
 from .auth import BearerAuth, TokenSource
 from .errors import (
+    BadRequestError,
     BulkEmbeddingError,
     InvalidInputError,
     ResponseValidationError,
@@ -21,14 +22,9 @@ from .errors import (
 from .lifecycle import Closeable
 from .options import ClientOptions
 from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
-from .types import (
-    EmbeddingResult,
-    ParsedBatch,
-    Usage,
-    combine_embedding_batches,
-    expect_vectors,
-)
+from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
 from .validation import require_name, require_texts
+from .vectors import StoredRows, VectorSink, as_lists
 
 R = TypeVar("R")
 
@@ -60,6 +56,8 @@ class BaseClient(Closeable):
         # Tokens are minted through the same transport, retries included, without the auth.
         self.auth.send = self._transport.send_token_request
         self.auth.asend = self._transport.asend_token_request
+        #: (model or endpoint, body field) pairs a service refused by name: not sent again.
+        self._refused_fields: set[tuple[str, str]] = set()
 
     @property
     def throttle(self) -> ThrottleStats:
@@ -99,13 +97,16 @@ class BaseClient(Closeable):
 
     # -- bulk embeddings: one mechanism for both providers, sync and async ----------------------
     def _embed_plan(self, name: Any, what: str, texts: Any,
-                    resume_from: BulkEmbeddingError | None) -> EmbedPlan:
+                    resume_from: BulkEmbeddingError | None, compact: bool) -> EmbedPlan:
         """The checked name and texts, and the job that embeds what is still missing."""
         target = require_name(name, what)
         items = require_texts(texts)
+        if not isinstance(compact, bool):
+            raise InvalidInputError(f"compact must be True or False, got {compact!r}")
         todo = list(range(len(items)))
         plan = EmbedPlan(target, items, batching.BulkJob(
-            todo, self.batch_size, self.options.retry, self.options.bulk_give_up_after))
+            todo, self.batch_size, self.options.retry, self.options.bulk_give_up_after),
+            VectorSink(len(items)) if compact else None)
         if resume_from is not None:
             _check_resume(resume_from, target, items, self.provider)
             plan.job.todo = list(resume_from.missing)
@@ -113,7 +114,25 @@ class BaseClient(Closeable):
             plan.prior_usage = resume_from.usage
             plan.prior_raw = list(resume_from.raw)
             plan.prior_model = getattr(resume_from, "served_model", None)
+            earlier = getattr(resume_from, "sink", None)
+            if compact and isinstance(earlier, VectorSink):
+                plan.sink = earlier  # the vectors done are in it: fill in the rest, no copy
+            elif plan.sink is not None:
+                plan.sink.put_many(plan.prior_vectors)
         return plan
+
+    def _refuses(self, target: str, name: str) -> bool:
+        """Whether the service refused the body field ``name`` for ``target`` before."""
+        return (target, name) in self._refused_fields
+
+    def _refused(self, request: EmbedRequest, target: str, error: SFModelsError) -> bool:
+        """Whether ``error`` refuses one of ``request``'s optional fields by name; if so the
+        field is dropped (for this call and the client's later ones) and the batch resent."""
+        name = request.drop_refused(error)
+        if name is None:
+            return False
+        self._refused_fields.add((target, name))
+        return True
 
     # -- the provider's I/O, which the bulk embedding below drives
     def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
@@ -124,32 +143,35 @@ class BaseClient(Closeable):
                      retry: bool = True) -> R:  # pragma: no cover - every provider defines it
         raise NotImplementedError
 
-    def _bulk_embed(self, plan: EmbedPlan, request: tuple[str, dict[str, Any]],
-                    parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult:
+    def _bulk_embed(self, plan: EmbedPlan, request: EmbedRequest,
+                    parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult[Any]:
         """Every text of ``plan`` still missing, in batches of ``request``'s body with their
         ``input``; each batch is one attempt, and the job decides retries and splits."""
-        path, body = request
-        texts = plan.texts
 
         def one(indices: list[int]) -> ParsedBatch:
-            batch = [texts[i] for i in indices]
-            return self._post(path, {**body, "input": batch},
-                              lambda b: expect_vectors(parse(b), len(batch)), retry=False)
+            while True:
+                try:
+                    return self._post(request.path, request.body_for(plan.texts, indices),
+                                      lambda b: plan.keep(indices, parse(b)), retry=False)
+                except BadRequestError as exc:
+                    if not self._refused(request, plan.target, exc):
+                        raise
 
         if plan.job.todo:
             batching.run_bulk(plan.job, one, self.max_concurrency)
         return plan.outcome()
 
-    async def _abulk_embed(self, plan: EmbedPlan, request: tuple[str, dict[str, Any]],
-                           parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult:
-        path, body = request
-        texts = plan.texts
-
+    async def _abulk_embed(self, plan: EmbedPlan, request: EmbedRequest,
+                           parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult[Any]:
         async def one(indices: list[int]) -> ParsedBatch:
-            batch = [texts[i] for i in indices]
-            return await self._apost(path, {**body, "input": batch},
-                                     lambda b: expect_vectors(parse(b), len(batch)),
-                                     retry=False)
+            while True:
+                try:
+                    return await self._apost(request.path, request.body_for(plan.texts, indices),
+                                             lambda b: plan.keep(indices, parse(b)),
+                                             retry=False)
+                except BadRequestError as exc:
+                    if not self._refused(request, plan.target, exc):
+                        raise
 
         if plan.job.todo:
             await batching.arun_bulk(plan.job, one, self.max_concurrency)
@@ -157,37 +179,76 @@ class BaseClient(Closeable):
 
 
 @dataclass
+class EmbedRequest:
+    """The path and body of every batch of one bulk embed (each batch adds its ``input``).
+
+    ``optional``: fields the call can do without (``encoding_format``): a 400 that names one
+    drops it and the batch is sent again, rather than failing the call.
+    """
+
+    path: str
+    body: dict[str, Any]
+    optional: tuple[str, ...] = ()
+
+    def body_for(self, texts: list[str], indices: list[int]) -> dict[str, Any]:
+        return {**self.body, "input": [texts[i] for i in indices]}
+
+    def drop_refused(self, error: SFModelsError) -> str | None:
+        """The optional field ``error`` refuses by name, now dropped; None if there is none."""
+        said = (error.provider_message or error.message or "").lower()
+        for name in self.optional:
+            if name in self.body and name in said:
+                self.body = {k: v for k, v in self.body.items() if k != name}
+                return name
+        return None
+
+
+@dataclass
 class EmbedPlan:
-    """One bulk embed: its texts, its job, and what an earlier attempt already did."""
+    """One bulk embed: its texts, its job, where compact vectors go, and what an earlier
+    attempt already did."""
 
     target: str
     texts: list[str]
     job: batching.BulkJob
-    prior_vectors: dict[int, list[float]] = field(default_factory=dict)
+    sink: VectorSink | None = None
+    prior_vectors: dict[int, Any] = field(default_factory=dict)
     prior_usage: Usage | None = None
     prior_raw: list[Any] = field(default_factory=list)
     prior_model: str | None = None
 
-    def outcome(self) -> EmbeddingResult:
+    def keep(self, indices: list[int], batch: ParsedBatch) -> ParsedBatch:
+        """A batch just read: one vector per text, kept as lists or written to the sink."""
+        vectors, model, usage, rest = expect_vectors(batch, len(indices))
+        if self.sink is None:
+            return as_lists(vectors), model, usage, rest
+        self.sink.put(indices, vectors)
+        return StoredRows(self.sink, indices), model, usage, rest
+
+    def outcome(self) -> EmbeddingResult[Any]:
         """Every vector in input order, or the error with everything done so far."""
         job = self.job
-        done = combine_embedding_batches(job.ordered_results())
-        usage = self.prior_usage
-        if done.usage is not None:
-            usage = done.usage if usage is None else usage + done.usage
-        raw = self.prior_raw + done.raw
-        model = self.prior_model or done.model
-        vectors = self.prior_vectors
-        vectors.update(job.vectors())
+        batches = job.ordered_results()
+        usage = Usage.total([self.prior_usage, *(batch[2] for batch in batches)])
+        raw = self.prior_raw + [batch[3] for batch in batches]
+        model = self.prior_model or next((batch[1] for batch in batches if batch[1]), None)
         total = len(self.texts)
-        if job.finished and len(vectors) == total:
-            return EmbeddingResult.model_construct(
-                vectors=[vectors[i] for i in range(total)], model=model, usage=usage, raw=raw)
+        if job.finished and len(self.prior_vectors) + job.done == total:
+            if self.sink is not None:
+                vectors: Any = self.sink.vectors()
+            else:
+                by_index = self.prior_vectors
+                by_index.update(job.vectors())
+                vectors = [by_index[i] for i in range(total)]
+            return EmbeddingResult.model_construct(vectors=vectors, model=model, usage=usage,
+                                                   raw=raw)
+        done = self.prior_vectors
+        done.update(job.vectors())
         cause = job.error or next(iter(job.refused.values()))
         error = make_bulk_error(
-            cause, vectors=vectors, missing=[i for i in range(total) if i not in vectors],
+            cause, vectors=done, missing=[i for i in range(total) if i not in done],
             refused=dict(job.refused), total=total, target=self.target,
-            texts_digest=texts_digest(self.texts), usage=usage, raw=raw)
+            texts_digest=texts_digest(self.texts), usage=usage, raw=raw, sink=self.sink)
         error.served_model = model  # type: ignore[attr-defined]
         raise error
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 import pydantic_core
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from . import defaults, wire
 from .adapters.streams import StreamAccumulator
-from .client import BaseClient
+from .client import BaseClient, EmbedPlan, EmbedRequest
 from .config import Secret, resolve_databricks
 from .errors import (
     APIStatusError,
@@ -36,6 +36,7 @@ from .types import (
     ordered,
 )
 from .validation import require_messages, require_name
+from .vectors import Vectors
 from .wire import Index, LenientInt, LenientStr
 
 R = TypeVar("R")
@@ -699,24 +700,61 @@ class DatabricksClient(BaseClient):
             yield last
 
     # -- embeddings: any number of texts, batched, in input order
+    @overload
     def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
-              resume_from: BulkEmbeddingError | None = None, **params: Any) -> EmbeddingResult:
+              resume_from: BulkEmbeddingError | None = None, compact: Literal[False] = False,
+              **params: Any) -> EmbeddingResult[list[list[float]]]: ...
+
+    @overload
+    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
+              resume_from: BulkEmbeddingError | None = None, compact: Literal[True],
+              **params: Any) -> EmbeddingResult[Vectors]: ...
+
+    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
+              resume_from: BulkEmbeddingError | None = None, compact: bool = False,
+              **params: Any) -> EmbeddingResult[Any]:
         """One vector per text, in order; other keywords go into each request body as they are.
 
         Batches retry while the job progresses and split when the endpoint refuses their size;
         a failure carries the vectors done, and ``resume_from=`` that error sends only the
-        missing texts."""
-        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from)
-        return self._bulk_embed(plan, embedding_request(plan.target, [], instruction, params),
+        missing texts. ``compact=True`` returns float32 :class:`~sfmodels_core.vectors.Vectors`
+        and asks for base64 vectors (``encoding_format``), reading lists when the endpoint
+        sends them anyway and leaving the field out when it refuses it."""
+        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from, compact)
+        return self._bulk_embed(plan, self._embedding_request(plan, instruction, params),
                                 parse_embeddings)
 
+    @overload
     async def aembed(self, endpoint: str, texts: Sequence[str], *,
                      instruction: str | None = None,
                      resume_from: BulkEmbeddingError | None = None,
-                     **params: Any) -> EmbeddingResult:
-        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from)
-        return await self._abulk_embed(
-            plan, embedding_request(plan.target, [], instruction, params), parse_embeddings)
+                     compact: Literal[False] = False,
+                     **params: Any) -> EmbeddingResult[list[list[float]]]: ...
+
+    @overload
+    async def aembed(self, endpoint: str, texts: Sequence[str], *,
+                     instruction: str | None = None,
+                     resume_from: BulkEmbeddingError | None = None, compact: Literal[True],
+                     **params: Any) -> EmbeddingResult[Vectors]: ...
+
+    async def aembed(self, endpoint: str, texts: Sequence[str], *,
+                     instruction: str | None = None,
+                     resume_from: BulkEmbeddingError | None = None, compact: bool = False,
+                     **params: Any) -> EmbeddingResult[Any]:
+        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from, compact)
+        return await self._abulk_embed(plan, self._embedding_request(plan, instruction, params),
+                                       parse_embeddings)
+
+    def _embedding_request(self, plan: EmbedPlan, instruction: str | None,
+                           params: Mapping[str, Any]) -> EmbedRequest:
+        """The batches' request; a compact call asks for base64 vectors unless the caller set
+        ``encoding_format`` or the endpoint refused it before."""
+        path, body = embedding_request(plan.target, [], instruction, params)
+        if plan.sink is None or "encoding_format" in params or \
+                self._refuses(plan.target, "encoding_format"):
+            return EmbedRequest(path, body)
+        return EmbedRequest(path, {**body, "encoding_format": "base64"},
+                            optional=("encoding_format",))
 
 
 __all__ = [

@@ -35,6 +35,7 @@ headers.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -239,7 +240,8 @@ class BulkEmbeddingError(SFModelsError):
     are those of that error, which is also its ``__cause__``. It subclasses rather than wraps so
     that code written against the error tree keeps working when a call becomes a bulk one.
 
-    - ``vectors``: input index -> vector, for every text already embedded;
+    - ``vectors``: input index -> vector, for every text already embedded (a list of floats,
+      or with ``compact=True`` a float32 ``memoryview`` row: ``.tolist()`` makes it a list);
     - ``missing``: the input indices still without a vector, in order;
     - ``refused``: input index -> error, for single texts the service refused outright;
     - ``total``: how many texts the call was given.
@@ -249,7 +251,7 @@ class BulkEmbeddingError(SFModelsError):
     are the same before sending anything).
     """
 
-    vectors: dict[int, list[float]]
+    vectors: dict[int, Any]
     missing: list[int]
     refused: dict[int, SFModelsError]
     total: int
@@ -267,7 +269,11 @@ class BulkEmbeddingError(SFModelsError):
     def __reduce__(self) -> tuple[Any, ...]:
         base = next(c for c in type(self).__mro__[1:]
                     if issubclass(c, SFModelsError) and not issubclass(c, BulkEmbeddingError))
-        return (_rebuild_bulk_error, (base, self.__dict__))
+        state = {k: v for k, v in self.__dict__.items() if k != "sink"}
+        # Compact rows are views of one block, which pickle cannot carry: copy each row.
+        state["vectors"] = {i: array("f", v.tobytes()) if isinstance(v, memoryview) else v
+                            for i, v in self.vectors.items()}
+        return (_rebuild_bulk_error, (base, state))
 
 
 _BULK_CLASSES: dict[type[SFModelsError], type[BulkEmbeddingError]] = {}
@@ -290,10 +296,10 @@ def _rebuild_bulk_error(base: type[SFModelsError], state: dict[str, Any]) -> Bul
     return error
 
 
-def make_bulk_error(cause: SFModelsError, *, vectors: dict[int, list[float]],
+def make_bulk_error(cause: SFModelsError, *, vectors: dict[int, Any],
                     missing: list[int], refused: dict[int, SFModelsError], total: int,
-                    target: str, texts_digest: str, usage: Any,
-                    raw: list[Any]) -> BulkEmbeddingError:
+                    target: str, texts_digest: str, usage: Any, raw: list[Any],
+                    sink: Any = None) -> BulkEmbeddingError:
     """The error a bulk call ends with: ``cause``'s class and fields, plus the work done."""
     base: type[SFModelsError] = type(cause)
     if isinstance(cause, BulkEmbeddingError):  # a resumed job failing again
@@ -303,7 +309,7 @@ def make_bulk_error(cause: SFModelsError, *, vectors: dict[int, list[float]],
     first = f" (first missing: text {missing[0]})" if missing else ""
     state.update(
         vectors=vectors, missing=missing, refused=refused, total=total, target=target,
-        texts_digest=texts_digest, usage=usage, raw=raw,
+        texts_digest=texts_digest, usage=usage, raw=raw, sink=sink,
         message=(f"{cause.message} [bulk embed: {len(vectors)} of {total} texts embedded, "
                  f"{len(missing)} missing{first}; embed(..., resume_from=error) sends only "
                  f"those]"))

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import defaults, wire
-from .client import BaseClient
+from .client import BaseClient, EmbedRequest
 from .config import Secret, resolve_salesforce
 from .errors import BulkEmbeddingError, ErrorDetails, InvalidInputError
 from .options import ClientOptions
@@ -26,6 +26,7 @@ from .types import (
     ordered,
 )
 from .validation import require_messages, require_name
+from .vectors import Vectors
 
 R = TypeVar("R")
 PROVIDER = "Salesforce"
@@ -384,24 +385,55 @@ class SalesforceClient(BaseClient):
                                  parse_generation)
 
     # -- embeddings: any number of texts, batched, in input order
+    @overload
     def embed(self, model: str, texts: Sequence[str], *,
               localization: Mapping[str, Any] | None = None,
               tags: Mapping[str, Any] | None = None,
-              resume_from: BulkEmbeddingError | None = None) -> EmbeddingResult:
+              resume_from: BulkEmbeddingError | None = None,
+              compact: Literal[False] = False) -> EmbeddingResult[list[list[float]]]: ...
+
+    @overload
+    def embed(self, model: str, texts: Sequence[str], *,
+              localization: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None,
+              resume_from: BulkEmbeddingError | None = None,
+              compact: Literal[True]) -> EmbeddingResult[Vectors]: ...
+
+    def embed(self, model: str, texts: Sequence[str], *,
+              localization: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None,
+              resume_from: BulkEmbeddingError | None = None,
+              compact: bool = False) -> EmbeddingResult[Any]:
         """One vector per text, in input order, however many texts (see ``BaseClient``'s bulk
         notes: batches retry while the job progresses; a failure carries the vectors done, and
-        ``resume_from=`` that error sends only the missing texts)."""
-        plan = self._embed_plan(model, "model", texts, resume_from)
-        return self._bulk_embed(plan, embedding_request(plan.target, [], localization, tags),
-                                parse_embeddings)
+        ``resume_from=`` that error sends only the missing texts). ``compact=True`` returns
+        float32 :class:`~sfmodels_core.vectors.Vectors`, packed as each batch is read."""
+        plan = self._embed_plan(model, "model", texts, resume_from, compact)
+        return self._bulk_embed(plan, EmbedRequest(*embedding_request(
+            plan.target, [], localization, tags)), parse_embeddings)
+
+    @overload
+    async def aembed(self, model: str, texts: Sequence[str], *,
+                     localization: Mapping[str, Any] | None = None,
+                     tags: Mapping[str, Any] | None = None,
+                     resume_from: BulkEmbeddingError | None = None,
+                     compact: Literal[False] = False) -> EmbeddingResult[list[list[float]]]: ...
+
+    @overload
+    async def aembed(self, model: str, texts: Sequence[str], *,
+                     localization: Mapping[str, Any] | None = None,
+                     tags: Mapping[str, Any] | None = None,
+                     resume_from: BulkEmbeddingError | None = None,
+                     compact: Literal[True]) -> EmbeddingResult[Vectors]: ...
 
     async def aembed(self, model: str, texts: Sequence[str], *,
                      localization: Mapping[str, Any] | None = None,
                      tags: Mapping[str, Any] | None = None,
-                     resume_from: BulkEmbeddingError | None = None) -> EmbeddingResult:
-        plan = self._embed_plan(model, "model", texts, resume_from)
-        return await self._abulk_embed(
-            plan, embedding_request(plan.target, [], localization, tags), parse_embeddings)
+                     resume_from: BulkEmbeddingError | None = None,
+                     compact: bool = False) -> EmbeddingResult[Any]:
+        plan = self._embed_plan(model, "model", texts, resume_from, compact)
+        return await self._abulk_embed(plan, EmbedRequest(*embedding_request(
+            plan.target, [], localization, tags)), parse_embeddings)
 
     # -- feedback
     def submit_feedback(self, generation_id: str, feedback: FeedbackValue | str | None, *,

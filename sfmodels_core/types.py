@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .vectors import Vectors
+
+#: What ``EmbeddingResult.vectors`` holds: lists of floats, or compact float32 ``Vectors``.
+V = TypeVar("V", list[list[float]], Vectors)
 
 
 class Usage(BaseModel):
@@ -38,10 +43,13 @@ class Usage(BaseModel):
                      total_tokens=self.total_tokens + other.total_tokens)
 
 
-class EmbeddingResult(BaseModel):
-    """One vector per input text, in input order."""
+class EmbeddingResult(BaseModel, Generic[V]):
+    """One vector per input text, in input order: lists of floats, or with ``compact=True``
+    one float32 block (:class:`~sfmodels_core.vectors.Vectors`)."""
 
-    vectors: list[list[float]]
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    vectors: V
     model: str | None = None
     usage: Usage | None = None
     #: Response bodies of each batch request, vectors left out (they are in ``vectors``).
@@ -53,14 +61,18 @@ class EmbeddingResult(BaseModel):
     def __repr__(self) -> str:
         # Shape and counts, never every vector: Python 3.11's asyncio.run reprs the result of
         # the task it ran, and a full repr of 10,000 vectors took seconds.
-        dims = len(self.vectors[0]) if self.vectors else 0
-        return (f"EmbeddingResult({len(self.vectors)} vectors of {dims} dimensions, "
+        vectors = self.vectors
+        dims = vectors.dim if isinstance(vectors, Vectors) else len(vectors[0]) if vectors else 0
+        kind = ", float32" if isinstance(vectors, Vectors) else ""
+        return (f"EmbeddingResult({len(vectors)} vectors of {dims} dimensions{kind}, "
                 f"model={self.model!r}, usage={self.usage!r})")
 
     __str__ = __repr__
 
 
-ParsedBatch = tuple[list[list[float]], "str | None", "Usage | None", dict[str, Any]]
+#: One batch's answer: (vectors in input order, served model, usage, the body without vectors).
+#: A vector is a list of numbers, a base64 string, or (compact) a float32 row already stored.
+ParsedBatch = tuple[Sequence[Any], "str | None", "Usage | None", dict[str, Any]]
 
 
 def expect_vectors(batch: ParsedBatch, count: int) -> ParsedBatch:
@@ -78,17 +90,3 @@ def ordered(items: list[Any]) -> list[Any]:
     if [item.get("index") for item in ranked] != list(range(len(items))):
         raise ValueError("the vectors' indexes are not 0..n-1")
     return ranked
-
-
-def combine_embedding_batches(batches: list[ParsedBatch]) -> EmbeddingResult:
-    """One result from the parsed batches of a bulk call, in batch order, usage summed."""
-    vectors: list[list[float]] = []
-    raw: list[dict[str, Any]] = []
-    model = None
-    for batch_vectors, batch_model, _, rest in batches:
-        vectors.extend(batch_vectors)
-        raw.append(rest)
-        model = model or batch_model
-    usage = Usage.total(batch[2] for batch in batches)
-    # The vectors are floats straight from JSON: skip re-validating thousands of them.
-    return EmbeddingResult.model_construct(vectors=vectors, model=model, usage=usage, raw=raw)

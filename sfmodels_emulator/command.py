@@ -15,6 +15,7 @@ from .app import EmulatorService
 from .runner import environment
 from .state import (
     DEFAULT_FAULT_KINDS,
+    EMBEDDING_BASE64,
     ERROR_SHAPES,
     FAULT_KINDS,
     FEEDBACK_BODIES,
@@ -115,6 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how Databricks error bodies are wrapped",
     )
     shapes.add_argument(
+        "--embedding-base64",
+        choices=EMBEDDING_BASE64,
+        default="honor",
+        help='what Databricks embeddings do with encoding_format "base64"',
+    )
+    shapes.add_argument(
         "--embedding-max-inputs-429",
         type=int,
         default=None,
@@ -186,6 +193,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "stream_format": args.stream_format,
             "reasoning": bool(args.reasoning),
             "error_shape": args.error_shape,
+            "embedding_base64": args.embedding_base64,
             "embedding_max_inputs_429": args.embedding_max_inputs_429,
             "extra_fields": bool(args.extra_fields),
             "feedback_body": args.feedback_body,

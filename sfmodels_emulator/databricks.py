@@ -38,6 +38,7 @@ from .text import (
     Turn,
     apply_stop,
     count_tokens,
+    embedding_base64,
     embedding_json,
     generate_reply,
     json_object_output,
@@ -856,18 +857,27 @@ class DatabricksApi:
         instruction = body.get("instruction")
         if instruction is not None and not isinstance(instruction, str):
             raise BodyError("'instruction' must be a string")
+        encoding = body.get("encoding_format")
+        if encoding is not None:
+            if self.state.setting("embedding_base64", endpoint.name) == "reject":
+                return error(400, "BAD_REQUEST",
+                             "Invalid request: encoding_format is not a supported parameter.")
+            if encoding not in ("float", "base64"):
+                raise BodyError("'encoding_format' must be 'float' or 'base64'")
+            if self.state.setting("embedding_base64", endpoint.name) == "ignore":
+                encoding = None
         refused = check_inputs(self.state.settings, texts)
         if refused is not None:
             return error(400, "BAD_REQUEST", refusal_message(refused, batch=True))
         tokens = sum(count_tokens(t) for t in texts)
         self.state.charge_tokens(endpoint.name, tokens)
+        if encoding == "base64":
+            vectors = ['"' + embedding_base64(t, EMBEDDING_DIMENSIONS) + '"' for t in texts]
+        else:
+            vectors = [embedding_json(t, EMBEDDING_DIMENSIONS) for t in texts]
         data = ",".join(
-            '{"object":"embedding","index":'
-            + str(i)
-            + ',"embedding":'
-            + embedding_json(t, EMBEDDING_DIMENSIONS)
-            + "}"
-            for i, t in enumerate(texts)
+            '{"object":"embedding","index":' + str(i) + ',"embedding":' + vector + "}"
+            for i, vector in enumerate(vectors)
         )
         usage = f'{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}'
         payload = (

@@ -209,6 +209,9 @@ class Emulator:
       JSON inside ``message``), ``openai`` (``{"error": {...}}``) or ``details`` (a request id
       in ``details``);
     * ``embedding_max_inputs_429`` — more inputs than this answer 429 every time;
+    * ``embedding_base64`` — what Databricks embeddings do with ``encoding_format: "base64"``:
+      ``honor`` it (base64 of little-endian float32), ``ignore`` it (lists of floats), or
+      ``reject`` it (400 naming the field);
     * ``extra_fields=True`` — Salesforce answers with fields beyond the spec, integer scores
       and a category list that varies by model;
     * ``feedback_body`` — feedback answered 202 with ``json``, an ``empty`` body or ``text``;
@@ -243,6 +246,7 @@ class Emulator:
         stream_format: str = "sse",
         reasoning: bool = False,
         error_shape: str = "plain",
+        embedding_base64: str = "honor",
         embedding_max_inputs_429: int | None = None,
         extra_fields: bool = False,
         feedback_body: str = "json",
@@ -279,6 +283,7 @@ class Emulator:
                 "stream_format": stream_format,
                 "reasoning": reasoning,
                 "error_shape": error_shape,
+                "embedding_base64": embedding_base64,
                 "embedding_max_inputs_429": embedding_max_inputs_429,
                 "extra_fields": extra_fields,
                 "feedback_body": feedback_body,

@@ -32,6 +32,10 @@ DEFAULT_FAULT_KINDS = ("429", "500", "503", "reset", "truncated")
 USAGE_MODES = ("every", "last", "none", "null_until_last", "final_chunk", "on_request")
 STREAM_FORMATS = ("sse", "json")
 ERROR_SHAPES = ("plain", "external_model", "openai", "details")
+#: What a Databricks embeddings endpoint does with ``encoding_format: "base64"``: honors it
+#: (base64 of little-endian float32, as OpenAI-compatible servers do), ignores it (lists of
+#: floats anyway), or rejects it (400 naming the field).
+EMBEDDING_BASE64 = ("honor", "ignore", "reject")
 FEEDBACK_BODIES = ("json", "empty", "text")
 #: Token lifetimes of each service when ``token_ttl_s`` is not set.
 SALESFORCE_TOKEN_TTL_S = 1800.0
@@ -43,6 +47,7 @@ PER_MODEL_SETTINGS = (
     "stream_format",
     "reasoning",
     "error_shape",
+    "embedding_base64",
     "embedding_max_batch",
     "embedding_max_inputs_429",
     "extra_fields",
@@ -137,6 +142,7 @@ class Settings:
     stream_format: str = "sse"
     reasoning: bool = False
     error_shape: str = "plain"
+    embedding_base64: str = "honor"
     embedding_max_inputs_429: int | None = None
     extra_fields: bool = False
     feedback_body: str = "json"
@@ -249,6 +255,8 @@ def _validate(key: str, value: Any) -> Any:
         return _choice(key, value, STREAM_FORMATS)
     if key == "error_shape":
         return _choice(key, value, ERROR_SHAPES)
+    if key == "embedding_base64":
+        return _choice(key, value, EMBEDDING_BASE64)
     if key == "feedback_body":
         return _choice(key, value, FEEDBACK_BODIES)
     if key == "model_settings":

@@ -14,10 +14,13 @@ content. Nothing tries to be clever; it tries to be *useful* for demos and tests
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import re
+import sys
+from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -178,6 +181,15 @@ def embedding(text: str, dim: int) -> list[float]:
     for i, v in sparse.items():
         vector[i] = v
     return vector
+
+
+@lru_cache(maxsize=4096)
+def embedding_base64(text: str, dim: int) -> str:
+    """``embedding(text, dim)`` as base64 of little-endian float32 (OpenAI's ``base64``)."""
+    numbers = array("f", embedding(text, dim))
+    if sys.byteorder != "little":  # pragma: no cover
+        numbers.byteswap()
+    return base64.b64encode(numbers.tobytes()).decode("ascii")
 
 
 @lru_cache(maxsize=4096)
