@@ -253,7 +253,7 @@ class StoredRows(Sequence[memoryview]):
     """The rows of one batch in a sink, by input index, made only when read (a bulk job keeps
     one per batch: holding a million row views would cost more than the vectors' lists saved)."""
 
-    __slots__ = ("_sink", "_indices")
+    __slots__ = ("_indices", "_sink")
 
     def __init__(self, sink: VectorSink, indices: Sequence[int]) -> None:
         self._sink = sink
