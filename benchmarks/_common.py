@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from sfmodels_emulator import Emulator
@@ -78,3 +80,26 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if value < 100 else f"{value:.0f}"
     return "-" if value is None else str(value)
+
+
+def write_input(path: Path, n: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            handle.write(f"Document {i} discusses topic {i % 97} and the related subject "
+                         f"{i % 13}.\n")
+
+
+def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds from start to exit, and the process's peak RSS in MB."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env={**env, "PYTHONPATH": str(cwd)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{err}")
+    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux

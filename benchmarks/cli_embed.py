@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import GTE, emulator, table
+from _common import GTE, emulator, measure, table, write_input
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 150
@@ -41,29 +39,6 @@ with DatabricksClient() as client:
         done += len(client.embed(endpoint, texts[start:start + chunk]).vectors)
 assert done == len(texts), (done, len(texts))
 """
-
-
-def write_input(path: Path, n: int) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(n):
-            handle.write(f"Document {i} discusses topic {i % 97} and the related subject "
-                         f"{i % 13}.\n")
-
-
-def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds from start to exit, and the process's peak RSS in MB."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env={**env, "PYTHONPATH": str(cwd)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    err = process.stderr.read().decode()
-    process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{err}")
-    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 
 def main() -> None:

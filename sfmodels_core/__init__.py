@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .options import ClientOptions, RetryPolicy
     from .salesforce import SalesforceClient
     from .types import EmbeddingResult, Usage
+    from .vectors import Vectors
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ _EXPORTS = {
     "SFModelsError": "errors",
     "SalesforceClient": "salesforce",
     "Usage": "types",
+    "Vectors": "vectors",
 }
 _MODULES = ("defaults", "errors")
 
@@ -40,6 +42,7 @@ __all__ = [
     "SFModelsError",
     "SalesforceClient",
     "Usage",
+    "Vectors",
     "defaults",
     "errors",
 ]

@@ -24,7 +24,7 @@ from .options import ClientOptions
 from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
 from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
 from .validation import require_name, require_texts
-from .vectors import StoredRows, VectorSink, as_lists
+from .vectors import StoredRows, VectorSink, as_list, as_lists
 
 R = TypeVar("R")
 
@@ -119,16 +119,19 @@ class BaseClient(Closeable):
                 plan.sink = earlier  # the vectors done are in it: fill in the rest, no copy
             elif plan.sink is not None:
                 plan.sink.put_many(plan.prior_vectors)
+            else:  # rows of an earlier compact call, as lists
+                plan.prior_vectors = {i: as_list(v) for i, v in plan.prior_vectors.items()}
         return plan
 
     def _refuses(self, target: str, name: str) -> bool:
         """Whether the service refused the body field ``name`` for ``target`` before."""
         return (target, name) in self._refused_fields
 
-    def _refused(self, request: EmbedRequest, target: str, error: SFModelsError) -> bool:
-        """Whether ``error`` refuses one of ``request``'s optional fields by name; if so the
+    def _refused(self, request: EmbedRequest, target: str, error: SFModelsError,
+                 sent: dict[str, Any]) -> bool:
+        """Whether ``error`` refuses one of the optional fields ``sent`` had, by name; if so the
         field is dropped (for this call and the client's later ones) and the batch resent."""
-        name = request.drop_refused(error)
+        name = request.drop_refused(error, sent)
         if name is None:
             return False
         self._refused_fields.add((target, name))
@@ -150,11 +153,12 @@ class BaseClient(Closeable):
 
         def one(indices: list[int]) -> ParsedBatch:
             while True:
+                body = request.body_for(plan.texts, indices)
                 try:
-                    return self._post(request.path, request.body_for(plan.texts, indices),
+                    return self._post(request.path, body,
                                       lambda b: plan.keep(indices, parse(b)), retry=False)
                 except BadRequestError as exc:
-                    if not self._refused(request, plan.target, exc):
+                    if not self._refused(request, plan.target, exc, body):
                         raise
 
         if plan.job.todo:
@@ -165,12 +169,13 @@ class BaseClient(Closeable):
                            parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult[Any]:
         async def one(indices: list[int]) -> ParsedBatch:
             while True:
+                body = request.body_for(plan.texts, indices)
                 try:
-                    return await self._apost(request.path, request.body_for(plan.texts, indices),
+                    return await self._apost(request.path, body,
                                              lambda b: plan.keep(indices, parse(b)),
                                              retry=False)
                 except BadRequestError as exc:
-                    if not self._refused(request, plan.target, exc):
+                    if not self._refused(request, plan.target, exc, body):
                         raise
 
         if plan.job.todo:
@@ -193,11 +198,12 @@ class EmbedRequest:
     def body_for(self, texts: list[str], indices: list[int]) -> dict[str, Any]:
         return {**self.body, "input": [texts[i] for i in indices]}
 
-    def drop_refused(self, error: SFModelsError) -> str | None:
-        """The optional field ``error`` refuses by name, now dropped; None if there is none."""
+    def drop_refused(self, error: SFModelsError, sent: dict[str, Any]) -> str | None:
+        """The optional field of ``sent`` that ``error`` refuses by name, now dropped (another
+        batch may have dropped it first); None if there is none."""
         said = (error.provider_message or error.message or "").lower()
         for name in self.optional:
-            if name in self.body and name in said:
+            if name in sent and name in said:
                 self.body = {k: v for k, v in self.body.items() if k != name}
                 return name
         return None

@@ -47,9 +47,12 @@ def decode_base64(text: str) -> bytes:
 
 
 def as_list(vector: Any) -> Any:
-    """A vector as a list of floats: a list stays as it is, a base64 string is decoded."""
+    """A vector as a list of floats: a list stays as it is; a base64 string, a float32 row or
+    array is converted."""
     if isinstance(vector, str):
         return array("f", decode_base64(vector)).tolist()
+    if isinstance(vector, (memoryview, array)):
+        return vector.tolist()
     return vector
 
 

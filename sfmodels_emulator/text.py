@@ -125,6 +125,7 @@ _COMMAND_WORDS = _wordset(
 _GENERIC_NAME_WORDS = frozenset({"get", "set", "tool", "function", "fetch", "call", "run", "do"})
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
@@ -185,8 +186,15 @@ def embedding(text: str, dim: int) -> list[float]:
 
 @lru_cache(maxsize=4096)
 def embedding_base64(text: str, dim: int) -> str:
-    """``embedding(text, dim)`` as base64 of little-endian float32 (OpenAI's ``base64``)."""
-    numbers = array("f", embedding(text, dim))
+    """``embedding_json(text, dim)``'s numbers as base64 of little-endian float32 (OpenAI's
+    ``base64`` encoding)."""
+    sparse = _sparse_embedding(text, dim)  # rounded as embedding_json rounds: the same vector
+    if not sparse:
+        numbers = array("f", [round(1.0 / math.sqrt(dim), 8)]) * dim
+    else:
+        numbers = array("f", bytes(4 * dim))
+        for i, v in sparse.items():
+            numbers[i] = round(v, 8)
     if sys.byteorder != "little":  # pragma: no cover
         numbers.byteswap()
     return base64.b64encode(numbers.tobytes()).decode("ascii")

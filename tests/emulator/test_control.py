@@ -144,6 +144,7 @@ def test_reset_restores_settings_and_zeroes_counters(
         "stream_format": "sse",
         "reasoning": False,
         "error_shape": "plain",
+        "embedding_base64": "honor",
         "embedding_max_inputs_429": None,
         "extra_fields": False,
         "feedback_body": "json",

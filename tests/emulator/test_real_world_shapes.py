@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+from array import array
 from typing import Any
 
 import httpx
@@ -467,3 +469,27 @@ def test_control_route_sets_shapes_per_model(http: httpx.Client, db_headers: dic
     refused = http.post("/_emulator/config", json={"model_settings": {
         DATABRICKS_CHAT: {"feedback_body": "empty"}}})
     assert refused.status_code == 400 and "cannot be set per model" in refused.json()["message"]
+
+
+def test_embedding_base64_honored_ignored_or_refused(
+        http: httpx.Client, db_headers: dict[str, str], emulator: Emulator) -> None:
+    def embed(**extra: Any) -> httpx.Response:
+        return http.post(invocations(DATABRICKS_EMBEDDINGS), headers=db_headers,
+                         json={"input": ["a cat", "a dog"], **extra})
+
+    floats = [item["embedding"] for item in embed().json()["data"]]
+    encoded = [item["embedding"] for item in embed(encoding_format="base64").json()["data"]]
+    assert all(isinstance(v, str) for v in encoded)
+    assert [array("f", base64.b64decode(v)).tolist() for v in encoded] == \
+        [array("f", v).tolist() for v in floats]  # the same numbers, as float32
+    assert embed(encoding_format="float").json()["data"][0]["embedding"] == floats[0]
+    assert embed(encoding_format="binary").status_code == 400
+    emulator.configure_model(DATABRICKS_EMBEDDINGS, embedding_base64="ignore")
+    assert [item["embedding"] for item in embed(encoding_format="base64").json()["data"]] \
+        == floats
+    emulator.configure(embedding_base64="reject")  # the endpoint's own setting wins
+    assert embed(encoding_format="base64").status_code == 200
+    emulator.configure(model_settings={})
+    refused = embed(encoding_format="base64")
+    assert refused.status_code == 400 and "encoding_format" in refused.json()["message"]
+    assert embed().status_code == 200

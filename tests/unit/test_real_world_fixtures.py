@@ -7,6 +7,7 @@ sidecar's ``expect``. A new sample is one new pair of files: nothing here change
 from __future__ import annotations
 
 import asyncio
+from array import array
 from typing import Any
 
 import pytest
@@ -96,6 +97,9 @@ def observe(fixture: Fixture) -> dict[str, Any]:
             if fixture.method == "embed":
                 texts = [f"text {i}" for i in range(fixture.meta.get("inputs", 1))]
                 embedded = c.embed("ep", texts)
+                compact = c.embed("ep", texts, compact=True)
+                assert compact.vectors.tolist() == [array("f", v).tolist()
+                                                    for v in embedded.vectors]
                 return {"vectors": embedded.vectors, "usage": counts(embedded.usage)}
         else:
             if fixture.method in ("chat", "generate"):

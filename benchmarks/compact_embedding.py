@@ -1,0 +1,97 @@
+"""Compact vectors: peak memory and time of one core `embed` call over many Databricks texts.
+
+Each run is one `DatabricksClient.embed(endpoint, texts)` call in its own process (the emulator in
+another: 50 ms latency, batches of 150, 4 requests at once), with:
+
+- lists: the default, a Python list of floats per vector (about 41 KB at 1,024 dimensions);
+- compact, base64: ``compact=True`` against an endpoint that honours ``encoding_format``;
+- compact, lists on the wire: ``compact=True`` against an endpoint that ignores it (each list
+  packed into float32 as it is read).
+
+The table gives the call's seconds, their ratio to the request floor (requests / concurrency x
+latency), and the process's peak RSS. A lists run that would not fit in this machine's memory is
+skipped and its need estimated.
+
+    python benchmarks/compact_embedding.py [--texts 100000,1000000] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import GTE, emulator, measure, table, write_input
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 150
+LIST_BYTES_PER_VECTOR = 41_000
+
+CHILD = """
+import sys, time
+from sfmodels_core import DatabricksClient
+path, endpoint, compact, report = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+with open(path, encoding="utf-8") as handle:
+    texts = [line.rstrip("\\n") for line in handle]
+with DatabricksClient(max_concurrency=int(sys.argv[5])) as client:
+    started = time.perf_counter()
+    result = client.embed(endpoint, texts, compact=compact)
+    elapsed = time.perf_counter() - started
+assert len(result.vectors) == len(texts)
+with open(report, "w") as handle:
+    handle.write(str(elapsed))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", default="100000,1000000",
+                        help="comma-separated sizes (default %(default)s)")
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    rows: list[tuple[Any, ...]] = []
+
+    def add(*row: Any) -> None:  # shown as it comes, then in the table at the end
+        rows.append(row)
+        print(*row, sep="  ", flush=True)
+
+    with emulator(latency_ms=args.latency_ms, embedding_max_batch=BATCH) as emu, \
+            tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DATABRICKS_", "SALESFORCE_"))}
+        env.update(DATABRICKS_HOST=emu.databricks_host, DATABRICKS_TOKEN=emu.databricks_token,
+                   DATABRICKS_CONFIG_FILE="/nonexistent")
+        report = Path(tmp) / "seconds"
+        for n in (int(size) for size in args.texts.split(",")):
+            source = Path(tmp) / f"input-{n}.txt"
+            write_input(source, n)
+            floor = math.ceil(n / BATCH) / args.concurrency * args.latency_ms / 1000
+            runs = [("lists", False, "honor"), ("compact, base64", True, "honor"),
+                    ("compact, lists on the wire", True, "ignore")]
+            for label, compact, base64_mode in runs:
+                if not compact and n * LIST_BYTES_PER_VECTOR > 0.8 * available:
+                    add(n, label, None, None,
+                        f"skipped: needs about {n * LIST_BYTES_PER_VECTOR / 1e9:.0f} GB", floor)
+                    continue
+                emu.configure(embedding_base64=base64_mode)
+                _, rss = measure([sys.executable, "-c", CHILD, str(source), GTE,
+                                  "1" if compact else "0", str(report),
+                                  str(args.concurrency)], ROOT, env)
+                seconds = float(report.read_text())
+                add(n, label, seconds, seconds / floor, f"{rss:,.0f}", floor)
+            source.unlink()
+    table(f"One core embed call: {args.latency_ms:.0f} ms latency, batches of {BATCH}, "
+          f"{args.concurrency} in flight; emulator in its own process",
+          ("texts", "vectors", "seconds", "x floor", "peak RSS MB", "request floor s"), rows)
+
+
+if __name__ == "__main__":
+    main()
