@@ -3,7 +3,7 @@
 For each size: the core (`DatabricksClient.embed` over the file's lines, in calls of
 ``--core-chunk`` texts because a million vectors as Python lists would take about 33 GB), then
 `sfmodels embed` on the same file, then the same command again with nothing left to do (a resume
-that only reads the keys of the records). Each runs in its own process, the emulator in another
+that only reads the keys of the records), plain and with ``--vectors base64``. Each runs in its own process, the emulator in another
 (50 ms latency, batches of 150, 4 requests at once by default); the table gives wall time
 (process start to exit), the ratio to the core, and peak RSS. ``--before DIR`` adds the same two
 command runs from another source tree (e.g. an older commit unpacked with `git archive`).
@@ -74,14 +74,15 @@ def main() -> None:
                 [sys.executable, "-c", CORE, str(source), GTE, str(args.core_chunk)], ROOT, env)
             add(n, f"core embed (calls of {min(n, args.core_chunk)})", core, 1.0, core_rss,
                 floor)
-            trees = [("sfmodels embed", ROOT)]
+            trees = [("sfmodels embed", ROOT, []),
+                     ("sfmodels embed --vectors base64", ROOT, ["--vectors", "base64"])]
             if args.before is not None:
-                trees.append(("before: sfmodels embed", args.before.resolve()))
-            for label, tree in trees:
+                trees.append(("before: sfmodels embed", args.before.resolve(), []))
+            for label, tree, extra in trees:
                 out = Path(tmp) / f"out-{n}.jsonl"
                 command = [sys.executable, "-m", "sfmodels.cli", "embed", str(source),
                            "--out", str(out), "--no-progress", "--batch-size", str(BATCH),
-                           "--max-concurrency", str(args.concurrency)]
+                           "--max-concurrency", str(args.concurrency), *extra]
                 t, rss = measure(command, tree, env)
                 add(n, label, t, t / core, rss, floor)
                 size_mb = out.stat().st_size / 1e6

@@ -46,6 +46,19 @@ def decode_base64(text: str) -> bytes:
     return data
 
 
+def encode_base64(vector: Any) -> bytes:
+    """A float32 vector (a row, an array, or numbers) as base64 of little-endian float32."""
+    if not isinstance(vector, (memoryview, array)) or (
+            isinstance(vector, array) and vector.typecode != "f"):
+        vector = array("f", vector)
+    data = memoryview(vector).cast("B")
+    if not _LITTLE_ENDIAN:  # pragma: no cover - the wire is little-endian
+        swapped = array("f", data.tobytes())
+        swapped.byteswap()
+        data = memoryview(swapped).cast("B")
+    return base64.b64encode(data)
+
+
 def as_list(vector: Any) -> Any:
     """A vector as a list of floats: a list stays as it is; a base64 string, a float32 row or
     array is converted."""

@@ -6,9 +6,14 @@ Each output line is one record, its keys always in this order::
      "instruction": null, "sha256": "<SHA-256 of the text, hex>", "text": "...",
      "embedding": [...]}
 
+With ``--vectors base64`` the embedding is a string instead: the base64 of its little-endian
+float32 numbers (OpenAI's ``encoding_format: "base64"``), about a third of the size. The vectors
+then stay float32 from the service to the file: asked for as base64, kept in one block, written
+without a float object per number.
+
 The keys come before the vector so that a resume reads them from the start of each line and
 never decodes a stored vector. One file holds the vectors of one provider, model and
-instruction: a run with others is refused. An input record is done when the file has a record
+instruction, written one way: a run with others is refused. An input record is done when the file has a record
 with its id and the hash of its current text; a line whose text changed is embedded again and its
 new record appended (the last record of an id is the current one).
 
@@ -42,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sfmodels_core.errors import InvalidInputError, SFModelsError
+from sfmodels_core.vectors import encode_base64
 
 from ._output import note
 
@@ -59,6 +65,8 @@ DESCRIPTION = (
 WINDOW_PER_REQUEST = 2
 #: Bytes read at a time when scanning --out for the records it holds.
 SCAN_CHUNK = 1 << 20
+#: How vectors are written: JSON numbers, or base64 of little-endian float32.
+VECTOR_FORMATS = ("float", "base64")
 
 
 def _positive_int(text: str) -> int:
@@ -86,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrency", type=_positive_int, default=None,
                         help=f"requests at once (default {defaults.EMBED_MAX_CONCURRENCY})")
     parser.add_argument("--instruction", default=None, help="Databricks embedding instruction")
+    parser.add_argument("--vectors", choices=VECTOR_FORMATS, default="float",
+                        help="float: JSON numbers (default); base64: little-endian float32 as "
+                             "base64, a third of the size (numpy.frombuffer(base64.b64decode("
+                             "v), '<f4') reads one)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
 
@@ -97,10 +109,12 @@ class Identity:
     provider: str
     model: str
     instruction: str | None
+    vectors: str = "float"
 
     def describe(self) -> str:
         text = f"{self.provider} model {self.model}"
-        return text + (f" with instruction {self.instruction!r}" if self.instruction else "")
+        text += f" with instruction {self.instruction!r}" if self.instruction else ""
+        return text + (" written as base64" if self.vectors == "base64" else "")
 
 
 def _encoder() -> Callable[[Any], bytes]:
@@ -121,11 +135,17 @@ def record_writer(identity: Identity) -> Callable[[str, str, str, Any], bytes]:
               + encode(identity.model) + b',"instruction":' + encode(identity.instruction)
               + b',"sha256":"')
 
+    def vector_json(vector: Any) -> bytes:
+        return encode(vector if isinstance(vector, list) else list(vector))
+
+    def vector_base64(vector: Any) -> bytes:
+        return b'"' + encode_base64(vector) + b'"'
+
+    write_vector = vector_base64 if identity.vectors == "base64" else vector_json
+
     def record(rid: str, text: str, sha: str, vector: Any) -> bytes:
-        if not isinstance(vector, list):
-            vector = list(vector)
         return b"".join((b'{"id":', encode(rid), middle, sha.encode("ascii"), b'","text":',
-                         encode(text), b',"embedding":', encode(vector), b"}\n"))
+                         encode(text), b',"embedding":', write_vector(vector), b"}\n"))
 
     return record
 
@@ -200,8 +220,9 @@ _KEYS = re.compile(rb'\{"id":(' + _STRING + rb'),"provider":(' + _STRING + rb'),
                    + _STRING + rb'),"instruction":(null|' + _STRING
                    + rb'),"sha256":"([0-9a-f]{64})","text":"')
 #: What follows the text. No JSON string holds `,"` (a quote inside one is escaped), so the
-#: first of these after the text's start ends it.
-_VECTOR = b',"embedding":['
+#: first of these after the text's start ends it; then `[` (numbers) or `"` (base64).
+_VECTOR = b',"embedding":'
+_WRITTEN_AS = {b"[": "float", b'"': "base64"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -241,13 +262,16 @@ def scan(out: Path, identity: Identity) -> Existing:
         if stop == start:
             return
         match = _KEYS.match(buffer, start, stop)
-        if (match is not None and buffer[stop - 2:stop] == b"]}"
-                and buffer.find(_VECTOR, match.end(), stop) >= 0):  # a whole record
-            found = match.group(2, 3, 4)
-            if found != expected:  # another model, or the same written with other escapes
-                provider, model, instruction = found
+        vector = -1 if match is None else buffer.find(_VECTOR, match.end(), stop)
+        written = _WRITTEN_AS.get(buffer[vector + len(_VECTOR):vector + len(_VECTOR) + 1])
+        if (match is not None and vector >= 0 and written is not None
+                and buffer[stop - 2:stop] == (b"]}" if written == "float" else b'"}')):
+            found = match.group(2, 3, 4)  # a whole record
+            if found != expected or written != identity.vectors:
+                provider, model, instruction = found  # another model, or other escapes
                 other = Identity(_string(provider), _string(model),
-                                 None if instruction == b"null" else _string(instruction))
+                                 None if instruction == b"null" else _string(instruction),
+                                 written)
                 if other != identity:
                     _refuse(out, identity, other)
             sha = match.group(5)
@@ -300,7 +324,8 @@ def _take_other(out: Path, identity: Identity, existing: Existing, line: bytes,
             f"sfmodels embed), so whether its vector fits this run cannot be told; write to "
             f"another --out, or remove {out} to start over")
     instruction = record.get("instruction")
-    found = Identity(provider, model, instruction if isinstance(instruction, str) else None)
+    found = Identity(provider, model, instruction if isinstance(instruction, str) else None,
+                     "base64" if isinstance(record.get("embedding"), str) else "float")
     if found != identity:
         _refuse(out, identity, found)
     sha = record.get("sha256")
@@ -568,10 +593,11 @@ def run(args: argparse.Namespace) -> int:
     if args.provider == "salesforce":
         if args.instruction is not None:
             raise InvalidInputError("--instruction applies to Databricks embeddings only")
-        identity = Identity("salesforce", args.model or defaults.SALESFORCE_EMBEDDING_MODEL, None)
+        identity = Identity("salesforce", args.model or defaults.SALESFORCE_EMBEDDING_MODEL, None,
+                            args.vectors)
     else:
         identity = Identity("databricks", args.model or defaults.DATABRICKS_EMBEDDING_ENDPOINT,
-                            args.instruction)
+                            args.instruction, args.vectors)
     options = ClientOptions.build(batch_size=args.batch_size,
                                   max_concurrency=args.max_concurrency)
     client: SalesforceClient | DatabricksClient
@@ -595,8 +621,11 @@ def run(args: argparse.Namespace) -> int:
                    client.batch_size)
     make_record = record_writer(identity)
 
+    compact = identity.vectors == "base64"
+
     def embed_batch(batch: Batch) -> bytes:
-        vectors = client.embed(identity.model, [text for _, text, _ in batch], **params).vectors
+        vectors = client.embed(identity.model, [text for _, text, _ in batch], compact=compact,
+                               **params).vectors
         return b"".join(make_record(rid, text, sha, vector)
                         for (rid, text, sha), vector in zip(batch, vectors, strict=True))
 

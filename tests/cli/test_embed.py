@@ -3,6 +3,7 @@ its input, refuses user errors in one line, and survives Ctrl-C."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +326,42 @@ def test_the_resume_index_holds_many_keys_compactly() -> None:
     assert len(index) == 20_000
     assert [index.get(k) for k in keys[:7]] == list(range(7)) and index.get(keys[7]) == 12345
     assert index.get(id_key("file.txt:20000")) is None
+
+
+# -- compact vectors: float32 from the service to the file ---------------------------------------
+def test_base64_vectors_are_the_float32_numbers_and_resume_like_the_others(
+        env: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    source = tmp_path / "notes.txt"
+    source.write_text("".join(f"line number {i} about cats\n" for i in range(40)))
+    out = tmp_path / "v.jsonl"
+    assert main(["embed", str(source), "--out", str(out), "--vectors", "base64"]) == 0
+    written = records(out)
+    assert len(written) == 40 and list(written[0]) == ["id", "provider", "model", "instruction",
+                                                       "sha256", "text", "embedding"]
+    for record in written:
+        numbers = array("f", base64.b64decode(record["embedding"])).tolist()
+        assert numbers == array("f", expected_vector(record["text"])).tolist()
+    source.write_text(source.read_text() + "one more line\n")
+    capsys.readouterr()
+    sent = invocations(env)
+    assert main(["embed", str(source), "--out", str(out), "--vectors", "base64"]) == 0
+    assert "embedded 1 texts" in capsys.readouterr().err and invocations(env) == sent + 1
+    before = out.read_bytes()
+    assert main(["embed", str(source), "--out", str(out)]) == 1  # numbers into a base64 file
+    assert "written as base64" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    floats = tmp_path / "f.jsonl"
+    assert main(["embed", str(source), "--out", str(floats)]) == 0
+    assert main(["embed", str(source), "--out", str(floats), "--vectors", "base64"]) == 1
+    assert "another --out" in capsys.readouterr().err
+
+
+def test_base64_asks_the_service_for_base64_and_copes_when_it_refuses(
+        env: Emulator, tmp_path: Path) -> None:  # noqa: F811
+    source = tmp_path / "notes.txt"
+    source.write_text("".join(f"line number {i}\n" for i in range(30)))
+    env.configure(embedding_base64="reject")
+    out = tmp_path / "v.jsonl"
+    assert main(["embed", str(source), "--out", str(out), "--vectors", "base64"]) == 0
+    assert [array("f", base64.b64decode(r["embedding"])).tolist() for r in records(out)] == \
+        [array("f", expected_vector(r["text"])).tolist() for r in records(out)]
