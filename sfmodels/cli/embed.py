@@ -11,11 +11,11 @@ float32 numbers (OpenAI's ``encoding_format: "base64"``), about a third of the s
 then stay float32 from the service to the file: asked for as base64, kept in one block, written
 without a float object per number.
 
-The keys come before the vector so that a resume reads them from the start of each line and
-never decodes a stored vector. One file holds the vectors of one provider, model and
-instruction, written one way: a run with others is refused. An input record is done when the file has a record
-with its id and the hash of its current text; a line whose text changed is embedded again and its
-new record appended (the last record of an id is the current one).
+The keys come before the vector so that a resume reads them from the start of each line and never
+decodes a stored vector. One file holds the vectors of one provider, model and instruction, written
+one way: a run with others is refused. An input record is done when the file has a record with its
+id and the hash of its current text; a line whose text changed is embedded again and its new record
+appended (the last record of an id is the current one).
 
 The run is a bounded pipeline: input is read lazily, at most ``2 * max_concurrency`` batches are
 queued or in flight on a thread pool, and finished batches are written in input order while the
