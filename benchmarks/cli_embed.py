@@ -1,13 +1,13 @@
 """`sfmodels embed` against the core's `embed` for the same texts, side by side in one run.
 
 For each size: the core (`DatabricksClient.embed` over the file's lines, in calls of
-``--core-chunk`` texts because a million vectors as Python lists would take about 33 GB), then `sfmodels
-embed` on the same file, then the same command again with nothing left to do (a resume that only
-reads the keys of the records), plain and with ``--vectors base64``. Each runs in its own process,
-the emulator in another (50 ms latency, batches of 150, 4 requests at once by default); the table
-gives wall time (process start to exit), the ratio to the core, and peak RSS. ``--before DIR`` adds
-the same two command runs from another source tree (e.g. an older commit unpacked with `git
-archive`).
+``--core-chunk`` texts because a million vectors as Python lists would take about 33 GB), then
+`sfmodels embed` on the same file, then the same command again with nothing left to do (a resume
+that only reads the keys of the records), plain and with ``--vectors base64``. Each runs in its
+own process, the emulator in another (50 ms latency, batches of 150, 4 requests at once by
+default); the table gives wall time (process start to exit), the ratio to the core, and peak RSS.
+``--before DIR`` adds the same two command runs from another source tree (e.g. an older commit
+unpacked with `git archive`).
 
     python benchmarks/cli_embed.py [--lines 10000,100000,1000000] [--latency-ms 50]
         [--before /tmp/sfmodels-before] [--workdir /tmp]
