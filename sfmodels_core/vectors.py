@@ -34,7 +34,7 @@ def decode_base64(text: str) -> bytes:
     """The float32 bytes of a base64 vector, in this machine's byte order (a ValueError if it
     is not base64 of whole float32 numbers)."""
     try:
-        data = base64.b64decode(text, validate=True)
+        data = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"a vector is a string but not base64: {exc}") from None
     if not data or len(data) % ITEM_SIZE:
