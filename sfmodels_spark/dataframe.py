@@ -28,6 +28,7 @@ from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.options import ClientOptions
 from sfmodels_core.salesforce import SalesforceClient
 from sfmodels_core.validation import require_name
+from sfmodels_core.vectors import Vectors
 
 from . import rows
 from .budget import parallel_tasks, per_task_rate
@@ -188,12 +189,10 @@ def embed(df: DataFrame, column: str | Column, *, provider: str, model: str,
                          errors_to: F.col(f"{RESULT}.error")}, resume)
 
 
-def _float32(vectors: list[list[float]]) -> list[Any]:
-    """One float32 array per vector (rows of one matrix: one conversion per bulk call)."""
-    try:
-        return list(np.asarray(vectors, dtype=np.float32)) if vectors else []
-    except ValueError:  # vectors of different lengths: each on its own
-        return [np.asarray(v, dtype=np.float32) for v in vectors]
+def _float32(vectors: Vectors) -> list[Any]:
+    """One float32 array per vector: rows of the bulk call's block, not copied until Arrow
+    takes them."""
+    return list(np.asarray(vectors))
 
 
 def _embed_params(provider: str, model: str, params: Mapping[str, Any] | None) -> dict[str, Any]:

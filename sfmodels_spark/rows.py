@@ -36,11 +36,11 @@ from sfmodels_core.salesforce import SalesforceClient
 from sfmodels_core.schema import validate
 from sfmodels_core.tool_protocol import json_protocol, run
 from sfmodels_core.types import Usage
+from sfmodels_core.vectors import Vectors
 
 T = TypeVar("T")
 R = TypeVar("R")
 Client = SalesforceClient | DatabricksClient
-Vector = list[float]
 
 #: Errors that end the task: they would be the same for every row.
 JOB_ERRORS = (ConfigurationError, AuthenticationError, PermissionDeniedError, NotFoundError)
@@ -91,12 +91,12 @@ def text_problem(text: Any, what: str = "text") -> str | None:
 
 def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[bool],
                params: Mapping[str, Any],
-               convert: Callable[[list[Vector]], Sequence[Any]] = lambda vs: vs,
+               convert: Callable[[Vectors], Sequence[Any]] = Vectors.tolist,
                ) -> tuple[list[Any], list[str | None]]:
     """One vector (or None and an error) per row to do; None and None for the others.
 
-    ``convert`` is applied to the vectors of each bulk call as it returns (e.g. to float32
-    arrays), so the JSON-decoded floats of one call are freed before the next call's arrive.
+    Each bulk call returns compact float32 vectors (base64 on the wire where the endpoint
+    allows); ``convert`` turns them into the rows' values as the call returns (default: lists).
     """
     vectors: list[Any] = [None] * len(texts)
     errors: list[str | None] = [None] * len(texts)
@@ -110,10 +110,10 @@ def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[
                 errors[i] = problem
     size = client.batch_size * client.max_concurrency * ROUNDS_PER_CALL
 
-    def send(rows: Sequence[int]) -> list[Vector]:
-        return client.embed(model, [texts[i] for i in rows], **params).vectors
+    def send(rows: Sequence[int]) -> Vectors:
+        return client.embed(model, [texts[i] for i in rows], compact=True, **params).vectors
 
-    def settle(rows: Sequence[int], result: list[Vector] | SFModelsError) -> None:
+    def settle(rows: Sequence[int], result: Vectors | SFModelsError) -> None:
         if not isinstance(result, SFModelsError):
             for i, vector in zip(rows, convert(result), strict=True):
                 vectors[i] = vector
@@ -132,7 +132,7 @@ def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[
     for start in range(0, len(pending), size):
         unit = pending[start:start + size]
         try:
-            outcome: list[Vector] | SFModelsError = send(unit)
+            outcome: Vectors | SFModelsError = send(unit)
         except JOB_ERRORS:
             raise
         except SFModelsError as exc:

@@ -3,6 +3,7 @@ the per-process client cache, structured-output types and the per-row work itsel
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import httpx
@@ -156,7 +157,8 @@ def test_a_batch_the_service_finds_too_large_is_split_until_it_fits(emulator: Em
         vectors, errors = rows.embed_rows(sf, MODELS["salesforce"][0], texts, [True] * 10, {})
     assert errors == [None] * 10
     with client(emulator, "salesforce", batch_size=3) as small:
-        assert vectors == small.embed(MODELS["salesforce"][0], texts).vectors
+        expected = small.embed(MODELS["salesforce"][0], texts).vectors
+    assert vectors == [array("f", vector).tolist() for vector in expected]
 
 
 def test_a_failure_after_retries_marks_its_rows_and_an_unknown_model_ends_the_task(
