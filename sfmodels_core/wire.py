@@ -91,9 +91,13 @@ def vector_items(items: Any, what: str) -> list[dict[str, Any]]:
     for item in items:
         if not isinstance(item, dict):
             raise ValueError(f"an item of {what} is not an object")
-        index = opt_int(item.get("index"))
-        rest = {k: v for k, v in item.items() if k != "index"}
-        out.append(rest if index is None else {**rest, "index": index})
+        index = item.get("index")
+        if type(index) is not int:  # read leniently, on a copy (the usual int needs neither)
+            index = opt_int(index)
+            item = {k: v for k, v in item.items() if k != "index"}
+            if index is not None:
+                item["index"] = index
+        out.append(item)
     return out
 
 
