@@ -125,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--embedding-max-inputs-429",
         type=int,
         default=None,
-        help="Databricks embedding requests with more inputs answer 429 every time",
+        help="embedding requests with more inputs answer 429 every time",
     )
     shapes.add_argument(
         "--extra-fields",

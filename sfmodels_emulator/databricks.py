@@ -728,7 +728,7 @@ class DatabricksApi:
                 return self._chat(endpoint, body)
             if task == "completions":
                 return self._completions(endpoint, body)
-            return self._embeddings(endpoint, body)
+            return self._embed(endpoint, body)
         except BodyError as exc:
             return _bad(exc)
 
@@ -818,20 +818,6 @@ class DatabricksApi:
             },
         )
 
-    def _embeddings(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Response:
-        value = body.get("input")
-        count = len(value) if isinstance(value, list) else 1
-        most = self.state.setting("embedding_max_inputs_429", endpoint.name)
-        if most is not None and count > most:
-            # A small workspace's per-request token limit: the same batch fails every time.
-            return error(
-                429,
-                "REQUEST_LIMIT_EXCEEDED",
-                f"Exceeded workspace input tokens per minute rate limit for serving endpoint "
-                f"{endpoint.name}.",
-            )
-        return self._embed(endpoint, body)
-
     def _embed(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Response:
         value = body.get("input")
         if isinstance(value, str):
@@ -843,16 +829,18 @@ class DatabricksApi:
         if not texts:
             raise BodyError("'input' must contain at least one string")
         self.state.count_inputs("databricks", len(texts))
+        if self.state.inputs_refused(endpoint.name, len(texts)) is not None:
+            # A small workspace's per-request token limit: the same batch fails every time.
+            return error(
+                429,
+                "REQUEST_LIMIT_EXCEEDED",
+                f"Exceeded workspace input tokens per minute rate limit for serving endpoint "
+                f"{endpoint.name}.",
+            )
         limit = self.state.setting("embedding_max_batch", endpoint.name)
         if len(texts) > limit:
             raise BodyError(
                 f"'input' has {len(texts)} items; the maximum batch size is {limit} inputs"
-            )
-        if self.state.inputs_refused(endpoint.name, len(texts)) is not None:
-            return error(
-                429,
-                "REQUEST_LIMIT_EXCEEDED",
-                f"Exceeded workspace QPS rate limit for serving endpoint {endpoint.name}.",
             )
         instruction = body.get("instruction")
         if instruction is not None and not isinstance(instruction, str):

@@ -208,7 +208,8 @@ class Emulator:
     * ``error_shape`` — Databricks errors ``plain``, ``external_model`` (the provider's error as
       JSON inside ``message``), ``openai`` (``{"error": {...}}``) or ``details`` (a request id
       in ``details``);
-    * ``embedding_max_inputs_429`` — more inputs than this answer 429 every time;
+    * ``embedding_max_inputs_429`` — embedding requests with more inputs than this answer 429
+      every time, on both services (a small workspace's per-request token limit);
     * ``embedding_base64`` — what Databricks embeddings do with ``encoding_format: "base64"``:
       ``honor`` it (base64 of little-endian float32), ``ignore`` it (lists of floats), or
       ``reject`` it (400 naming the field);

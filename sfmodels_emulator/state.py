@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import input_limits
 from .catalogue import DATABRICKS_SHAPES
 from .limits import Limits, RateWindows
 
@@ -156,7 +155,6 @@ class Settings:
     max_input_tokens: int | None = None
     #: Inputs containing one of these terms (any case) are refused as against content policy.
     blocked_terms: tuple[str, ...] = ()
-    max_inputs_before_429: dict[str, int] = field(default_factory=dict)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Validate every change first, then apply them all (nothing applied on error)."""
@@ -247,8 +245,6 @@ def _validate(key: str, value: Any) -> Any:
         return None if value is None else _integer(key, value, low=1)
     if key == "blocked_terms":
         return _terms(value)
-    if key == input_limits.SETTING:
-        return input_limits.validate(value)
     if key == "usage_mode":
         return _choice(key, value, USAGE_MODES)
     if key == "stream_format":
@@ -503,10 +499,13 @@ class State:
         self.inputs[key] = self.inputs.get(key, 0) + count
 
     def inputs_refused(self, name: str, count: int) -> int | None:
-        """The limit of ``max_inputs_before_429`` that ``count`` inputs break, or None."""
-        limit = input_limits.over_limit(self.settings.max_inputs_before_429, name, count)
-        if limit is not None:
-            self.input_limited += 1
+        """The ``embedding_max_inputs_429`` of model or endpoint ``name`` when ``count`` inputs
+        are more than it, else None: such a request is answered 429, every time, as small
+        Databricks workspaces do for a batch over their token limit (seen at 16 inputs)."""
+        limit: int | None = self.setting("embedding_max_inputs_429", name)
+        if limit is None or count <= limit:
+            return None
+        self.input_limited += 1
         return limit
 
     def retry_after(self) -> str:

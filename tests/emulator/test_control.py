@@ -156,7 +156,6 @@ def test_reset_restores_settings_and_zeroes_counters(
         "configured_models": {},
         "max_input_tokens": None,
         "blocked_terms": [],
-        "max_inputs_before_429": {},
     }
     counters = emulator.counters()
     assert sum(counters["requests"].values()) == 0

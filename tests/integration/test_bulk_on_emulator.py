@@ -68,7 +68,7 @@ def test_batches_refused_with_429_for_their_size_are_split_once_for_the_job(
     with make(emulator) as client:
         clean = client.embed(model, TEXTS[:600]).vectors
     emulator.reset()
-    emulator.configure(max_inputs_before_429={model: 6})
+    emulator.configure_model(model, embedding_max_inputs_429=6)
     with make(emulator, batch_size=40) as client:
         assert client.embed(model, TEXTS[:600]).vectors == clean
     counters = emulator.counters()
