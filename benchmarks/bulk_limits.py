@@ -146,7 +146,8 @@ def split(args: argparse.Namespace) -> None:
     rows: list[tuple[Any, ...]] = []
     with emulator(rate_limit_rpm=args.split_rate) as emu:
         rows.append(("default settings", *embed_job(
-            emu, items, args.split_rate, {"model_settings": {GTE: {"embedding_max_inputs_429": 16}}})))
+            emu, items, args.split_rate,
+            {"model_settings": {GTE: {"embedding_max_inputs_429": 16}}})))
     note = f", and {args.split_rate} requests/min" if args.split_rate else ""
     table(f"Databricks embedding of {args.texts:,} texts, workspace refusing batches over 16 "
           f"with 429{note}",
