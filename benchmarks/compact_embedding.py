@@ -9,10 +9,11 @@ another: 50 ms latency, batches of 150, 4 requests at once), with:
   packed into float32 as it is read).
 
 The table gives the call's seconds, their ratio to the request floor (requests / concurrency x
-latency), and the process's peak RSS. A lists run that would not fit in this machine's memory is
-skipped and its need estimated. The texts repeat every 4,000 (each is still sent and gets its own
-vector): the emulator then answers from its cache, so on a 2-core machine the client is measured
-rather than the emulator making a million vectors on the other core.
+latency), the client process's CPU time per text, and its peak RSS. A lists run that would not
+fit in this machine's memory is skipped and its need estimated. The texts repeat every 4,000
+(each is still sent and gets its own vector): the emulator then answers from its cache, so on a
+2-core machine the client is measured rather than the emulator making a million vectors on the
+other core.
 
     python benchmarks/compact_embedding.py [--texts 100000,1000000] [--latency-ms 50]
 """
@@ -40,12 +41,12 @@ count, endpoint, compact, report = int(sys.argv[1]), sys.argv[2], sys.argv[3] ==
 texts = [f"Document {j} discusses topic {j % 97} and the related subject {j % 13}."
          for j in (i % 4000 for i in range(count))]
 with DatabricksClient(max_concurrency=int(sys.argv[5])) as client:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = client.embed(endpoint, texts, compact=compact)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 assert len(result.vectors) == len(texts)
 with open(report, "w") as handle:
-    handle.write(str(elapsed))
+    handle.write(f"{elapsed} {cpu}")
 """
 
 
@@ -78,18 +79,19 @@ def main() -> None:
                     ("compact, lists on the wire", True, "ignore")]
             for label, compact, base64_mode in runs:
                 if not compact and n * LIST_BYTES_PER_VECTOR > 0.8 * available:
-                    add(n, label, None, None,
+                    add(n, label, None, None, None,
                         f"skipped: needs about {n * LIST_BYTES_PER_VECTOR / 1e9:.0f} GB", floor)
                     continue
                 emu.configure(embedding_base64=base64_mode)
                 _, rss = measure([sys.executable, "-c", CHILD, str(n), GTE,
                                   "1" if compact else "0", str(report),
                                   str(args.concurrency)], ROOT, env)
-                seconds = float(report.read_text())
-                add(n, label, seconds, seconds / floor, f"{rss:,.0f}", floor)
+                seconds, cpu = map(float, report.read_text().split())
+                add(n, label, seconds, seconds / floor, cpu / n * 1e6, f"{rss:,.0f}", floor)
     table(f"One core embed call: {args.latency_ms:.0f} ms latency, batches of {BATCH}, "
           f"{args.concurrency} in flight; emulator in its own process",
-          ("texts", "vectors", "seconds", "x floor", "peak RSS MB", "request floor s"), rows)
+          ("texts", "vectors", "seconds", "x floor", "client CPU µs/text", "peak RSS MB",
+           "request floor s"), rows)
 
 
 if __name__ == "__main__":

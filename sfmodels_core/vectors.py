@@ -22,7 +22,7 @@ import struct
 import sys
 import threading
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast, overload
 
 #: Bytes per number.
@@ -30,11 +30,25 @@ ITEM_SIZE = 4
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
+def _codecs() -> tuple[Callable[[str], bytes], Callable[[Any], bytes]]:
+    """Strict base64 decoding (anything but the alphabet and final padding is an error) and
+    encoding: pybase64's SIMD codec when installed (the ``speedups`` extra; about ten times
+    faster on vectors), else the standard library's, with the same results."""
+    try:
+        import pybase64
+    except ImportError:  # pragma: no cover - the test extra installs it; same results
+        return (lambda text: base64.b64decode(text, validate=True)), base64.b64encode
+    return (lambda text: pybase64.b64decode(text, validate=True)), pybase64.b64encode
+
+
+_decode, _encode = _codecs()
+
+
 def decode_base64(text: str) -> bytes:
     """The float32 bytes of a base64 vector, in this machine's byte order (a ValueError if it
     is not base64 of whole float32 numbers)."""
     try:
-        data = binascii.a2b_base64(text, strict_mode=True)
+        data = _decode(text)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"a vector is a string but not base64: {exc}") from None
     if not data or len(data) % ITEM_SIZE:
@@ -56,7 +70,8 @@ def encode_base64(vector: Any) -> bytes:
         swapped = array("f", data.tobytes())
         swapped.byteswap()
         data = memoryview(swapped).cast("B")
-    return base64.b64encode(data)
+    encoded: bytes = _encode(data)
+    return encoded
 
 
 def as_list(vector: Any) -> Any:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import pickle
+import sys
 from array import array
 
 import pytest
 
+from sfmodels_core import vectors as vectors_module
 from sfmodels_core.vectors import Vectors, VectorSink, as_lists, decode_base64
 
 
@@ -103,3 +105,17 @@ def test_sink_refuses_what_is_not_a_vector_like_the_first(vector: object,
     sink.put([0], [[1.0, 2.0]])
     with pytest.raises(ValueError, match=message):
         sink.put([1], [vector])
+
+
+def test_the_standard_library_codec_gives_the_same_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = vectors_module._codecs()
+    monkeypatch.setitem(sys.modules, "pybase64", None)  # as if the speedups were not installed
+    plain = vectors_module._codecs()
+    good = b64([0.5, -2.0, 3.25])
+    assert fast[0](good) == plain[0](good)
+    assert fast[1](b"\x00\x01\xfe") == plain[1](b"\x00\x01\xfe")
+    for bad in ("abc", "ab\ncd", "ab=cd", "ab cd=="):
+        for decode, _ in (fast, plain):
+            with pytest.raises(ValueError):
+                decode(bad)
