@@ -1,9 +1,9 @@
 """Shared pieces of the benchmarks: the emulator in its own process, timing, and the tables.
 
 The emulator runs in a child process so it never competes with the measured client for the
-GIL. Peers (databricks-langchain, llama-index-llms-databricks,
-llama-index-embeddings-databricks) come from the ``bench`` extra; a scenario whose peer is not
-installed prints the row as "not installed" instead of failing.
+GIL. Peers (databricks-langchain, llama-index-llms-databricks, llama-index-embeddings-databricks)
+are installed by ``install_peers.sh``; a scenario whose peer is not installed prints the row as
+"not installed" instead of failing.
 """
 
 from __future__ import annotations
