@@ -123,11 +123,11 @@ class BaseClient(Closeable):
                 plan.prior_vectors = {i: as_list(v) for i, v in plan.prior_vectors.items()}
         return plan
 
-    def _refuses(self, target: str, name: str) -> bool:
+    def _was_refused(self, target: str, name: str) -> bool:
         """Whether the service refused the body field ``name`` for ``target`` before."""
         return (target, name) in self._refused_fields
 
-    def _refused(self, request: EmbedRequest, target: str, error: SFModelsError,
+    def _drop_refused_field(self, request: EmbedRequest, target: str, error: SFModelsError,
                  sent: dict[str, Any]) -> bool:
         """Whether ``error`` refuses one of the optional fields ``sent`` had, by name; if so the
         field is dropped (for this call and the client's later ones) and the batch resent."""
@@ -158,7 +158,7 @@ class BaseClient(Closeable):
                     return self._post(request.path, body,
                                       lambda b: plan.keep(indices, parse(b)), retry=False)
                 except BadRequestError as exc:
-                    if not self._refused(request, plan.target, exc, body):
+                    if not self._drop_refused_field(request, plan.target, exc, body):
                         raise
 
         if plan.job.todo:
@@ -175,7 +175,7 @@ class BaseClient(Closeable):
                                              lambda b: plan.keep(indices, parse(b)),
                                              retry=False)
                 except BadRequestError as exc:
-                    if not self._refused(request, plan.target, exc, body):
+                    if not self._drop_refused_field(request, plan.target, exc, body):
                         raise
 
         if plan.job.todo:

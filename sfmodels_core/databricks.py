@@ -751,7 +751,7 @@ class DatabricksClient(BaseClient):
         ``encoding_format`` or the endpoint refused it before."""
         path, body = embedding_request(plan.target, [], instruction, params)
         if plan.sink is None or "encoding_format" in params or \
-                self._refuses(plan.target, "encoding_format"):
+                self._was_refused(plan.target, "encoding_format"):
             return EmbedRequest(path, body)
         return EmbedRequest(path, {**body, "encoding_format": "base64"},
                             optional=("encoding_format",))
