@@ -7,9 +7,9 @@ Each output line is one record, its keys always in this order::
      "embedding": [...]}
 
 With ``--vectors base64`` the embedding is a string instead: the base64 of its little-endian
-float32 numbers (OpenAI's ``encoding_format: "base64"``), about a third of the size. The vectors
-then stay float32 from the service to the file: asked for as base64, kept in one block, written
-without a float object per number.
+float32 numbers (OpenAI's ``encoding_format: "base64"``), half to a third of the size of a real
+model's numbers as JSON. The vectors then stay float32 from the service to the file: asked for
+as base64, kept in one block, written without a float object per number.
 
 The keys come before the vector so that a resume reads them from the start of each line and never
 decodes a stored vector. One file holds the vectors of one provider, model and instruction, written
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruction", default=None, help="Databricks embedding instruction")
     parser.add_argument("--vectors", choices=VECTOR_FORMATS, default="float",
                         help="float: JSON numbers (default); base64: little-endian float32 as "
-                             "base64, a third of the size (numpy.frombuffer(base64.b64decode("
+                             "base64, half the size or less (numpy.frombuffer(base64.b64decode("
                              "v), '<f4') reads one)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
