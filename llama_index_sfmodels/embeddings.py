@@ -1,10 +1,11 @@
 """``SalesforceEmbedding`` and ``DatabricksEmbedding``: LlamaIndex embedding models.
 
-LlamaIndex hands over ``embed_batch_size`` texts at a time (one embedding event). The core
-sends them in requests of ``request_batch_size`` texts (default: the provider's request size,
-or ``embed_batch_size`` if smaller), ``num_workers`` requests at once (default 4). The default
-``embed_batch_size`` is four requests' worth, so bulk indexing keeps four requests in flight
-even on the synchronous path, where LlamaIndex itself works one hand-off at a time.
+LlamaIndex hands over ``embed_batch_size`` texts at a time (one embedding event each; default
+512, so ``VectorStoreIndex``'s insert batch of 2,048 is four hand-offs). The core sends them in
+requests of ``request_batch_size`` texts (default: each hand-off split evenly into as few
+requests as the provider allows: Databricks 4 of 128, Salesforce 32 of 16), ``num_workers``
+requests at once (default 4). The batch methods keep those requests flowing from one hand-off
+to the next (see :mod:`._bulk`).
 """
 
 from __future__ import annotations
@@ -17,26 +18,38 @@ from pydantic import AliasChoices, Field, model_validator
 from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 from sfmodels_core.defaults import (
     DATABRICKS_EMBED_BATCH_SIZE,
-    EMBED_MAX_CONCURRENCY,
     SALESFORCE_EMBED_BATCH_SIZE,
     SALESFORCE_EMBEDDING_MODEL,
 )
+from sfmodels_core.types import EmbeddingResult
+
+from ._bulk import WholeList, even_split
+
+#: Texts per hand-off: a quarter of VectorStoreIndex's insert batch (2,048), and a whole number
+#: of full requests for both providers.
+EMBED_BATCH_SIZE = 512
 
 
 def _batching(embedding: BaseEmbedding, request_batch_size: int | None,
               provider_size: int) -> dict[str, Any]:
-    size = request_batch_size or min(embedding.embed_batch_size, provider_size)
+    size = request_batch_size or even_split(embedding.embed_batch_size, provider_size)
     return {"batch_size": size,
             "max_concurrency": max(1, embedding.num_workers) if embedding.num_workers else None}
 
 
+def _embed_batch_size() -> Any:
+    return Field(default=EMBED_BATCH_SIZE, gt=0, le=2048,
+                 description="Texts handed over per embedding event (sent in requests of "
+                             "request_batch_size, num_workers at once).")
+
+
 def _request_batch_size() -> Any:
     return Field(default=None, gt=0,
-                 description="Texts per HTTP request (default: the provider's request size, or "
-                             "embed_batch_size if smaller).")
+                 description="Texts per HTTP request (default: embed_batch_size split evenly "
+                             "into as few requests as the provider allows).")
 
 
-class SalesforceEmbedding(SalesforceSettings, BaseEmbedding):
+class SalesforceEmbedding(SalesforceSettings, WholeList, BaseEmbedding):
     """Salesforce Models API embeddings (e.g. ``sfdc_ai__DefaultOpenAITextEmbeddingAda_002``).
 
     Queries and documents are embedded the same way. Credentials as for ``SalesforceLLM``.
@@ -46,9 +59,7 @@ class SalesforceEmbedding(SalesforceSettings, BaseEmbedding):
         default=SALESFORCE_EMBEDDING_MODEL, min_length=1,
         validation_alias=AliasChoices("model_name", "model"),
         description="API name of the embedding model.")
-    embed_batch_size: int = Field(
-        default=SALESFORCE_EMBED_BATCH_SIZE * EMBED_MAX_CONCURRENCY, gt=0, le=2048,
-        description="Texts handed over per embedding call (split into concurrent requests).")
+    embed_batch_size: int = _embed_batch_size()
     request_batch_size: int | None = _request_batch_size()
     _CLIENT_FIELDS: ClassVar[frozenset[str]] = SalesforceSettings._CLIENT_FIELDS | {
         "request_batch_size"}
@@ -67,11 +78,14 @@ class SalesforceEmbedding(SalesforceSettings, BaseEmbedding):
     def _options(self) -> dict[str, Any]:
         return {"localization": self.localization, "tags": self.tags}
 
-    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self.client.embed(self.model_name, texts, **self._options()).vectors
+    def _round_size(self) -> int:
+        return self.client.batch_size * self.client.max_concurrency
 
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return (await self.client.aembed(self.model_name, texts, **self._options())).vectors
+    def _embed_result(self, texts: list[str]) -> EmbeddingResult:
+        return self.client.embed(self.model_name, texts, **self._options())
+
+    async def _aembed_result(self, texts: list[str]) -> EmbeddingResult:
+        return await self.client.aembed(self.model_name, texts, **self._options())
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._get_text_embeddings([query])[0]
@@ -86,7 +100,7 @@ class SalesforceEmbedding(SalesforceSettings, BaseEmbedding):
         return (await self._aget_text_embeddings([text]))[0]
 
 
-class DatabricksEmbedding(DatabricksSettings, BaseEmbedding):
+class DatabricksEmbedding(DatabricksSettings, WholeList, BaseEmbedding):
     """A Databricks embedding endpoint (e.g. ``databricks-gte-large-en``).
 
     ``query_instruction`` and ``text_instruction`` are sent as the request's ``instruction`` for
@@ -97,9 +111,7 @@ class DatabricksEmbedding(DatabricksSettings, BaseEmbedding):
     endpoint: str = Field(
         min_length=1, validation_alias=AliasChoices("endpoint", "model", "model_name"),
         description="Serving endpoint name, e.g. databricks-gte-large-en.")
-    embed_batch_size: int = Field(
-        default=DATABRICKS_EMBED_BATCH_SIZE * EMBED_MAX_CONCURRENCY, gt=0, le=2048,
-        description="Texts handed over per embedding call (split into concurrent requests).")
+    embed_batch_size: int = _embed_batch_size()
     request_batch_size: int | None = _request_batch_size()
     _CLIENT_FIELDS: ClassVar[frozenset[str]] = DatabricksSettings._CLIENT_FIELDS | {
         "request_batch_size"}
@@ -120,12 +132,14 @@ class DatabricksEmbedding(DatabricksSettings, BaseEmbedding):
     def _bulk_options(self) -> dict[str, Any]:
         return _batching(self, self.request_batch_size, DATABRICKS_EMBED_BATCH_SIZE)
 
-    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self.client.embed(self.endpoint, texts, instruction=self.text_instruction).vectors
+    def _round_size(self) -> int:
+        return self.client.batch_size * self.client.max_concurrency
 
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        result = await self.client.aembed(self.endpoint, texts, instruction=self.text_instruction)
-        return result.vectors
+    def _embed_result(self, texts: list[str]) -> EmbeddingResult:
+        return self.client.embed(self.endpoint, texts, instruction=self.text_instruction)
+
+    async def _aembed_result(self, texts: list[str]) -> EmbeddingResult:
+        return await self.client.aembed(self.endpoint, texts, instruction=self.text_instruction)
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self.client.embed(self.endpoint, [query], instruction=self.query_instruction

@@ -292,6 +292,6 @@ def test_bulk_embedding_keeps_four_requests_in_flight(emulator: Emulator) -> Non
     vectors = embedding.get_text_embedding_batch(texts)
     assert len(vectors) == 1200 and vectors[7] == embedding.get_text_embedding(texts[7])
     counters = emulator.counters()
-    assert counters["requests"]["databricks.invocations"] == 8 + 1  # 1200 / 150, then one
+    assert counters["requests"]["databricks.invocations"] == 10 + 1  # 1200 / 128, then one
     assert counters["max_in_flight"] == 4
     embedding.close()
