@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 from sfmodels_core.defaults import SALESFORCE_EMBEDDING_MODEL
+from sfmodels_core.types import EmbeddingResult
+
+#: A core result with its vectors as lists, as LangChain's contract wants them.
+Lists = EmbeddingResult[list[list[float]]]
 
 _BULK = frozenset({"batch_size", "max_concurrency"})
 
@@ -49,14 +53,14 @@ class SalesforceEmbeddings(_Bulk, SalesforceSettings, Embeddings):
     salesforce_tags: dict[str, Any] | None = None
     """The API's free-form ``tags`` object."""
 
-    def _options(self) -> dict[str, Any]:
-        return {"localization": self.localization, "tags": self.salesforce_tags}
-
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.client.embed(self.model, texts, **self._options()).vectors
+        return self.client.embed(self.model, texts, localization=self.localization,
+                                 tags=self.salesforce_tags).vectors
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return (await self.client.aembed(self.model, texts, **self._options())).vectors
+        result = await self.client.aembed(self.model, texts, localization=self.localization,
+                                          tags=self.salesforce_tags)
+        return result.vectors
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
@@ -109,6 +113,10 @@ class DatabricksEmbeddings(_Bulk, DatabricksSettings, Embeddings):
         if "input" in value:
             raise ValueError("input cannot be set through query_params or documents_params: "
                              "it holds the texts")
+        for name in ("compact", "resume_from"):
+            if name in value:
+                raise ValueError(f"{name} is an option of the client's embed(), not a request "
+                                 "field: LangChain's embeddings are lists of floats")
         if value.get("instruction") is not None and not isinstance(value["instruction"], str):
             raise ValueError("instruction must be a string")
         return value
@@ -124,15 +132,21 @@ class DatabricksEmbeddings(_Bulk, DatabricksSettings, Embeddings):
         return self._params(self.documents_params, self.document_instruction)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.client.embed(self.endpoint, texts, **self._document_params()).vectors
+        result: Lists = self.client.embed(self.endpoint, texts, compact=False,
+                                          **self._document_params())
+        return result.vectors
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        result = await self.client.aembed(self.endpoint, texts, **self._document_params())
+        result: Lists = await self.client.aembed(self.endpoint, texts, compact=False,
+                                                 **self._document_params())
         return result.vectors
 
     def embed_query(self, text: str) -> list[float]:
-        return self.client.embed(self.endpoint, [text], **self._query_params()).vectors[0]
+        result: Lists = self.client.embed(self.endpoint, [text], compact=False,
+                                          **self._query_params())
+        return result.vectors[0]
 
     async def aembed_query(self, text: str) -> list[float]:
-        result = await self.client.aembed(self.endpoint, [text], **self._query_params())
+        result: Lists = await self.client.aembed(self.endpoint, [text], compact=False,
+                                                 **self._query_params())
         return result.vectors[0]

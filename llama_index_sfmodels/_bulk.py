@@ -39,6 +39,9 @@ from sfmodels_core.client import texts_digest
 from sfmodels_core.errors import BulkEmbeddingError, SFModelsError, make_bulk_error
 from sfmodels_core.types import EmbeddingResult, Usage
 
+#: A core result with its vectors as lists, as LlamaIndex's contract wants them.
+ListResult = EmbeddingResult[list[list[float]]]
+
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding as _Base
     from llama_index.core.base.embeddings.base import Embedding
@@ -64,7 +67,7 @@ class Segment:
 
     start: int
     stop: int
-    result: EmbeddingResult | None = None
+    result: ListResult | None = None
 
 
 @dataclass
@@ -122,7 +125,7 @@ class Plan:
             return None
         return self.texts[segment.start:segment.stop]
 
-    def sent(self, segment: Segment, result: EmbeddingResult) -> None:
+    def sent(self, segment: Segment, result: ListResult) -> None:
         segment.result = result
 
     def failed(self, segment: Segment, error: SFModelsError) -> None:
@@ -181,10 +184,10 @@ class WholeList(_Base):
     """
 
     # -- what each class says --------------------------------------------------------------
-    def _embed_result(self, texts: list[str]) -> EmbeddingResult:  # pragma: no cover
+    def _embed_result(self, texts: list[str]) -> ListResult:  # pragma: no cover
         raise NotImplementedError
 
-    async def _aembed_result(self, texts: list[str]) -> EmbeddingResult:  # pragma: no cover
+    async def _aembed_result(self, texts: list[str]) -> ListResult:  # pragma: no cover
         raise NotImplementedError
 
     def _round_size(self) -> int:  # pragma: no cover

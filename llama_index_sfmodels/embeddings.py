@@ -21,9 +21,8 @@ from sfmodels_core.defaults import (
     SALESFORCE_EMBED_BATCH_SIZE,
     SALESFORCE_EMBEDDING_MODEL,
 )
-from sfmodels_core.types import EmbeddingResult
 
-from ._bulk import WholeList, even_split
+from ._bulk import ListResult, WholeList, even_split
 
 #: Texts per hand-off: a quarter of VectorStoreIndex's insert batch (2,048), and a whole number
 #: of full requests for both providers.
@@ -75,17 +74,16 @@ class SalesforceEmbedding(SalesforceSettings, WholeList, BaseEmbedding):
     def _bulk_options(self) -> dict[str, Any]:
         return _batching(self, self.request_batch_size, SALESFORCE_EMBED_BATCH_SIZE)
 
-    def _options(self) -> dict[str, Any]:
-        return {"localization": self.localization, "tags": self.tags}
-
     def _round_size(self) -> int:
         return self.client.batch_size * self.client.max_concurrency
 
-    def _embed_result(self, texts: list[str]) -> EmbeddingResult:
-        return self.client.embed(self.model_name, texts, **self._options())
+    def _embed_result(self, texts: list[str]) -> ListResult:
+        return self.client.embed(self.model_name, texts, localization=self.localization,
+                                 tags=self.tags)
 
-    async def _aembed_result(self, texts: list[str]) -> EmbeddingResult:
-        return await self.client.aembed(self.model_name, texts, **self._options())
+    async def _aembed_result(self, texts: list[str]) -> ListResult:
+        return await self.client.aembed(self.model_name, texts, localization=self.localization,
+                                        tags=self.tags)
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._get_text_embeddings([query])[0]
@@ -135,10 +133,10 @@ class DatabricksEmbedding(DatabricksSettings, WholeList, BaseEmbedding):
     def _round_size(self) -> int:
         return self.client.batch_size * self.client.max_concurrency
 
-    def _embed_result(self, texts: list[str]) -> EmbeddingResult:
+    def _embed_result(self, texts: list[str]) -> ListResult:
         return self.client.embed(self.endpoint, texts, instruction=self.text_instruction)
 
-    async def _aembed_result(self, texts: list[str]) -> EmbeddingResult:
+    async def _aembed_result(self, texts: list[str]) -> ListResult:
         return await self.client.aembed(self.endpoint, texts, instruction=self.text_instruction)
 
     def _get_query_embedding(self, query: str) -> Embedding:

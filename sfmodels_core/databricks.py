@@ -710,6 +710,11 @@ class DatabricksClient(BaseClient):
               resume_from: BulkEmbeddingError | None = None, compact: Literal[True],
               **params: Any) -> EmbeddingResult[Vectors]: ...
 
+    @overload
+    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
+              resume_from: BulkEmbeddingError | None = None, compact: bool,
+              **params: Any) -> EmbeddingResult[Any]: ...
+
     def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
               resume_from: BulkEmbeddingError | None = None, compact: bool = False,
               **params: Any) -> EmbeddingResult[Any]:
@@ -736,6 +741,12 @@ class DatabricksClient(BaseClient):
                      instruction: str | None = None,
                      resume_from: BulkEmbeddingError | None = None, compact: Literal[True],
                      **params: Any) -> EmbeddingResult[Vectors]: ...
+
+    @overload
+    async def aembed(self, endpoint: str, texts: Sequence[str], *,
+                     instruction: str | None = None,
+                     resume_from: BulkEmbeddingError | None = None, compact: bool,
+                     **params: Any) -> EmbeddingResult[Any]: ...
 
     async def aembed(self, endpoint: str, texts: Sequence[str], *,
                      instruction: str | None = None,

@@ -399,6 +399,13 @@ class SalesforceClient(BaseClient):
               resume_from: BulkEmbeddingError | None = None,
               compact: Literal[True]) -> EmbeddingResult[Vectors]: ...
 
+    @overload
+    def embed(self, model: str, texts: Sequence[str], *,
+              localization: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None,
+              resume_from: BulkEmbeddingError | None = None,
+              compact: bool) -> EmbeddingResult[Any]: ...
+
     def embed(self, model: str, texts: Sequence[str], *,
               localization: Mapping[str, Any] | None = None,
               tags: Mapping[str, Any] | None = None,
@@ -425,6 +432,13 @@ class SalesforceClient(BaseClient):
                      tags: Mapping[str, Any] | None = None,
                      resume_from: BulkEmbeddingError | None = None,
                      compact: Literal[True]) -> EmbeddingResult[Vectors]: ...
+
+    @overload
+    async def aembed(self, model: str, texts: Sequence[str], *,
+                     localization: Mapping[str, Any] | None = None,
+                     tags: Mapping[str, Any] | None = None,
+                     resume_from: BulkEmbeddingError | None = None,
+                     compact: bool) -> EmbeddingResult[Any]: ...
 
     async def aembed(self, model: str, texts: Sequence[str], *,
                      localization: Mapping[str, Any] | None = None,

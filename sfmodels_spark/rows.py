@@ -35,7 +35,7 @@ from sfmodels_core.errors import (
 from sfmodels_core.salesforce import SalesforceClient
 from sfmodels_core.schema import validate
 from sfmodels_core.tool_protocol import json_protocol, run
-from sfmodels_core.types import Usage
+from sfmodels_core.types import EmbeddingResult, Usage
 from sfmodels_core.vectors import Vectors
 
 T = TypeVar("T")
@@ -111,7 +111,9 @@ def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[
     size = client.batch_size * client.max_concurrency * ROUNDS_PER_CALL
 
     def send(rows: Sequence[int]) -> Vectors:
-        return client.embed(model, [texts[i] for i in rows], compact=True, **params).vectors
+        result: EmbeddingResult[Vectors] = client.embed(model, [texts[i] for i in rows],
+                                                        compact=True, **params)
+        return result.vectors
 
     def settle(rows: Sequence[int], result: Vectors | SFModelsError) -> None:
         if not isinstance(result, SFModelsError):

@@ -120,6 +120,9 @@ def test_secrets_stay_out_of_repr_and_unknown_settings_are_refused() -> None:
         DatabricksEmbeddings(endpoint="gte", query_params={"input": ["x"]})
     with pytest.raises(ValidationError, match="instruction must be a string"):
         DatabricksEmbeddings(endpoint="gte", documents_params={"instruction": 3})
+    for option in ("compact", "resume_from"):  # the client's options, never body fields
+        with pytest.raises(ValidationError, match=f"{option} is an option of the client"):
+            DatabricksEmbeddings(endpoint="gte", documents_params={option: True})
 
 
 def test_copies_share_the_client() -> None:
