@@ -181,7 +181,8 @@ def export(ref: str) -> Iterator[Path]:
 
 
 def measure(case: str, tree: Path, emu: Any, calls: int, repeat: int) -> dict[str, Any]:
-    env = {**os.environ, **emu.env(), "PYTHONPATH": os.pathsep.join([str(tree), str(HERE)])}
+    path = [str(tree), str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, **emu.env(), "PYTHONPATH": os.pathsep.join(path)}
     emu.reset()
     done = subprocess.run(
         [sys.executable, str(HERE / "fanout.py"), "--worker", case, "--calls", str(calls),
