@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import email.utils
 import functools
+import importlib.util
 import logging
 import math
 import random
@@ -31,6 +32,7 @@ from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
     ErrorDetails,
     InvalidInputError,
     RateLimitError,
@@ -532,6 +534,18 @@ def loads(content: bytes) -> Any:
     return pydantic_core.from_json(content)
 
 
+AIOHTTP_EXTRA = "sfmodels[aiohttp]"
+
+
+def require_aiohttp() -> None:
+    """Refuse ``async_http="aiohttp"`` up front, naming the extra, when aiohttp is missing."""
+    if importlib.util.find_spec("aiohttp") is None:
+        raise ConfigurationError(
+            "async_http='aiohttp' needs aiohttp, which is not installed.",
+            hint=f"Install the {AIOHTTP_EXTRA} extra: pip install '{AIOHTTP_EXTRA}', or leave "
+                 "async_http at its default, 'httpx'.")
+
+
 class _NoCookies(httpx.Cookies):
     """Both APIs authenticate with bearer tokens; parsing every response's cookies with
     http.cookiejar cost about 100 µs a call for nothing, and kept state between calls."""
@@ -585,8 +599,15 @@ class Transport:
                                    max_keepalive_connections=options.max_connections)
         self._transport = transport
         self._async_transport = async_transport
+        self.async_http = options.async_http
+        if self.async_http == "aiohttp":
+            if async_transport is not None:
+                raise InvalidInputError(
+                    "async_transport= is an httpx transport, and async_http='aiohttp' sends "
+                    "with aiohttp: give one or the other")
+            require_aiohttp()
         self._client: httpx.Client | None = None
-        self._apools: dict[asyncio.AbstractEventLoop, AsyncPool] = {}
+        self._apools: dict[asyncio.AbstractEventLoop, AsyncHTTP] = {}
         self._prepared: dict[tuple[str, bool], tuple[httpx.URL, httpx.Headers]] = {}
         self._timeout_extension = self.timeout.as_dict()
         self._client_lock = threading.Lock()
@@ -605,8 +626,8 @@ class Transport:
                     self._client._cookies = _NoCookies()  # the setter would re-wrap it
         return self._client
 
-    async def apool(self) -> AsyncPool:
-        """The async clients of the running event loop.
+    async def apool(self) -> AsyncHTTP:
+        """The async clients of the running event loop (httpx's, or aiohttp's).
 
         Connections belong to the loop that opened them, so each loop (each ``asyncio.run``,
         each thread running its own loop) gets a pool of its own, closed when that loop shuts
@@ -618,9 +639,17 @@ class Transport:
             with self._client_lock:
                 for old in [lp for lp in self._apools if lp.is_closed()]:
                     del self._apools[old]  # a loop that ended without shutting down
-                pool = self._apools[loop] = AsyncPool(self._make_aclient, self.limits)
+                pool = self._apools[loop] = self._new_pool()
             await pool.close_with_loop(lambda: self._apools.pop(loop, None))
         return pool
+
+    def _new_pool(self) -> AsyncHTTP:
+        if self.async_http == "aiohttp":
+            from .aiohttp_pool import AiohttpPool
+
+            return AiohttpPool(headers=self.headers, timeout=self.timeout,
+                               max_connections=self.limits.max_connections or 100)
+        return AsyncPool(self._make_aclient, self.limits)
 
     def _make_aclient(self, limits: httpx.Limits) -> httpx.AsyncClient:
         client = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=limits,
@@ -766,7 +795,7 @@ class Transport:
             delay, held = self._retry_delay(key, delay), True
             _sleep(delay)
 
-    async def _asend_with_retries(self, pool: AsyncPool, request: httpx.Request,
+    async def _asend_with_retries(self, pool: AsyncHTTP, request: httpx.Request,
                                   auth: httpx.Auth | None, check: bool = True,
                                   retry: bool = True) -> httpx.Response:
         state = self._state(retry)
@@ -883,7 +912,46 @@ class Transport:
             self._settle(ticket, key, response)
 
 
-class AsyncPool:
+class AsyncHTTP:
+    """The HTTP of one event loop, as the retry loop uses it: httpx's (:class:`AsyncPool`), or
+    aiohttp's with ``async_http="aiohttp"`` (:mod:`.aiohttp_pool`)."""
+
+    #: The headers every request starts from.
+    headers: httpx.Headers
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._watcher: AsyncGenerator[None, None] | None = None
+
+    async def send(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        """An API request with its ``auth``, or a token request (``auth`` None) apart from
+        them; the response read in full."""
+        raise NotImplementedError
+
+    async def send_stream(self, request: httpx.Request,
+                          auth: httpx.Auth | None) -> httpx.Response:
+        """An API request whose body is read as it arrives; it holds its connection until the
+        response is closed."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def close_with_loop(self, forget: Callable[[], object]) -> None:
+        """Close this pool when the running loop shuts down its async generators."""
+
+        async def watcher() -> AsyncGenerator[None, None]:
+            try:
+                yield
+            finally:
+                forget()
+                await self.aclose()
+
+        self._watcher = watcher()  # kept here: dropping it would run its cleanup at once
+        await self._watcher.asend(None)
+
+
+class AsyncPool(AsyncHTTP):
     """The async HTTP clients of one event loop: API calls spread over clients of one
     connection each.
 
@@ -903,8 +971,7 @@ class AsyncPool:
 
     def __init__(self, make_client: Callable[[httpx.Limits], httpx.AsyncClient],
                  limits: httpx.Limits) -> None:
-        self._closed = False
-        self._watcher: AsyncGenerator[None, None] | None = None
+        super().__init__()
         self._make = make_client
         total = max(1, limits.max_connections or 100)
         self._sizes = [min(self.SHARD_SIZE, total - start)
@@ -974,19 +1041,6 @@ class AsyncPool:
             raise
         response.stream = _Releasing(response.stream, lambda: self.release(index))
         return response
-
-    async def close_with_loop(self, forget: Callable[[], object]) -> None:
-        """Close this pool when the running loop shuts down its async generators."""
-
-        async def watcher() -> AsyncGenerator[None, None]:
-            try:
-                yield
-            finally:
-                forget()
-                await self.aclose()
-
-        self._watcher = watcher()  # kept here: dropping it would run its cleanup at once
-        await self._watcher.asend(None)
 
     async def aclose(self) -> None:
         if self._closed:
