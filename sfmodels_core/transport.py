@@ -514,8 +514,8 @@ class Throttle:
 @functools.lru_cache(maxsize=1)
 def shared_ssl_context() -> ssl.SSLContext:
     """One TLS context for every HTTP client of the process (httpx's own defaults: certifi, or
-    SSL_CERT_FILE / SSL_CERT_DIR). Building one costs tens of milliseconds, and each event loop's
-    pool holds eleven clients: a new loop's first call paid for eleven."""
+    SSL_CERT_FILE / SSL_CERT_DIR), aiohttp's sessions included. Building one costs tens of
+    milliseconds, and each event loop's pool holds up to one client per connection."""
     return httpx.create_ssl_context()
 
 
