@@ -22,6 +22,7 @@ Sync calls use httpx whatever this option says.
 from __future__ import annotations
 
 import asyncio
+import io
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 
@@ -36,6 +37,8 @@ BASE_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
 TOKEN_CONNECTIONS = 4
 #: Seconds an idle connection is kept (httpx's default keep-alive expiry).
 KEEPALIVE = 5.0
+#: Bodies larger than this go to aiohttp as a file object (aiohttp's own threshold).
+LARGE_BODY = 2**20
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
@@ -102,6 +105,9 @@ class AiohttpPool(AsyncHTTP):
             content = request.content
         except httpx.RequestNotRead:
             content = await request.aread()
+        # Above a megabyte aiohttp warns that bytes are sent in one go (ResourceWarning); a file
+        # object it sends piece by piece.
+        data = io.BytesIO(content) if len(content) > LARGE_BODY else content or None
         timeouts = request.extensions.get("timeout")
         timeout = (self._timeout if not timeouts or timeouts == self._timeouts
                    else _client_timeout(timeouts))
@@ -109,7 +115,7 @@ class AiohttpPool(AsyncHTTP):
         try:
             answer = await session.request(
                 request.method, str(url), headers=request.headers.multi_items(),
-                data=content or None, allow_redirects=False, timeout=timeout,
+                data=data, allow_redirects=False, timeout=timeout,
                 proxy=self._proxy(url.scheme, url.host))
         except _ERRORS as exc:
             raise transport_error(exc, request) from exc

@@ -171,6 +171,16 @@ async def test_bodies_are_decoded_as_httpx_decodes_them(
     assert b"authorization: bearer t" in request and b"accept-encoding: gzip, deflate" in request
 
 
+async def test_a_body_over_a_megabyte_is_sent_without_a_warning(emulator: Emulator) -> None:
+    import warnings
+
+    long = [{"role": "user", "content": "word " * 250_000}]
+    async with dbx(emulator) as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            assert (await client.achat(LLAMA, long)).text
+
+
 async def test_a_stream_left_early_frees_its_connection(emulator: Emulator) -> None:
     async with dbx(emulator, max_connections=1) as client:
         for _ in range(3):  # one connection: a stream left open would block the next call
