@@ -66,7 +66,7 @@ class ClientOptions:
     adaptive: bool = defaults.ADAPTIVE
     no_progress_timeout: float | None = defaults.BULK_NO_PROGRESS_TIMEOUT
     #: What sends async requests: ``"httpx"``, or ``"aiohttp"`` (``pip install
-    #: sfmodels[aiohttp]``), about a third of the CPU per call in a large fan-out.
+    #: sfmodels[aiohttp]``), about half the CPU per call in a large fan-out.
     async_http: str = defaults.ASYNC_HTTP
 
     def __post_init__(self) -> None:

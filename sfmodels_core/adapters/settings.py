@@ -107,7 +107,7 @@ class ClientSettings(Closeable, BaseModel):
     async_http: Literal["httpx", "aiohttp"] | None = Field(
         default=None,
         description="What sends async requests: 'httpx' (default) or 'aiohttp' (pip install "
-                    "sfmodels[aiohttp]), about a third of the CPU per call in a large fan-out.")
+                    "sfmodels[aiohttp]), about half the CPU per call in a large fan-out.")
 
     _slot: ClientSlot[Any] = PrivateAttr(default_factory=ClientSlot)
 
