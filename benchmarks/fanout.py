@@ -41,6 +41,7 @@ ROOT = HERE.parent
 RAW = [
     ("raw httpx, one AsyncClient", "raw_httpx"),
     ("raw aiohttp, one ClientSession", "raw_aiohttp"),
+    ("LangChain alone: ainvoke of a model that sleeps", "langchain_alone"),
 ]
 OURS = [
     ("core DatabricksClient.achat", "core"),
@@ -97,6 +98,32 @@ def httpx_aiohttp_transport() -> Any:
         connector=aiohttp.TCPConnector(limit=100)))
 
 
+def sleeping_chat_model(latency: float, limit: int) -> Any:
+    """A LangChain chat model that answers after ``latency`` seconds, ``limit`` at a time, with
+    no HTTP at all: what LangChain's own per-call work costs a fan-out."""
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    gate = asyncio.Semaphore(limit)
+
+    class Sleeping(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "sleeping"
+
+        def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+            raise NotImplementedError
+
+        async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+            async with gate:
+                await asyncio.sleep(latency)
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(
+                content="Hello! How can I help you today?", id="chatcmpl-1"))])
+
+    return Sleeping()
+
+
 async def run_case(case: str, calls: int, repeat: int) -> tuple[float, float]:
     kind, options = parse_case(case)
     env = os.environ
@@ -125,6 +152,9 @@ async def run_case(case: str, calls: int, repeat: int) -> tuple[float, float]:
                     return await response.json()
 
             return await fan_out(raw_aio, calls, repeat)
+    if kind == "langchain_alone":
+        model = sleeping_chat_model(float(env["FANOUT_LATENCY"]), 100)
+        return await fan_out(model.ainvoke, calls, repeat)
     settings = client_settings(options)
     if kind == "core":
         from sfmodels_core import DatabricksClient
@@ -180,9 +210,11 @@ def export(ref: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def measure(case: str, tree: Path, emu: Any, calls: int, repeat: int) -> dict[str, Any]:
+def measure(case: str, tree: Path, emu: Any, calls: int, repeat: int,
+            latency: float) -> dict[str, Any]:
     path = [str(tree), str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, **emu.env(), "PYTHONPATH": os.pathsep.join(path)}
+    env = {**os.environ, **emu.env(), "PYTHONPATH": os.pathsep.join(path),
+           "FANOUT_LATENCY": str(latency)}
     emu.reset()
     done = subprocess.run(
         [sys.executable, str(HERE / "fanout.py"), "--worker", case, "--calls", str(calls),
@@ -235,7 +267,8 @@ def main() -> None:
         for round_ in range(args.rounds):
             for i, (label, tree, case, rounds) in enumerate(rows):
                 if round_ < rounds and not any("missing" in r for r in results[i]):
-                    results[i].append(measure(case, tree, emu, args.calls, args.repeat))
+                    results[i].append(measure(case, tree, emu, args.calls, args.repeat,
+                                              args.latency_ms / 1000))
                     print(f"round {round_ + 1}: {label}: {results[i][-1]}", file=sys.stderr)
     out: list[tuple[Any, ...]] = []
     for i, (label, *_rest) in enumerate(rows):
