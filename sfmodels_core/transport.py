@@ -608,7 +608,7 @@ class Transport:
             require_aiohttp()
         self._client: httpx.Client | None = None
         self._apools: dict[asyncio.AbstractEventLoop, AsyncHTTP] = {}
-        self._prepared: dict[tuple[str, bool], tuple[httpx.URL, httpx.Headers]] = {}
+        self._prepared: dict[tuple[str, bool, bool], tuple[httpx.URL, httpx.Headers]] = {}
         self._timeout_extension = self.timeout.as_dict()
         self._client_lock = threading.Lock()
         self._rng = random.Random()
@@ -673,17 +673,18 @@ class Transport:
         return RetryState(self.policy if retry else self.single_policy, self.provider,
                           self.parse_error, self._rng)
 
-    def _build(self, base: httpx.Headers, method: str, url: str, body: Any) -> httpx.Request:
+    def _build(self, base: httpx.Headers, method: str, url: str, body: Any, *,
+               sync: bool) -> httpx.Request:
         """The request, built directly rather than by ``client.build_request``: the client's
         headers, the URL and the Host header are prepared once per URL, not per call (merging,
         parsing and httpx's own header preparation were half of a call's client-side time).
 
-        ``base`` is the headers of the client that sends it (the same for every client of this
-        transport)."""
-        key = (url, body is None)
+        ``base`` is the headers of the client that sends it: the same for every client of one
+        side (``sync``), while aiohttp's differ from httpx's."""
+        key = (url, body is None, sync)
         prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = self._prepare(base, url, body is None)
+            prepared = self._prepare(base, key)
         parsed, headers = prepared
         content = b"" if body is None else dumps(body)
         # stream= rather than content=: httpx then adds no headers of its own, as they are here.
@@ -694,15 +695,16 @@ class Transport:
         request.read()  # request.content, as httpx would have it
         return request
 
-    def _prepare(self, base: httpx.Headers, url: str,
-                 bodiless: bool) -> tuple[httpx.URL, httpx.Headers]:
+    def _prepare(self, base: httpx.Headers,
+                 key: tuple[str, bool, bool]) -> tuple[httpx.URL, httpx.Headers]:
+        url, bodiless, _ = key
         parsed = httpx.URL(url)
         headers = httpx.Headers([(b"Host", parsed.netloc), *base.raw])
         if not bodiless:
             headers["Content-Type"] = self.content_type
         if len(self._prepared) >= 512:  # bounded: URLs carry endpoint names, not inputs
             self._prepared.clear()
-        self._prepared[(url, bodiless)] = parsed, headers
+        self._prepared[key] = parsed, headers
         return parsed, headers
 
     def _pace(self, url: httpx.URL, ticket: int | None) -> float:
@@ -751,13 +753,13 @@ class Transport:
                 retry: bool = True) -> httpx.Response:
         """Send with retries (one attempt if ``retry`` is false: bulk calls retry on their own);
         return the successful, fully read response or raise."""
-        request = self._build(self.client.headers, method, url, body)
+        request = self._build(self.client.headers, method, url, body, sync=True)
         return self._send_with_retries(request, self.auth, retry=retry)
 
     async def arequest(self, method: str, url: str, body: Any = None, *,
                        retry: bool = True) -> httpx.Response:
         pool = await self.apool()
-        request = self._build(pool.headers, method, url, body)
+        request = self._build(pool.headers, method, url, body, sync=False)
         return await self._asend_with_retries(pool, request, self.auth, retry=retry)
 
     def send_token_request(self, request: httpx.Request) -> httpx.Response:
@@ -830,7 +832,7 @@ class Transport:
 
     def stream(self, method: str, url: str, body: Any = None) -> Iterator[bytes]:
         """Yield the body of a successful response as it arrives."""
-        request = self._build(self.client.headers, method, url, body)
+        request = self._build(self.client.headers, method, url, body, sync=True)
         state = self._state()
         key = request.url.path
         held = False
@@ -871,7 +873,7 @@ class Transport:
     async def astream(self, method: str, url: str, body: Any = None
                       ) -> AsyncGenerator[bytes, None]:
         pool = await self.apool()
-        request = self._build(pool.headers, method, url, body)
+        request = self._build(pool.headers, method, url, body, sync=False)
         state = self._state()
         key = request.url.path
         held = False

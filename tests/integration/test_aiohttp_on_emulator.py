@@ -181,6 +181,23 @@ async def test_a_body_over_a_megabyte_is_sent_without_a_warning(emulator: Emulat
             assert (await client.achat(LLAMA, long)).text
 
 
+async def test_sync_calls_keep_httpx_and_their_own_headers(
+        raw_server: tuple[str, list[bytes], list[bytes]]) -> None:
+    host, answers, received = raw_server
+    body = json.dumps({"choices": [{"index": 0, "message": {"content": "hi"}}]}).encode()
+    answers.extend([b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(body), body)] * 3)
+    async with DatabricksClient(host=f"http://{host}", api_key="t", env={},
+                                async_http="aiohttp") as client:
+        client.chat(LLAMA, USER)  # the sync call first: the async one must not take its headers
+        await client.achat(LLAMA, USER)
+        client.chat(LLAMA, USER)
+    agents = [next(line for line in r.lower().split(b"\r\n") if line.startswith(b"user-agent"))
+              for r in received]
+    assert [b"python-httpx" in a for a in agents] == [True, False, True]
+    assert b"aiohttp" in agents[1]
+
+
 async def test_a_stream_left_early_frees_its_connection(emulator: Emulator) -> None:
     async with dbx(emulator, max_connections=1) as client:
         for _ in range(3):  # one connection: a stream left open would block the next call
