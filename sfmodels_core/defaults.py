@@ -28,8 +28,11 @@ MAX_BACKOFF = 8.0
 MIN_RETRY_DELAY = 0.05
 #: A Retry-After longer than this is not waited for: the call fails with the error instead.
 MAX_RETRY_AFTER = 60.0
-#: Connections per client (the async side splits them into shards of 10).
+#: Connections per client (the async side gives each its own httpx client).
 MAX_CONNECTIONS = 100
+#: What sends async requests: "httpx", or "aiohttp" (the sfmodels[aiohttp] extra), which costs
+#: less CPU per call when many calls are in flight.
+ASYNC_HTTP = "httpx"
 
 # -- bulk embeddings ------------------------------------------------------------------------------
 #: The Models API's maximum texts per embeddings request is not documented: stay conservative.

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import email.utils
 import functools
+import importlib.util
 import logging
 import math
 import random
@@ -31,6 +32,7 @@ from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
     ErrorDetails,
     InvalidInputError,
     RateLimitError,
@@ -295,6 +297,13 @@ class _Waiter:
         self.ticket = 0
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -402,6 +411,7 @@ class Throttle:
                     self._waiters.remove(waiter)
 
     def _wake(self) -> None:
+        here: asyncio.AbstractEventLoop | None = None
         while self._waiters and self._in_flight < self.limit:
             waiter = self._waiters.popleft()
             waiter.ticket = self._take()
@@ -410,6 +420,13 @@ class Throttle:
                 waiter.event.set()
                 continue
             assert waiter.future is not None and waiter.loop is not None
+            if here is None:
+                here = _running_loop()
+            if waiter.loop is here:
+                # A task of this thread's loop: no wake-up write to the loop's socket (the
+                # waiters of a fan-out are woken one per answer).
+                _resolve(waiter.future)
+                continue
             try:
                 waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
             except RuntimeError:  # its loop is closed: nobody will use the slot
@@ -497,14 +514,9 @@ class Throttle:
 @functools.lru_cache(maxsize=1)
 def shared_ssl_context() -> ssl.SSLContext:
     """One TLS context for every HTTP client of the process (httpx's own defaults: certifi, or
-    SSL_CERT_FILE / SSL_CERT_DIR). Building one costs tens of milliseconds, and each event loop's
-    pool holds eleven clients: a new loop's first call paid for eleven."""
+    SSL_CERT_FILE / SSL_CERT_DIR), aiohttp's sessions included. Building one costs tens of
+    milliseconds, and each event loop's pool holds up to one client per connection."""
     return httpx.create_ssl_context()
-
-
-@functools.lru_cache(maxsize=512)
-def _parsed_url(url: str) -> httpx.URL:
-    return httpx.URL(url)  # immutable, so one parse serves every call to the same URL
 
 
 def dumps(body: Any) -> bytes:
@@ -520,6 +532,18 @@ def dumps(body: Any) -> bytes:
 
 def loads(content: bytes) -> Any:
     return pydantic_core.from_json(content)
+
+
+AIOHTTP_EXTRA = "sfmodels[aiohttp]"
+
+
+def require_aiohttp() -> None:
+    """Refuse ``async_http="aiohttp"`` up front, naming the extra, when aiohttp is missing."""
+    if importlib.util.find_spec("aiohttp") is None:
+        raise ConfigurationError(
+            "async_http='aiohttp' needs aiohttp, which is not installed.",
+            hint=f"Install the {AIOHTTP_EXTRA} extra: pip install '{AIOHTTP_EXTRA}', or leave "
+                 "async_http at its default, 'httpx'.")
 
 
 class _NoCookies(httpx.Cookies):
@@ -575,9 +599,16 @@ class Transport:
                                    max_keepalive_connections=options.max_connections)
         self._transport = transport
         self._async_transport = async_transport
+        self.async_http = options.async_http
+        if self.async_http == "aiohttp":
+            if async_transport is not None:
+                raise InvalidInputError(
+                    "async_transport= is an httpx transport, and async_http='aiohttp' sends "
+                    "with aiohttp: give one or the other")
+            require_aiohttp()
         self._client: httpx.Client | None = None
-        self._apools: dict[asyncio.AbstractEventLoop, AsyncPool] = {}
-        self._json_headers: httpx.Headers | None = None
+        self._apools: dict[asyncio.AbstractEventLoop, AsyncHTTP] = {}
+        self._prepared: dict[tuple[str, bool, bool], tuple[httpx.URL, httpx.Headers]] = {}
         self._timeout_extension = self.timeout.as_dict()
         self._client_lock = threading.Lock()
         self._rng = random.Random()
@@ -595,8 +626,8 @@ class Transport:
                     self._client._cookies = _NoCookies()  # the setter would re-wrap it
         return self._client
 
-    async def apool(self) -> AsyncPool:
-        """The async clients of the running event loop.
+    async def apool(self) -> AsyncHTTP:
+        """The async clients of the running event loop (httpx's, or aiohttp's).
 
         Connections belong to the loop that opened them, so each loop (each ``asyncio.run``,
         each thread running its own loop) gets a pool of its own, closed when that loop shuts
@@ -608,9 +639,17 @@ class Transport:
             with self._client_lock:
                 for old in [lp for lp in self._apools if lp.is_closed()]:
                     del self._apools[old]  # a loop that ended without shutting down
-                pool = self._apools[loop] = AsyncPool(self._make_aclient, self.limits)
+                pool = self._apools[loop] = self._new_pool()
             await pool.close_with_loop(lambda: self._apools.pop(loop, None))
         return pool
+
+    def _new_pool(self) -> AsyncHTTP:
+        if self.async_http == "aiohttp":
+            from .aiohttp_pool import AiohttpPool
+
+            return AiohttpPool(headers=self.headers, timeout=self.timeout,
+                               max_connections=self.limits.max_connections or 100)
+        return AsyncPool(self._make_aclient, self.limits)
 
     def _make_aclient(self, limits: httpx.Limits) -> httpx.AsyncClient:
         client = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=limits,
@@ -634,18 +673,39 @@ class Transport:
         return RetryState(self.policy if retry else self.single_policy, self.provider,
                           self.parse_error, self._rng)
 
-    def _build(self, client: httpx.Client | httpx.AsyncClient, method: str, url: str,
-               body: Any) -> httpx.Request:
+    def _build(self, base: httpx.Headers, method: str, url: str, body: Any, *,
+               sync: bool) -> httpx.Request:
         """The request, built directly rather than by ``client.build_request``: the client's
-        headers and timeout are merged once, not per call, and URLs are parsed once (a third
-        of a call's client-side time went into merging and parsing)."""
-        if self._json_headers is None:
-            self._json_headers = httpx.Headers(client.headers)
-            self._json_headers["content-type"] = self.content_type
-        return httpx.Request(method, _parsed_url(url),
-                             headers=client.headers if body is None else self._json_headers,
-                             content=None if body is None else dumps(body),
-                             extensions={"timeout": self._timeout_extension})
+        headers, the URL and the Host header are prepared once per URL, not per call (merging,
+        parsing and httpx's own header preparation were half of a call's client-side time).
+
+        ``base`` is the headers of the client that sends it: the same for every client of one
+        side (``sync``), while aiohttp's differ from httpx's."""
+        key = (url, body is None, sync)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepare(base, key)
+        parsed, headers = prepared
+        content = b"" if body is None else dumps(body)
+        # stream= rather than content=: httpx then adds no headers of its own, as they are here.
+        request = httpx.Request(method, parsed, headers=headers, stream=httpx.ByteStream(content),
+                                extensions={"timeout": self._timeout_extension})
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            request.headers["Content-Length"] = str(len(content))
+        request.read()  # request.content, as httpx would have it
+        return request
+
+    def _prepare(self, base: httpx.Headers,
+                 key: tuple[str, bool, bool]) -> tuple[httpx.URL, httpx.Headers]:
+        url, bodiless, _ = key
+        parsed = httpx.URL(url)
+        headers = httpx.Headers([(b"Host", parsed.netloc), *base.raw])
+        if not bodiless:
+            headers["Content-Type"] = self.content_type
+        if len(self._prepared) >= 512:  # bounded: URLs carry endpoint names, not inputs
+            self._prepared.clear()
+        self._prepared[key] = parsed, headers
+        return parsed, headers
 
     def _pace(self, url: httpx.URL, ticket: int | None) -> float:
         """Seconds to wait before sending: the user's pacing or the documented limits, and the
@@ -693,13 +753,13 @@ class Transport:
                 retry: bool = True) -> httpx.Response:
         """Send with retries (one attempt if ``retry`` is false: bulk calls retry on their own);
         return the successful, fully read response or raise."""
-        return self._send_with_retries(self._build(self.client, method, url, body), self.auth,
-                                       retry=retry)
+        request = self._build(self.client.headers, method, url, body, sync=True)
+        return self._send_with_retries(request, self.auth, retry=retry)
 
     async def arequest(self, method: str, url: str, body: Any = None, *,
                        retry: bool = True) -> httpx.Response:
         pool = await self.apool()
-        request = self._build(pool.token_client, method, url, body)
+        request = self._build(pool.headers, method, url, body, sync=False)
         return await self._asend_with_retries(pool, request, self.auth, retry=retry)
 
     def send_token_request(self, request: httpx.Request) -> httpx.Response:
@@ -737,7 +797,7 @@ class Transport:
             delay, held = self._retry_delay(key, delay), True
             _sleep(delay)
 
-    async def _asend_with_retries(self, pool: AsyncPool, request: httpx.Request,
+    async def _asend_with_retries(self, pool: AsyncHTTP, request: httpx.Request,
                                   auth: httpx.Auth | None, check: bool = True,
                                   retry: bool = True) -> httpx.Response:
         state = self._state(retry)
@@ -748,11 +808,7 @@ class Transport:
             response = None
             try:
                 await _asleep(self._pace(request.url, ticket))
-                if auth is None:  # token requests skip the slots: API calls may be waiting on them
-                    response = await pool.token_client.send(request)
-                else:
-                    async with pool.slot() as client:
-                        response = await client.send(request, auth=auth)
+                response = await pool.send(request, auth)
             except httpx.TransportError as exc:
                 self._settle(ticket, key, None)
                 delay = state.delay_after_exception(exc)
@@ -776,7 +832,7 @@ class Transport:
 
     def stream(self, method: str, url: str, body: Any = None) -> Iterator[bytes]:
         """Yield the body of a successful response as it arrives."""
-        request = self._build(self.client, method, url, body)
+        request = self._build(self.client.headers, method, url, body, sync=True)
         state = self._state()
         key = request.url.path
         held = False
@@ -817,18 +873,18 @@ class Transport:
     async def astream(self, method: str, url: str, body: Any = None
                       ) -> AsyncGenerator[bytes, None]:
         pool = await self.apool()
-        request = self._build(pool.token_client, method, url, body)
+        request = self._build(pool.headers, method, url, body, sync=False)
         state = self._state()
         key = request.url.path
         held = False
         while True:
             ticket = await self._aenter(key, held)
             await _asleep(self._pace(request.url, ticket))
-            slot = await pool.acquire()  # held for the whole stream once it succeeds
             response = None
             failure: httpx.Response | Exception
             try:
-                response = await pool.clients[slot].send(request, auth=self.auth, stream=True)
+                # The response holds its connection slot until it is closed.
+                response = await pool.send_stream(request, self.auth)
                 if response.is_success:
                     chunks = response.aiter_bytes()
                     first = await anext(chunks, b"")
@@ -838,10 +894,10 @@ class Transport:
             except httpx.TransportError as exc:
                 failure = exc
             except BaseException:
-                await _free(pool, slot, response)
+                await _aclose(response)
                 self._settle(ticket, key, None)
                 raise
-            await _free(pool, slot, response)
+            await _aclose(response)
             self._settle(ticket, key, response if isinstance(failure, httpx.Response) else None)
             delay = (state.delay_after_exception(failure) if isinstance(failure, Exception)
                      else state.delay_after_response(failure))
@@ -854,50 +910,34 @@ class Transport:
         except httpx.TransportError as exc:
             raise error_from_exception(exc, self.provider) from exc
         finally:
-            await _free(pool, slot, response)
+            await response.aclose()
             self._settle(ticket, key, response)
 
 
-class AsyncPool:
-    """The async HTTP clients of one event loop: API calls spread over shards of 10 connections.
+class AsyncHTTP:
+    """The HTTP of one event loop, as the retry loop uses it: httpx's (:class:`AsyncPool`), or
+    aiohttp's with ``async_http="aiohttp"`` (:mod:`.aiohttp_pool`)."""
 
-    httpcore's pool scans every connection for every waiting request, so one pool of 100
-    connections under full load spends its time scanning: 500 concurrent calls at 50 ms took
-    5.9 s here instead of 0.25 s. Shards of 10 connections, entered through a queue of slots so
-    that no request ever waits inside httpcore, took 0.37 s. Token requests use a client of
-    their own, so API calls holding every slot while they wait for a token cannot starve them.
-    """
+    #: The headers every request starts from.
+    headers: httpx.Headers
 
-    SHARD_SIZE = 10
-
-    def __init__(self, make_client: Callable[[httpx.Limits], httpx.AsyncClient],
-                 limits: httpx.Limits) -> None:
+    def __init__(self) -> None:
         self._closed = False
         self._watcher: AsyncGenerator[None, None] | None = None
-        total = max(1, limits.max_connections or 100)
-        sizes = [min(self.SHARD_SIZE, total - start) for start in range(0, total, self.SHARD_SIZE)]
-        self.clients = [make_client(httpx.Limits(max_connections=n, max_keepalive_connections=n))
-                        for n in sizes]
-        self.token_client = make_client(httpx.Limits(max_connections=4))
-        self._slots: asyncio.Queue[int] = asyncio.Queue()
-        for round_ in range(self.SHARD_SIZE):  # interleaved, so light load spreads over shards
-            for index, size in enumerate(sizes):
-                if round_ < size:
-                    self._slots.put_nowait(index)
 
-    async def acquire(self) -> int:
-        return await self._slots.get()
+    async def send(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        """An API request with its ``auth``, or a token request (``auth`` None) apart from
+        them; the response read in full."""
+        raise NotImplementedError
 
-    def release(self, index: int) -> None:
-        self._slots.put_nowait(index)
+    async def send_stream(self, request: httpx.Request,
+                          auth: httpx.Auth | None) -> httpx.Response:
+        """An API request whose body is read as it arrives; it holds its connection until the
+        response is closed."""
+        raise NotImplementedError
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[httpx.AsyncClient]:
-        index = await self.acquire()
-        try:
-            yield self.clients[index]
-        finally:
-            self.release(index)
+    async def aclose(self) -> None:
+        raise NotImplementedError
 
     async def close_with_loop(self, forget: Callable[[], object]) -> None:
         """Close this pool when the running loop shuts down its async generators."""
@@ -912,12 +952,124 @@ class AsyncPool:
         self._watcher = watcher()  # kept here: dropping it would run its cleanup at once
         await self._watcher.asend(None)
 
+
+class AsyncPool(AsyncHTTP):
+    """The async HTTP clients of one event loop: API calls spread over clients of one
+    connection each.
+
+    httpcore's pool checks every one of its connections (a system call for each idle one) each
+    time a request enters or leaves it, and counts its idle connections once per connection
+    while doing so: one pool of 100 connections took 5.9 s for 500 concurrent calls at 50 ms
+    instead of 0.25 s. Clients of ``SHARD_SIZE`` connections, entered through a free list of
+    slots so that no request ever waits inside httpcore, check one connection a request: at
+    2,000 calls, 0.9 ms of CPU a call against 2.1 ms for shards of 10 (``fanout.py
+    --options``). The free list is last-in first-out, so that calls one after another reuse one
+    warm connection rather than opening one per client; clients are created when first needed
+    (0.2 ms each). Token requests use a client of their own, so API calls holding every slot
+    while they wait for a token cannot starve them.
+    """
+
+    SHARD_SIZE = 1
+
+    def __init__(self, make_client: Callable[[httpx.Limits], httpx.AsyncClient],
+                 limits: httpx.Limits) -> None:
+        super().__init__()
+        self._make = make_client
+        total = max(1, limits.max_connections or 100)
+        self._sizes = [min(self.SHARD_SIZE, total - start)
+                       for start in range(0, total, self.SHARD_SIZE)]
+        self._clients: list[httpx.AsyncClient | None] = [None] * len(self._sizes)
+        self._token_client: httpx.AsyncClient | None = None
+        #: The headers every request starts from (the clients' own: httpx's defaults and ours).
+        self.headers = self.client(0).headers
+        self._slots: asyncio.LifoQueue[int] = asyncio.LifoQueue()
+        for index in reversed(range(len(self._sizes))):  # the first client comes out first
+            for _ in range(self._sizes[index]):
+                self._slots.put_nowait(index)
+
+    def client(self, index: int) -> httpx.AsyncClient:
+        """The client of slot ``index``, created on first use."""
+        client = self._clients[index]
+        if client is None:
+            self._check_open()
+            size = self._sizes[index]
+            client = self._clients[index] = self._make(
+                httpx.Limits(max_connections=size, max_keepalive_connections=size))
+        return client
+
+    @property
+    def token_client(self) -> httpx.AsyncClient:
+        if self._token_client is None:
+            self._check_open()
+            self._token_client = self._make(httpx.Limits(max_connections=4))
+        return self._token_client
+
+    @property
+    def clients(self) -> list[httpx.AsyncClient]:
+        """The clients created so far."""
+        return [client for client in [*self._clients, self._token_client] if client is not None]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+
+    async def acquire(self) -> int:
+        slots = self._slots
+        return slots.get_nowait() if slots.qsize() else await slots.get()
+
+    def release(self, index: int) -> None:
+        self._slots.put_nowait(index)
+
+    async def send(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        """An API request with its ``auth`` on a free shard, or a token request (``auth``
+        None) on the token client; the response read in full."""
+        if auth is None:
+            return await self.token_client.send(request)
+        index = await self.acquire()
+        try:
+            return await self.client(index).send(request, auth=auth)
+        finally:
+            self.release(index)
+
+    async def send_stream(self, request: httpx.Request,
+                          auth: httpx.Auth | None) -> httpx.Response:
+        """An API request whose body is read as it arrives: the shard's slot is held until
+        the response is closed."""
+        index = await self.acquire()
+        try:
+            response = await self.client(index).send(request, auth=auth, stream=True)
+        except BaseException:
+            self.release(index)
+            raise
+        response.stream = _Releasing(response.stream, lambda: self.release(index))
+        return response
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for client in [*self.clients, self.token_client]:
+        for client in self.clients:
             await client.aclose()
+
+
+class _Releasing(httpx.AsyncByteStream):
+    """A response body that runs ``release`` once, when it is closed."""
+
+    def __init__(self, stream: Any, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
 
 
 def _close(response: httpx.Response | None) -> None:
@@ -925,10 +1077,9 @@ def _close(response: httpx.Response | None) -> None:
         response.close()
 
 
-async def _free(pool: AsyncPool, slot: int, response: httpx.Response | None) -> None:
+async def _aclose(response: httpx.Response | None) -> None:
     if response is not None:
         await response.aclose()
-    pool.release(slot)
 
 
 def _log_response(response: httpx.Response, state: RetryState) -> None:

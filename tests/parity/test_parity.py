@@ -101,7 +101,8 @@ class LangChain:
             SalesforceLLM,
         )
 
-        sf = {k: settings[k] for k in ("timeout", "max_retries", "requests_per_minute")
+        sf = {k: settings[k] for k in ("timeout", "max_retries", "requests_per_minute",
+                                       "async_http")
               if k in settings}
         return [ChatSalesforce(api_key="t", **sf), SalesforceLLM(api_key="t", **sf),
                 SalesforceEmbeddings(api_key="t", **sf),
@@ -250,19 +251,21 @@ def test_exported_error_types(fw: Any) -> None:
 
 
 @pytest.mark.parametrize("settings, expected", [
-    ({}, (60.0, 3, None)),
-    ({"timeout": 5.0, "max_retries": 0, "requests_per_minute": 600}, (5.0, 0, 600)),
+    ({}, (60.0, 3, None, "httpx")),
+    ({"timeout": 5.0, "max_retries": 0, "requests_per_minute": 600, "async_http": "aiohttp"},
+     (5.0, 0, 600, "aiohttp")),
 ])
 def test_timeout_retries_and_rate_reach_every_client(fw: Any, settings: dict[str, Any],
                                                      expected: tuple[Any, ...]) -> None:
     for component in fw.classes(**settings):
         options = component.client.options
-        assert (options.timeout, options.max_retries, options.requests_per_minute) == expected
+        assert (options.timeout, options.max_retries, options.requests_per_minute,
+                options.async_http) == expected
         assert component.client._transport.limiter is None or expected[2] == 600
 
 
 @pytest.mark.parametrize("bad", [{"timeout": 0}, {"max_retries": -1},
-                                 {"requests_per_minute": 0}])
+                                 {"requests_per_minute": 0}, {"async_http": "curl"}])
 def test_bad_settings_are_refused_at_construction(fw: Any, bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         fw.classes(**bad)

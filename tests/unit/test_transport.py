@@ -209,7 +209,7 @@ def test_one_client_object_serves_successive_event_loops() -> None:
     assert asyncio.run(call()) == "fine"
 
 
-async def test_async_pool_spreads_calls_over_shards_without_queueing_in_httpx() -> None:
+async def test_async_pool_gives_each_call_a_client_of_one_free_connection() -> None:
     import asyncio
 
     from sfmodels_core.transport import AsyncPool
@@ -221,16 +221,38 @@ async def test_async_pool_spreads_calls_over_shards_without_queueing_in_httpx() 
         return httpx.AsyncClient()
 
     pool = AsyncPool(make, httpx.Limits(max_connections=25))
-    assert made == [10, 10, 5, 4]  # three API shards, then the token client
+    assert made == [1]  # the first client (its headers start every request); others on use
     held = [await pool.acquire() for _ in range(25)]
-    assert sorted(held) == [0] * 10 + [1] * 10 + [2] * 5  # never more slots than connections
-    assert held[:3] == [0, 1, 2]  # light load spreads over the shards
+    assert sorted(held) == list(range(25))  # never more slots than connections
+    pool.client(held[1])
+    assert made == [1, 1]
     waiter = asyncio.ensure_future(pool.acquire())
     await asyncio.sleep(0)
     assert not waiter.done()  # the 26th call waits in our queue, not inside httpx
-    pool.release(held[0])
-    assert await waiter == held[0]
+    pool.release(held[3])
+    assert await waiter == held[3]
+    for index in held:
+        pool.release(index)
+    # Last in, first out: calls one after another reuse one client and its warm connection.
+    for _ in range(3):
+        index = await pool.acquire()
+        pool.release(index)
+        assert index == held[-1]
+    assert pool.token_client is pool.token_client  # created on first use, with its own pool
+    assert made == [1, 1, 4]
     await pool.aclose()
+    assert len(pool.clients) == 3 and all(client.is_closed for client in pool.clients)
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.client(held[2])  # a closed pool makes no new clients
+
+
+async def test_calls_one_after_another_use_one_client() -> None:
+    client = client_for(scripted())
+    for _ in range(5):
+        await client.achat("ep", MSGS)
+    pool = await client._transport.apool()
+    assert len(pool.clients) == 1  # one connection kept warm; no token client for a PAT
+    await client.aclose()
 
 
 async def test_cookies_are_neither_parsed_nor_sent_back() -> None:
