@@ -216,6 +216,8 @@ class VectorSink:
         self._lock = threading.Lock()
 
     def _allocate(self, dim: int) -> None:
+        if self.dim is not None:
+            return
         with self._lock:
             if self.dim is None:
                 if dim < 1:
@@ -225,24 +227,22 @@ class VectorSink:
                 self._pack = struct.Struct(f"={dim}f")
                 self.dim = dim
 
-    def put(self, indices: Sequence[int], vectors: Sequence[Any]) -> list[memoryview]:
+    def put(self, indices: Sequence[int], vectors: Sequence[Any]) -> None:
         """Write ``vectors`` (lists of numbers, base64 strings, or float32 rows) at
-        ``indices``; the rows as written, as views of the block."""
+        ``indices``."""
         rows = [decode_base64(v) if isinstance(v, str) else v for v in vectors]
-        for row in rows:
-            self._allocate(_length(row))
-            break
-        assert self._bytes is not None or not rows
+        if rows:
+            raw = _float32_bytes(rows[0])
+            self._allocate(len(rows[0]) if raw is None else raw.nbytes // ITEM_SIZE)
         for index, row in zip(indices, rows, strict=True):
             self._write(index, row)
-        return [self.row(index) for index in indices]
 
     def _write(self, index: int, row: Any) -> None:
         assert self._bytes is not None and self._pack is not None and self.dim is not None
         size = self._pack.size
         offset = index * size
-        if isinstance(row, (bytes, memoryview, array)):
-            data = memoryview(row).cast("B")
+        data = _float32_bytes(row)
+        if data is not None:
             if data.nbytes != size:
                 raise ValueError(f"vectors of {self.dim} and {data.nbytes // ITEM_SIZE} "
                                  "dimensions cannot be mixed")
@@ -274,10 +274,13 @@ class VectorSink:
             self.put(indices, [vectors[i] for i in indices])
 
 
-def _length(row: Any) -> int:
-    if isinstance(row, (bytes, memoryview, array)):
-        return memoryview(row).cast("B").nbytes // ITEM_SIZE
-    return len(row)
+def _float32_bytes(row: Any) -> memoryview | None:
+    """The bytes of a row that is float32 already (decoded base64, a row or array of ``'f'``);
+    None for anything else, which is packed number by number."""
+    if isinstance(row, bytes) or (isinstance(row, memoryview) and row.format == "f") or (
+            isinstance(row, array) and row.typecode == "f"):
+        return memoryview(row).cast("B")
+    return None
 
 
 class StoredRows(Sequence[memoryview]):
