@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A virtual environment with sfmodels (editable, with its `all` extra) and the existing Databricks
+# A virtual environment with sfmodels (editable, with its `all` and `aiohttp` extras) and the existing Databricks
 # integrations the benchmarks compare against: databricks-langchain, llama-index-llms-databricks
 # and llama-index-embeddings-databricks.
 #
@@ -18,7 +18,7 @@ VENV=${1:-$ROOT/.venv-peers}
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 # 1) sfmodels and the runtime packages the peers import, resolved normally
-"$VENV/bin/pip" install -q -e "$ROOT[all]" \
+"$VENV/bin/pip" install -q -e "$ROOT[all,aiohttp]" \
     "langchain-core==1.8.3" "llama-index-core==0.14.25" "openai==2.24.0" \
     "databricks-sdk==0.94.0" "mcp==1.30.0" "mlflow-skinny==3.17.2" "pandas==2.3.3" \
     "tabulate==0.10.0" "deprecation==2.1.0" "unitycatalog-client==0.4.1" \

@@ -290,7 +290,9 @@ def test_embedding_batches_and_concurrency(emulator: Emulator) -> None:
     before = emulator.counters()["requests"]["salesforce.embeddings"]
     # Refused with a 400 that names the limit: the batches are split, not the call failed.
     assert len(too_big.embed_documents(texts)) == 10
-    assert emulator.counters()["requests"]["salesforce.embeddings"] - before == 2 + 4
+    # Two batches of 5 are refused, or one when the first split has already cut the other to
+    # the new size before it was sent (both happen with two threads); then 4 that fit.
+    assert emulator.counters()["requests"]["salesforce.embeddings"] - before in (1 + 4, 2 + 4)
 
 
 # -- bad input ------------------------------------------------------------------------------------
