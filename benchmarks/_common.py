@@ -89,6 +89,16 @@ def write_input(path: Path, n: int) -> None:
                          f"{i % 13}.\n")
 
 
+def child_env(emu: Emulator) -> dict[str, str]:
+    """This process's environment for a child run, with Databricks pointed at ``emu`` and no
+    other credentials or config file."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABRICKS_", "SALESFORCE_"))}
+    env.update(DATABRICKS_HOST=emu.databricks_host, DATABRICKS_TOKEN=emu.databricks_token,
+               DATABRICKS_CONFIG_FILE="/nonexistent")
+    return env
+
+
 def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds from start to exit, and the process's peak RSS in MB."""
     started = time.perf_counter()

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import GTE, emulator, measure, table, write_input
+from _common import GTE, child_env, emulator, measure, table, write_input
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 150
@@ -63,10 +62,7 @@ def main() -> None:
 
     with emulator(latency_ms=args.latency_ms, embedding_max_batch=BATCH) as emu, \
             tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DATABRICKS_", "SALESFORCE_"))}
-        env.update(DATABRICKS_HOST=emu.databricks_host, DATABRICKS_TOKEN=emu.databricks_token,
-                   DATABRICKS_CONFIG_FILE="/nonexistent")
+        env = child_env(emu)
         for n in sizes:
             source = Path(tmp) / f"input-{n}.txt"
             write_input(source, n)

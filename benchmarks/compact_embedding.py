@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import GTE, emulator, measure, table
+from _common import GTE, child_env, emulator, measure, table
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 150
@@ -82,10 +82,7 @@ def main() -> None:
 
     with emulator(latency_ms=args.latency_ms, embedding_max_batch=BATCH) as emu, \
             tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DATABRICKS_", "SALESFORCE_"))}
-        env.update(DATABRICKS_HOST=emu.databricks_host, DATABRICKS_TOKEN=emu.databricks_token,
-                   DATABRICKS_CONFIG_FILE="/nonexistent")
+        env = child_env(emu)
         report = Path(tmp) / "seconds"
         for n in (int(size) for size in args.texts.split(",")):
             floor = math.ceil(n / BATCH) / args.concurrency * args.latency_ms / 1000
