@@ -1,4 +1,5 @@
-"""Routing, per-request bookkeeping (counters, latency, faults) and the control routes."""
+"""Routing, per-request bookkeeping (counters, latency, faults, hostile mode) and the control
+routes."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import hostile
 from .common import json_response
 from .databricks import DatabricksApi
 from .responses import RESPONSES_ENDPOINTS, RESPONSES_PATH, ResponsesApi
 from .salesforce import API_PREFIX, SalesforceApi
-from .server import Abort, Hang, HttpServer, Reply, Request, Response, Truncate
+from .server import Abort, Hang, HttpServer, Reply, Request, Response, StreamResponse, Truncate
 from .state import Config, SettingsError, State
 
 CONTROL_PREFIX = "/_emulator/"
@@ -51,6 +53,8 @@ class EmulatorApp:
         self.salesforce = SalesforceApi(self.state, lambda: self.url)
         self.databricks = DatabricksApi(self.state)
         self.responses = ResponsesApi(self.databricks, lambda: self.url)
+        #: Answers each hostile case rebuilt since the last reset.
+        self.hostile_served: dict[str, int] = {}
         sf, db, rs = self.salesforce, self.databricks, self.responses
         self._static: dict[str, Route] = {
             "/services/oauth2/token": Route("salesforce.token", "token", "salesforce", sf.token),
@@ -80,7 +84,9 @@ class EmulatorApp:
         }
         self._control: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "health"): lambda r: json_response(200, {"status": "ok"}),
-            ("GET", "counters"): lambda r: json_response(200, self.state.counters()),
+            ("GET", "counters"): lambda r: json_response(
+                200, {**self.state.counters(), "hostile": dict(self.hostile_served)}
+            ),
             ("GET", "feedback"): lambda r: json_response(200, list(self.state.feedback.values())),
             ("GET", "arrivals"): lambda r: json_response(200, list(self.state.arrivals)),
             ("GET", "config"): lambda r: json_response(200, self.state.settings.as_dict()),
@@ -173,7 +179,7 @@ class EmulatorApp:
             if kind is not None:
                 reply = self._fault(kind, route, request)
         if reply is None:
-            reply = route.call(request)
+            reply = self._hostile(route, request, route.call(request))
         if route.provider == "databricks" and route.kind == "api":
             reply = self.databricks.shape_error(reply, request)
         return reply
@@ -188,13 +194,47 @@ class EmulatorApp:
             return Hang(self.state.settings.hang_s)
         if kind == "truncated":
             reply = route.call(request)
-            if isinstance(reply, (Abort, Hang, Truncate)):
-                return reply
-            return Truncate(reply)
+            if isinstance(reply, (Response, StreamResponse)):
+                return Truncate(reply)
+            return reply
         if route.kind == "token":
             return self._token_fault(kind)
         api = self.salesforce if route.provider == "salesforce" else self.databricks
         return api.fault(kind)
+
+    def _hostile(self, route: Route, request: Request, reply: Reply) -> Reply:
+        """``reply`` as the ``hostile`` case in force for this route and model says."""
+        settings = self.state.settings
+        if settings.hostile is None and not any(
+            "hostile" in own for own in settings.model_settings.values()
+        ):
+            return reply
+        target = self._target(route, request)
+        case: str | None = self.state.setting("hostile", target)
+        if case is None:
+            return reply
+        context = hostile.Context(
+            route=route.name,
+            state=self.state,
+            trickle_s=self.state.setting("hostile_trickle_s", target),
+            endless_bytes=self.state.setting("hostile_endless_bytes", target),
+        )
+        rebuilt = hostile.apply(case, reply, route.kind, context)
+        if rebuilt is None:
+            return reply
+        self.hostile_served[case] = self.hostile_served.get(case, 0) + 1
+        return rebuilt
+
+    def _target(self, route: Route, request: Request) -> str | None:
+        """The model or endpoint an API request is for (token routes: None)."""
+        if route.kind != "api":
+            return None
+        if route.provider == "databricks":
+            return self.databricks.endpoint_name(request)
+        if request.path.startswith(_MODELS_PREFIX):
+            model = request.path[len(_MODELS_PREFIX) :].partition("/")[0]
+            return urllib.parse.unquote(model)
+        return None
 
     def _token_fault(self, kind: str) -> Response:
         retry = (("retry-after", self.state.retry_after()),)
@@ -243,6 +283,7 @@ class EmulatorApp:
 
     def _reset(self, request: Request) -> Response:
         self.state.reset()
+        self.hostile_served.clear()
         return json_response(200, {"status": "reset"})
 
     def _expire_tokens(self, request: Request) -> Response:

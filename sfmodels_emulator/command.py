@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from .app import EmulatorService
+from .hostile import HOSTILE_CASES
 from .runner import environment
 from .state import (
     DEFAULT_FAULT_KINDS,
@@ -168,6 +169,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Salesforce configured model's API name and the catalogue model it is built on "
         "(repeatable)",
     )
+    hostile = parser.add_argument_group("hostile mode (see sfmodels_emulator.hostile)")
+    hostile.add_argument(
+        "--hostile",
+        choices=HOSTILE_CASES,
+        default=None,
+        metavar="CASE",
+        help="answer every request it applies to in this broken shape: "
+        + ", ".join(HOSTILE_CASES),
+    )
+    hostile.add_argument(
+        "--hostile-trickle-s",
+        type=float,
+        default=0.2,
+        help="trickle: seconds between two bytes of a body (default 0.2)",
+    )
+    hostile.add_argument(
+        "--hostile-endless-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        help="endless_line: bytes sent before the never-ending line gives up (default 256 MiB)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
     parser.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
 
@@ -189,6 +211,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "rate_limit_rpm": args.rate_limit_rpm,
             "fault_token_routes": bool(args.fault_token_routes),
             "usage_mode": args.usage_mode,
+            "hostile": args.hostile,
+            "hostile_trickle_s": args.hostile_trickle_s,
+            "hostile_endless_bytes": args.hostile_endless_bytes,
             "tool_call_index": args.tool_call_index,
             "stream_format": args.stream_format,
             "reasoning": bool(args.reasoning),

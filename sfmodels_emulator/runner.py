@@ -224,6 +224,14 @@ class Emulator:
 
     Some endpoints answer in their real counterparts' shapes by default (see
     ``sfmodels_emulator.catalogue.DATABRICKS_SHAPES``).
+
+    Hostile mode: ``hostile="cut_stream"`` (or any case of
+    ``sfmodels_emulator.hostile.HOSTILE_CASES``) rebuilds every successful answer the case
+    applies to in a broken wire shape: cut or erroring streams, a BOM or a non-UTF-8 byte, a line
+    that never ends, a body sent a byte at a time (``hostile_trickle_s`` apart), a false
+    ``Content-Encoding``, empty or mistyped bodies, null/NaN/ragged vectors, tokens with control
+    characters, an ``api_instance_url`` over http or with userinfo. ``configure(hostile=None)``
+    turns it off; ``configure_model(name, hostile=...)`` sets it for one model or endpoint.
     """
 
     def __init__(
@@ -243,6 +251,9 @@ class Emulator:
         rate_limit_rpm: int | None = None,
         fault_token_routes: bool = False,
         usage_mode: str = "every",
+        hostile: str | None = None,
+        hostile_trickle_s: float = 0.2,
+        hostile_endless_bytes: int = 256 * 1024 * 1024,
         tool_call_index: bool = True,
         stream_format: str = "sse",
         reasoning: bool = False,
@@ -280,6 +291,9 @@ class Emulator:
                 "rate_limit_rpm": rate_limit_rpm,
                 "fault_token_routes": fault_token_routes,
                 "usage_mode": usage_mode,
+                "hostile": hostile,
+                "hostile_trickle_s": hostile_trickle_s,
+                "hostile_endless_bytes": hostile_endless_bytes,
                 "tool_call_index": tool_call_index,
                 "stream_format": stream_format,
                 "reasoning": reasoning,

@@ -2,7 +2,9 @@
 
 It knows nothing about the emulated APIs: a handler turns each :class:`Request` into a reply,
 which is a plain response, a server-sent-event stream, or one of the faults (:class:`Abort`,
-:class:`Hang`, :class:`Truncate`) that real networks produce.
+:class:`Hang`, :class:`Truncate`) that real networks produce, or one of the hostile senders
+(:class:`Drip`: a whole answer a few bytes at a time; :class:`Endless`: a body that does not end),
+which stop as soon as the client goes away.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Protocol, Union
 
 __all__ = [
     "Abort",
+    "Drip",
+    "Endless",
     "Handler",
     "Hang",
     "HttpServer",
@@ -103,7 +107,33 @@ class Truncate:
     inner: Response | StreamResponse
 
 
-Reply = Union[Response, StreamResponse, Abort, Hang, Truncate]  # noqa: UP007 (runtime alias)
+@dataclass(slots=True)
+class Drip:
+    """Send ``inner`` whole and well framed, but its body ``size`` bytes at a time with
+    ``interval_s`` between pieces (a stream's pieces are chunks of ``size`` bytes). Every read
+    is quick, the whole answer slow; it stops when the client goes away."""
+
+    inner: Response | StreamResponse
+    interval_s: float
+    size: int = 1
+
+
+@dataclass(slots=True)
+class Endless:
+    """A chunked body: ``prefix``, then ``filler`` again and again until ``limit`` bytes are
+    sent in all (then the body ends and the connection is closed) or the client goes away."""
+
+    prefix: bytes
+    filler: bytes
+    limit: int
+    content_type: str = "text/event-stream"
+    status: int = 200
+    headers: Sequence[tuple[str, str]] = ()
+
+
+Reply = Union[  # noqa: UP007 (runtime alias)
+    Response, StreamResponse, Abort, Hang, Truncate, Drip, Endless
+]
 
 
 class Handler(Protocol):
@@ -160,6 +190,11 @@ def _reset(writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+def _gone(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """Whether the client closed its side (or the connection is closing)."""
+    return reader.at_eof() or writer.transport.is_closing()
 
 
 class HttpServer:
@@ -362,6 +397,11 @@ class HttpServer:
         if isinstance(reply, Hang):
             await self._hang(reader, reply.seconds)
             return False
+        if isinstance(reply, Drip):
+            return await self._drip(reply, rid, keep_alive, reader, writer) and keep_alive
+        if isinstance(reply, Endless):
+            await self._endless(reply, rid, reader, writer)
+            return False
         inner = reply.inner
         if isinstance(inner, Response):
             body = inner.body or b"{}"
@@ -373,6 +413,59 @@ class HttpServer:
             writer.write(_head(inner.status, rid, "text/event-stream", None, inner.headers, True))
         await writer.drain()
         return False
+
+    @staticmethod
+    async def _drip(
+        reply: Drip,
+        rid: str,
+        keep_alive: bool,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Send a :class:`Drip`; False if the client went away before the end."""
+        inner = reply.inner
+        if isinstance(inner, Response):
+            body, chunked = inner.body, False
+            head = _head(inner.status, rid, inner.content_type, len(body), inner.headers,
+                         keep_alive)
+        else:
+            body, chunked = b"".join(inner.events), True
+            head = _head(inner.status, rid, "text/event-stream", None, inner.headers, keep_alive)
+        writer.write(head)
+        await writer.drain()
+        size = max(1, reply.size)
+        for start in range(0, len(body), size):
+            if start:
+                await asyncio.sleep(reply.interval_s)
+            if _gone(reader, writer):
+                return False
+            piece = body[start : start + size]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            await writer.drain()
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        return True
+
+    @staticmethod
+    async def _endless(
+        reply: Endless, rid: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(_head(reply.status, rid, reply.content_type, None, reply.headers, False))
+        sent = 0
+        piece = reply.prefix
+        while sent < reply.limit and piece:
+            if _gone(reader, writer):
+                return
+            piece = piece[: reply.limit - sent]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            # drain() does not yield while the client keeps up: let the other requests run.
+            await asyncio.sleep(0)
+            sent += len(piece)
+            piece = reply.filler
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
 
     @staticmethod
     async def _hang(reader: asyncio.StreamReader, seconds: float) -> None:

@@ -43,6 +43,9 @@ DATABRICKS_TOKEN_TTL_S = 3600.0
 PER_MODEL_SETTINGS = (
     "usage_mode",
     "tool_call_index",
+    "hostile",
+    "hostile_trickle_s",
+    "hostile_endless_bytes",
     "stream_format",
     "reasoning",
     "error_shape",
@@ -136,6 +139,13 @@ class Settings:
     usage_mode: str = "every"
     #: The next N API requests get a fault (kinds taken in turn from fault_kinds).
     fault_next: int = 0
+    # -- hostile mode (see sfmodels_emulator.hostile; each also settable per model or endpoint)
+    #: A named broken wire shape for every answer it applies to, or None (the default).
+    hostile: str | None = None
+    #: ``trickle``: seconds between two bytes of the body.
+    hostile_trickle_s: float = 0.2
+    #: ``endless_line``: bytes sent before the body gives up and ends.
+    hostile_endless_bytes: int = 256 * 1024 * 1024
     # -- real-world shapes (each also settable per model or endpoint in model_settings)
     tool_call_index: bool = True
     stream_format: str = "sse"
@@ -241,6 +251,12 @@ def _validate(key: str, value: Any) -> Any:
         return _flag(key, value)
     if key == "fault_next":
         return _integer(key, value, low=0)
+    if key == "hostile":
+        return _hostile(value)
+    if key == "hostile_trickle_s":
+        return _number(key, value)
+    if key == "hostile_endless_bytes":
+        return _integer(key, value, low=1)
     if key == "max_input_tokens":
         return None if value is None else _integer(key, value, low=1)
     if key == "blocked_terms":
@@ -261,6 +277,14 @@ def _validate(key: str, value: Any) -> Any:
         return _configured_models(value)
     names = ", ".join(f.name for f in dataclasses.fields(Settings))
     raise SettingsError(f"unknown setting {key!r}; known settings: {names}")
+
+
+def _hostile(value: Any) -> str | None:
+    from .hostile import HOSTILE_CASES
+
+    if value is None:
+        return None
+    return _choice("hostile", value, HOSTILE_CASES)
 
 
 def _terms(value: Any) -> tuple[str, ...]:
