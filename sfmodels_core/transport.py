@@ -586,6 +586,9 @@ class Transport:
         connect = options.connect_timeout if options.connect_timeout is not None else (
             options.timeout)
         self.timeout = httpx.Timeout(options.timeout, connect=connect)
+        #: The most a stream may wait for its next event (see :class:`~.sse.Idle`), and the
+        #: most one attempt of a plain request may take, whole.
+        self.stream_timeout = self.deadline = options.timeout
         self.policy = options.retry
         self.single_policy = dataclasses.replace(self.policy, max_retries=0)
         self.limiter = (RateLimiter(options.requests_per_minute)
