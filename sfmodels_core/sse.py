@@ -13,7 +13,7 @@ reaches the parser as an :class:`ErrorEvent`, whatever its data says.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
 
 from . import defaults
 from .errors import APITimeoutError, ResponseValidationError
@@ -222,7 +222,7 @@ def iter_events(chunks: Iterable[bytes], reader: EventReader | None = None,
 
 
 async def aiter_events(chunks: AsyncIterable[bytes], reader: EventReader | None = None,
-                       timeout: float | None = None) -> AsyncIterator[str]:
+                       timeout: float | None = None) -> AsyncGenerator[str, None]:
     reader = reader or EventReader()
     idle = Idle(timeout)
     async for chunk in chunks:
