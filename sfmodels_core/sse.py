@@ -31,9 +31,9 @@ def _text(data: bytes) -> str:
             f"{data[exc.start:exc.start + 1]!r})", incomplete=False) from None
 
 
-def _too_large(size: int) -> ResponseValidationError:
+def _too_large(size: int, limit: int) -> ResponseValidationError:
     return ResponseValidationError(
-        f"One event of the streaming answer grew past {defaults.MAX_EVENT_BYTES:,} bytes "
+        f"One event of the streaming answer grew past {limit:,} bytes "
         f"({size:,} so far) without ending: refused rather than held in memory")
 
 
@@ -65,7 +65,7 @@ class SSEDecoder:
             start = newline + 1
         self._buffer = self._buffer[start:]  # one copy per chunk, not one per line
         if len(self._buffer) + self._size > self._max:
-            raise _too_large(len(self._buffer) + self._size)
+            raise _too_large(len(self._buffer) + self._size, self._max)
         return events
 
     def close(self) -> list[str]:
@@ -93,7 +93,7 @@ class SSEDecoder:
             self._data.append(value[1:] if value.startswith(" ") else value)
             self._size += len(value)
             if self._size > self._max:
-                raise _too_large(self._size)
+                raise _too_large(self._size, self._max)
         elif field == "event":
             self._error = value.strip() == "error"
 
@@ -130,7 +130,7 @@ class EventReader:
         if self._whole is not None:
             self._whole += chunk
             if len(self._whole) > self._max:
-                raise _too_large(len(self._whole))
+                raise _too_large(len(self._whole), self._max)
             return []
         if not self._sniffed:
             chunk, self._pending = self._pending + chunk, b""
@@ -141,7 +141,7 @@ class EventReader:
                 return []
             if not chunk.strip():  # only white space so far
                 if len(chunk) > self._max:
-                    raise _too_large(len(chunk))
+                    raise _too_large(len(chunk), self._max)
                 self._pending = chunk
                 return []
             self._sniffed = True
