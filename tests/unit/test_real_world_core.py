@@ -113,7 +113,9 @@ def test_stream_usage_false_leaves_stream_options_out() -> None:
 
 def test_stream_chat_sends_stream_options() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text='data: {"choices": [{"delta": {"content": "a"}}]}\n\ndata: [DONE]\n\n',
+        return httpx.Response(200,
+                              text='data: {"choices": [{"delta": {"content": "a"}}]}\n\n'
+                                   'data: [DONE]\n\n',
                               headers={"content-type": "text/event-stream"})
 
     recorder = Recorder(answer)
