@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 
-from .transport import AsyncHTTP, shared_ssl_context
+from .transport import AsyncHTTP, aread_whole, shared_ssl_context
 
 #: What the base headers add to the client's own: the encodings httpx decodes on every install.
 BASE_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
@@ -127,17 +127,11 @@ class AiohttpPool(AsyncHTTP):
             return httpx.Response(answer.status, headers=answer.raw_headers,
                                   stream=_Body(answer, request), request=request,
                                   extensions=extensions)
-        try:
-            body = await answer.read()
-        except _ERRORS as exc:
-            raise transport_error(exc, request) from exc
-        finally:
-            answer.release()
         response = httpx.Response(answer.status, headers=answer.raw_headers,
-                                  stream=httpx.ByteStream(body), request=request,
+                                  stream=_Body(answer, request), request=request,
                                   extensions=extensions)
-        response.read()  # decoded by httpx, as its own transport's bodies are
-        return response
+        # Read within the size cap and decoded by httpx, as its own transport's bodies are.
+        return await aread_whole(response)
 
     async def aclose(self) -> None:
         if self._closed:

@@ -21,13 +21,18 @@ from .client import BaseClient, EmbedPlan, EmbedRequest
 from .config import Secret, resolve_databricks
 from .errors import (
     APIStatusError,
+    BadRequestError,
     BulkEmbeddingError,
     ErrorDetails,
+    IncompleteResponseError,
     InvalidInputError,
+    RateLimitError,
     ResponseValidationError,
+    ServerError,
+    error_class_for_status,
 )
 from .options import ClientOptions
-from .sse import WholeBody, aiter_events, iter_events
+from .sse import ErrorEvent, EventReader, WholeBody, aiter_events, iter_events
 from .transport import loads
 from .types import (
     EmbeddingResult,
@@ -269,13 +274,29 @@ def _tool_calls(items: Any) -> list[ToolCall]:
 
 
 def _text_content(content: Any) -> str | None:
-    """Message content as text: a string, or the text parts of a list of parts."""
+    """Message content as text: a string, or the text parts of a list of parts. Anything else
+    (a number, an object) is not an answer this client can read."""
     if content is None or isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content
-                       if isinstance(p, dict) and p.get("type") in ("text", None))
-    return str(content)
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") in ("text", None):
+                text = part.get("text", "")
+                if not isinstance(text, str):
+                    raise ValueError("a text part of the content is not text")
+                texts.append(text)
+        return "".join(texts)
+    raise ValueError(f"the content is a {type(content).__name__}, not text or a list of parts")
+
+
+def _choices(body: dict[str, Any]) -> list[Any]:
+    """The answer's choices: a non-empty list, or the answer is not one."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError("the answer has no choices" if not choices
+                         else "'choices' is not a list")
+    return choices
 
 
 def reasoning_text(content: Any) -> str | None:
@@ -310,24 +331,38 @@ def _custom_outputs(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def parse_chat(body: dict[str, Any]) -> ChatCompletion:
+    """A chat answer; one without choices, or a choice with neither content nor tool calls
+    (nor a refusal), is no answer and raises."""
     choices = []
-    for i, choice in enumerate(body.get("choices") or []):
-        msg = choice.get("message") or {}
+    for i, choice in enumerate(_choices(body)):
+        msg = choice.get("message")
+        if not isinstance(msg, dict):
+            raise ValueError(f"choices[{i}] has no message")
         content = msg.get("content")
+        calls = _tool_calls(msg.get("tool_calls"))
+        text = _text_content(content)
+        if text is None and not calls and not msg.get("refusal"):
+            raise ValueError(f"choices[{i}].message has no content and no tool calls")
         choices.append(ChatChoice(
             index=choice.get("index", i), finish_reason=choice.get("finish_reason"),
             message=AssistantMessage(role=wire.opt_str(msg.get("role")) or "assistant",
-                                     content=_text_content(content),
-                                     tool_calls=_tool_calls(msg.get("tool_calls")),
+                                     content=text, tool_calls=calls,
                                      reasoning=reasoning_text(content))))
     return ChatCompletion(id=body.get("id"), model=body.get("model"), created=body.get("created"),
                           choices=choices, usage=wire.usage(body.get("usage")), raw=body,
                           custom_outputs=_custom_outputs(body))
 
 
+def parse_completion_piece(body: dict[str, Any]) -> Completion:
+    return parse_completion(body, piece=True)
+
+
 def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
     choices = []
-    for i, choice in enumerate(body.get("choices") or []):
+    choice_list = body.get("choices")
+    if choice_list is not None and not isinstance(choice_list, list):
+        raise ValueError("'choices' is not a list")
+    for i, choice in enumerate(choice_list or []):
         delta = choice.get("delta") or {}
         tool_deltas = []
         for item in delta.get("tool_calls") or []:
@@ -349,10 +384,24 @@ def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
                                custom_outputs=_custom_outputs(body))
 
 
-def parse_completion(body: dict[str, Any]) -> Completion:
-    choices = [CompletionChoice(index=c.get("index", i), text=c.get("text") or "",
+def _completion_text(choice: Any, i: int, *, piece: bool) -> str:
+    if not isinstance(choice, dict):
+        raise ValueError(f"choices[{i}] is not an object")
+    text = choice.get("text")
+    if text is None and piece:  # a stream's last piece may carry only the finish reason
+        return ""
+    if not isinstance(text, str):
+        raise ValueError(f"choices[{i}].text is " + ("missing" if text is None else "not text"))
+    return text
+
+
+def parse_completion(body: dict[str, Any], *, piece: bool = False) -> Completion:
+    """A completions answer, or with ``piece`` one streamed piece of it (which may carry no
+    choice, or a choice without text)."""
+    choices = [CompletionChoice(index=c.get("index", i),
+                                text=_completion_text(c, i, piece=piece),
                                 finish_reason=c.get("finish_reason"))
-               for i, c in enumerate(body.get("choices") or [])]
+               for i, c in enumerate(body.get("choices") or [] if piece else _choices(body))]
     return Completion(id=body.get("id"), model=body.get("model"), created=body.get("created"),
                       choices=choices, usage=wire.usage(body.get("usage")), raw=body)
 
@@ -471,13 +520,9 @@ def parse_event(event: str, parse: Callable[[dict[str, Any]], T]) -> T:
         body = loads(event.encode())
     except ValueError:
         body = None
-    if isinstance(body, dict) and ("error_code" in body or "error" in body) and \
-            "choices" not in body:
-        details = parse_error(200, body)
-        raise APIStatusError(f"Databricks stream failed: {details.message or details.code}",
-                             error_code=details.code, provider_message=details.message,
-                             provider=PROVIDER, hint=details.hint, body=body,
-                             request_id=details.request_id)
+    if isinstance(event, ErrorEvent) or (isinstance(body, dict) and "choices" not in body and (
+            "error_code" in body or "error" in body or body.get("type") == "error")):
+        raise stream_error(body if body is not None else event)
     try:
         if not isinstance(body, dict):
             raise TypeError("not a JSON object")
@@ -488,6 +533,53 @@ def parse_event(event: str, parse: Callable[[dict[str, Any]], T]) -> T:
         raise ResponseValidationError(f"Databricks sent a stream event this client cannot use "
                             f"({type(exc).__name__}: {exc}): {event[:200]!r}",
                             provider=PROVIDER) from exc
+
+
+def stream_error(body: Any, what: str = "stream failed") -> APIStatusError:
+    """The typed error an error sent inside a stream names: by an HTTP status it carries
+    (``status``, ``status_code``, ``http_status``, at the top or in ``error``), else by its
+    code (a rate limit, an overloaded or failing server, a bad request), else
+    :class:`~sfmodels_core.errors.APIStatusError`."""
+    details = parse_error(200, body)
+    status = None
+    for node in (body, body.get("error") if isinstance(body, dict) else None):
+        if isinstance(node, dict):
+            for key in ("status_code", "status", "http_status", "code"):
+                value = node.get(key)
+                if type(value) is int and 400 <= value < 600:
+                    status = value
+                    break
+        if status is not None:
+            break
+    code = (details.code or "").lower()
+    cls: type[APIStatusError] = APIStatusError
+    if status is not None:
+        cls = error_class_for_status(status)
+    elif "rate_limit" in code or "request_limit" in code or "too_many" in code:
+        cls = RateLimitError
+    elif any(word in code for word in ("overloaded", "server_error", "internal",
+                                       "unavailable", "timeout")):
+        cls = ServerError
+    elif any(word in code for word in ("invalid", "bad_request")):
+        cls = BadRequestError
+    return cls(f"Databricks {what}: {details.message or details.code or 'no reason given'}",
+               status_code=status, error_code=details.code, provider_message=details.message,
+               provider=PROVIDER, hint=details.hint, body=body, request_id=details.request_id)
+
+
+def ensure_complete(reader: EventReader, complete: bool, answered: bool,
+                    partial: Callable[[], Any]) -> None:
+    """Raise unless a stream that ended held an answer and ended whole: its terminal marker
+    (``[DONE]``, or a whole JSON body) arrived, or the state it fed says it finished."""
+    if not answered:
+        raise ResponseValidationError("Databricks' stream ended without any answer",
+                                      provider=PROVIDER)
+    if reader.done or complete:
+        return
+    raise IncompleteResponseError(
+        "Databricks' stream ended before its end marker ([DONE], a finish_reason, or "
+        "response.completed): the answer is cut short, and is not returned as whole",
+        partial=partial(), provider=PROVIDER)
 
 
 def merge_chunks(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
@@ -584,16 +676,20 @@ class DatabricksClient(BaseClient):
         return self._read(await self._transport.arequest("POST", self.host + path, body,
                                                          retry=retry), parse)
 
-    def _events(self, path: str, body: dict[str, Any],
-                parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:
-        for event in iter_events(self._transport.stream("POST", self.host + path, body)):
-            yield parse_event(event, parse)
+    def _events(self, path: str, body: dict[str, Any], parse: Callable[[dict[str, Any]], T],
+                reader: EventReader) -> Iterator[T]:
+        stream = self._transport.stream("POST", self.host + path, body)
+        with contextlib.closing(stream):
+            for event in iter_events(stream, reader, self._transport.stream_timeout):
+                yield parse_event(event, parse)
 
     async def _aevents(self, path: str, body: dict[str, Any],
-                       parse: Callable[[dict[str, Any]], T]) -> AsyncIterator[T]:
+                       parse: Callable[[dict[str, Any]], T],
+                       reader: EventReader) -> AsyncIterator[T]:
         stream = self._transport.astream("POST", self.host + path, body)
-        async with contextlib.aclosing(stream):
-            async for event in aiter_events(stream):
+        events = aiter_events(stream, reader, self._transport.stream_timeout)
+        async with contextlib.aclosing(stream), contextlib.aclosing(events):
+            async for event in events:
                 yield parse_event(event, parse)
 
     # -- chat
@@ -610,20 +706,22 @@ class DatabricksClient(BaseClient):
                     **params: Any) -> Iterator[ChatCompletionChunk]:
         """Chunks as they arrive; usage comes once, on a last chunk with no choices."""
         path, body = chat_request(endpoint, messages, params, stream=True)
-        stream = StreamAccumulator()
-        for part in self._events(path, body, parse_chat_chunk):
+        stream, reader = StreamAccumulator(), EventReader()
+        for part in self._events(path, body, parse_chat_chunk, reader):
             stream.add(part)
             yield part.model_copy(update={"usage": None}) if part.usage else part
+        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
         if (last := _usage_last(stream, ChatCompletionChunk)) is not None:
             yield last
 
     async def astream_chat(self, endpoint: str, messages: Sequence[Any],
                            **params: Any) -> AsyncIterator[ChatCompletionChunk]:
         path, body = chat_request(endpoint, messages, params, stream=True)
-        stream = StreamAccumulator()
-        async for part in self._aevents(path, body, parse_chat_chunk):
+        stream, reader = StreamAccumulator(), EventReader()
+        async for part in self._aevents(path, body, parse_chat_chunk, reader):
             stream.add(part)
             yield part.model_copy(update={"usage": None}) if part.usage else part
+        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
         if (last := _usage_last(stream, ChatCompletionChunk)) is not None:
             yield last
 
@@ -652,9 +750,10 @@ class DatabricksClient(BaseClient):
         from . import responses
 
         path, body = responses.responses_request(endpoint, messages, params, stream=True)
-        state = responses.ResponsesStream()
-        for event in self._events(path, body, _identity):
+        state, reader = responses.ResponsesStream(), EventReader()
+        for event in self._events(path, body, _identity, reader):
             yield from _fed(state, event)
+        ensure_complete(reader, state.complete, state.answered, state.partial)
         yield from state.finish()
 
     async def astream_respond(self, endpoint: str, messages: Sequence[Any],
@@ -662,10 +761,11 @@ class DatabricksClient(BaseClient):
         from . import responses
 
         path, body = responses.responses_request(endpoint, messages, params, stream=True)
-        state = responses.ResponsesStream()
-        async for event in self._aevents(path, body, _identity):
+        state, reader = responses.ResponsesStream(), EventReader()
+        async for event in self._aevents(path, body, _identity, reader):
             for chunk in _fed(state, event):
                 yield chunk
+        ensure_complete(reader, state.complete, state.answered, state.partial)
         for chunk in state.finish():
             yield chunk
 
@@ -682,20 +782,22 @@ class DatabricksClient(BaseClient):
                         **params: Any) -> Iterator[Completion]:
         """Pieces of text as they arrive; usage comes once, on a last piece with no choices."""
         path, body = completion_request(endpoint, prompt, params, stream=True)
-        stream = StreamAccumulator()
-        for part in self._events(path, body, parse_completion):
+        stream, reader = StreamAccumulator(), EventReader()
+        for part in self._events(path, body, parse_completion_piece, reader):
             stream.add(part)
             yield part.model_copy(update={"usage": None}) if part.usage else part
+        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
         if (last := _usage_last(stream, Completion)) is not None:
             yield last
 
     async def astream_complete(self, endpoint: str, prompt: str | list[str],
                                **params: Any) -> AsyncIterator[Completion]:
         path, body = completion_request(endpoint, prompt, params, stream=True)
-        stream = StreamAccumulator()
-        async for part in self._aevents(path, body, parse_completion):
+        stream, reader = StreamAccumulator(), EventReader()
+        async for part in self._aevents(path, body, parse_completion_piece, reader):
             stream.add(part)
             yield part.model_copy(update={"usage": None}) if part.usage else part
+        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
         if (last := _usage_last(stream, Completion)) is not None:
             yield last
 

@@ -14,7 +14,8 @@ DATABRICKS_CHAT_ENDPOINT = "databricks-meta-llama-3-3-70b-instruct"
 DATABRICKS_EMBEDDING_ENDPOINT = "databricks-gte-large-en"
 
 # -- transport ------------------------------------------------------------------------------------
-#: Seconds to wait for each HTTP request.
+#: Seconds one attempt of a request may take, whole, however its answer trickles in; for a
+#: stream, the most each read and each wait for the next event may take.
 TIMEOUT = 60.0
 #: Seconds to wait for a connection (and TLS handshake) to open: short, so that a wrong host or
 #: scheme fails fast rather than after every retry of the full timeout.
@@ -28,6 +29,12 @@ MAX_BACKOFF = 8.0
 MIN_RETRY_DELAY = 0.05
 #: A Retry-After longer than this is not waited for: the call fails with the error instead.
 MAX_RETRY_AFTER = 60.0
+#: The most one server-sent event (or one line of one) may hold, and the most a streaming
+#: request answered with one JSON body may send: past it the answer is refused, not buffered.
+MAX_EVENT_BYTES = 16 * 2**20
+#: The most a non-streaming answer's body may hold (a batch of 2,048 embeddings of 4,096
+#: dimensions as JSON is about 200 MB).
+MAX_BODY_BYTES = 512 * 2**20
 #: Connections per client (the async side gives each its own httpx client).
 MAX_CONNECTIONS = 100
 #: What sends async requests: "httpx", or "aiohttp" (the sfmodels[aiohttp] extra), which costs

@@ -7,6 +7,7 @@
     ├── InvalidInputError (ValueError)    bad input caught locally; nothing was sent
     ├── ModelReplyError (ValueError)      a reply broke the prompted tool/JSON protocol twice
     ├── ResponseValidationError           a 2xx answer (or stream event) the client cannot use
+    │   └── IncompleteResponseError           a stream that ended before its terminal marker
     ├── APIConnectionError                no full answer: refused, reset, cut off
     │   └── APITimeoutError               no full answer within the timeout
     └── APIStatusError                    the service answered with an error status
@@ -50,6 +51,7 @@ __all__ = [
     "BulkEmbeddingError",
     "ConfigurationError",
     "ErrorDetails",
+    "IncompleteResponseError",
     "InvalidInputError",
     "ModelReplyError",
     "NotFoundError",
@@ -162,6 +164,19 @@ class ResponseValidationError(SFModelsError):
 
     def __init__(self, message: str, *, incomplete: bool = False, **kwargs: Any) -> None:
         self.incomplete = incomplete
+        super().__init__(message, **kwargs)
+
+
+class IncompleteResponseError(ResponseValidationError):
+    """A stream that ended (cleanly, as far as HTTP can tell) before the marker that says an
+    answer is whole: ``[DONE]``, a ``finish_reason`` on every choice, or the Responses API's
+    ``response.completed``. ``partial`` holds what arrived (a ``ChatCompletion`` or a
+    ``Completion`` folded from the chunks), for a caller that wants to show it as such; it is
+    never handed over as the answer."""
+
+    def __init__(self, message: str, *, partial: Any = None, **kwargs: Any) -> None:
+        self.partial = partial
+        kwargs.setdefault("incomplete", True)
         super().__init__(message, **kwargs)
 
 

@@ -31,7 +31,6 @@ from typing import Any
 import pydantic_core
 
 from .databricks import (
-    PROVIDER,
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
@@ -40,6 +39,7 @@ from .databricks import (
     ToolCall,
     ToolCallDelta,
     reasoning_text,
+    stream_error,
 )
 from .errors import APIStatusError, InvalidInputError
 from .types import Usage
@@ -227,11 +227,7 @@ def responses_usage(data: Any) -> Usage | None:
 
 
 def _failure(body: Mapping[str, Any], what: str) -> APIStatusError:
-    error: Mapping[str, Any] = body["error"] if isinstance(body.get("error"), dict) else body
-    code = error.get("code") or error.get("type") or error.get("error_code")
-    message = error.get("message") or "no reason given"
-    return APIStatusError(f"Databricks {what}: {message}", error_code=str(code) if code else None,
-                          provider_message=str(message), provider=PROVIDER, body=dict(body))
+    return stream_error(dict(body), what)
 
 
 def _finish_reason(status: Any, details: Any, has_calls: bool) -> str:
@@ -280,6 +276,8 @@ def parse_response(body: dict[str, Any]) -> ChatCompletion:
             calls.append(_function_call(item))
         elif kind == "reasoning":
             reasoning.append(item)
+    if not text and not calls:
+        raise ValueError("the response's output holds no message and no function call")
     message = AssistantMessage(content="".join(text), tool_calls=calls,
                                reasoning=reasoning_text(reasoning))
     choice = ChatChoice(index=0, message=message, finish_reason=_finish_reason(
@@ -311,6 +309,8 @@ class ResponsesStream:
         self._calls: dict[str, int] = {}  # item id -> tool call index
         self._streamed: set[str] = set()  # items whose text or arguments came as deltas
         self._call_count = 0
+        self._seen = False  # any event arrived
+        self._given: list[ChatCompletionChunk] = []  # what feed gave, for partial()
 
     def _chunk(self, **delta: Any) -> ChatCompletionChunk:
         if not self._role_sent and "finish_reason" not in delta:
@@ -338,6 +338,12 @@ class ResponsesStream:
 
     def feed(self, event: dict[str, Any]) -> list[ChatCompletionChunk]:
         """The chat chunks one stream event adds (often none)."""
+        chunks = self._feed(event)
+        self._seen = True
+        self._given += chunks
+        return chunks
+
+    def _feed(self, event: dict[str, Any]) -> list[ChatCompletionChunk]:
         kind = event.get("type")
         if isinstance(event.get("custom_outputs"), dict):
             self.custom_outputs = event["custom_outputs"]
@@ -402,6 +408,25 @@ class ResponsesStream:
                 index=index, id=call.id if new else None, name=call.name if new else None,
                 arguments=call.arguments)])]
         return []
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``response.completed`` (or ``response.incomplete``) arrived."""
+        return self.finish_reason is not None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the stream said anything at all (a response, an item, a delta)."""
+        return self._seen
+
+    def partial(self) -> ChatCompletion:
+        """What the stream gave so far, as a completion (for an error that says it was cut)."""
+        from .adapters.streams import StreamAccumulator
+
+        stream = StreamAccumulator()
+        for chunk in self._given:
+            stream.add(chunk)
+        return stream.completion()
 
     def finish(self) -> list[ChatCompletionChunk]:
         """The finishing piece and, when usage was reported, the usage chunk."""

@@ -190,8 +190,9 @@ def _generation(data: Any, text_key: str, index: int) -> Generation:
     text = data.get(text_key)
     if text is None and text_key == "generatedText":
         text = data.get("text")  # the spec's required name; real bodies use generatedText
-    if text is not None and not isinstance(text, str):
-        raise ValueError(f"the generation's {text_key} is not text")
+    if not isinstance(text, str):
+        raise ValueError(f"generation {index} has " + (
+            f"no {text_key}" if text is None else f"a {text_key} that is not text"))
     return Generation(
         id=wire.opt_str(data.get("id")), text=text or "",
         role=wire.opt_str(data.get("role")) or "assistant",
@@ -209,9 +210,10 @@ def _model_and_usage(params: Any) -> dict[str, Any]:
 
 def parse_chat(body: dict[str, Any]) -> ChatResult:
     details = wire.opt_dict(body.get("generationDetails"))
-    generations = details.get("generations") or []
-    if not isinstance(generations, list):
-        raise ValueError("generationDetails.generations is not a list")
+    generations = details.get("generations")
+    if not isinstance(generations, list) or not generations:
+        raise ValueError("the answer has no generationDetails.generations" if not generations
+                         else "generationDetails.generations is not a list")
     gens = [_generation(g, "content", i) for i, g in enumerate(generations)]
     params = wire.opt_dict(details.get("parameters"))
     return ChatResult(id=wire.opt_str(body.get("id")) or "", generations=gens, raw=body,
@@ -220,7 +222,9 @@ def parse_chat(body: dict[str, Any]) -> ChatResult:
 
 def parse_generation(body: dict[str, Any]) -> GenerationResult:
     more = body.get("moreGenerations") or []
-    items = [body.get("generation") or {}, *(more if isinstance(more, list) else [])]
+    if not body.get("generation"):
+        raise ValueError("the answer has no generation")
+    items = [body["generation"], *(more if isinstance(more, list) else [])]
     gens = [_generation(g, "generatedText", i) for i, g in enumerate(items)]
     params = wire.opt_dict(body.get("parameters"))
     return GenerationResult(id=wire.opt_str(body.get("id")) or "", generations=gens, raw=body,

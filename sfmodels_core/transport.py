@@ -17,12 +17,20 @@ import logging
 import math
 import random
 import ssl
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Mapping,
+)
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pydantic_core
@@ -36,6 +44,7 @@ from .errors import (
     ErrorDetails,
     InvalidInputError,
     RateLimitError,
+    ResponseValidationError,
     ServerError,
     error_class_for_status,
     is_retryable_status,
@@ -43,6 +52,7 @@ from .errors import (
 from .options import ClientOptions, RetryPolicy
 
 logger = logging.getLogger("sfmodels")
+T = TypeVar("T")
 
 # A provider turns an error response (status, decoded body) into what its body says.
 ErrorParser = Callable[[int, Any], ErrorDetails]
@@ -534,6 +544,79 @@ def loads(content: bytes) -> Any:
     return pydantic_core.from_json(content)
 
 
+def deadline_passed(request: httpx.Request, seconds: float) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"the whole answer did not arrive within timeout={seconds:g} s",
+                             request=request)
+
+
+class BodyLimit:
+    """The size cap of a plain answer's body (:data:`~.defaults.MAX_BODY_BYTES`): a body that
+    announces its length is read in one go when it fits (the HTTP layer stops at that length);
+    one that does not is counted as it arrives."""
+
+    __slots__ = ("announced", "request", "size")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.request = response.request
+        self.size = 0
+        length = response.headers.get("content-length")
+        self.announced = length is not None and length.isdigit()
+        if self.announced and int(length) > defaults.MAX_BODY_BYTES:
+            raise self._refused(int(length))
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > defaults.MAX_BODY_BYTES:
+            raise self._refused(self.size)
+
+    @staticmethod
+    def _refused(size: int) -> ResponseValidationError:
+        return ResponseValidationError(
+            f"The answer's body holds {size:,} bytes, over the {defaults.MAX_BODY_BYTES:,} "
+            "this client reads: refused rather than held in memory")
+
+
+async def aread_whole(response: httpx.Response) -> httpx.Response:
+    """Read an async answer's body within :class:`BodyLimit` (the deadline is the caller's)."""
+    try:
+        limit = BodyLimit(response)
+        if limit.announced:
+            await response.aread()
+            return response
+        chunks = []
+        async for chunk in response.aiter_bytes():
+            limit.add(chunk)
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # as response.aread() keeps it
+    finally:
+        await response.aclose()
+    return response
+
+
+if sys.version_info >= (3, 11):
+    async def within(seconds: float | None, request: httpx.Request, work: Awaitable[T]) -> T:
+        """``work``, unless ``seconds`` (None: no limit) pass first: then
+        ``httpx.ReadTimeout``."""
+        if seconds is None:
+            return await work
+        timeout = asyncio.timeout(seconds)
+        try:
+            async with timeout:
+                return await work
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise deadline_passed(request, seconds) from None
+else:  # pragma: no cover - Python 3.10
+    async def within(seconds: float | None, request: httpx.Request, work: Awaitable[T]) -> T:
+        if seconds is None:
+            return await work
+        try:
+            return await asyncio.wait_for(work, seconds)
+        except asyncio.TimeoutError:
+            raise deadline_passed(request, seconds) from None
+
+
 AIOHTTP_EXTRA = "sfmodels[aiohttp]"
 
 
@@ -586,6 +669,9 @@ class Transport:
         connect = options.connect_timeout if options.connect_timeout is not None else (
             options.timeout)
         self.timeout = httpx.Timeout(options.timeout, connect=connect)
+        #: The most a stream may wait for its next event (see :class:`~.sse.Idle`), and the
+        #: most one attempt of a plain request may take, whole.
+        self.stream_timeout = self.deadline = options.timeout
         self.policy = options.retry
         self.single_policy = dataclasses.replace(self.policy, max_retries=0)
         self.limiter = (RateLimiter(options.requests_per_minute)
@@ -749,6 +835,32 @@ class Transport:
         return await self.throttle.aacquire()
 
     # -- plain requests ------------------------------------------------------------------------
+    # One attempt is bounded whole by ``deadline``: httpx's timeouts bound each read, so a
+    # server trickling its answer a byte at a time would hold a call for as long as it liked.
+
+    def _send_whole(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        """Send and read the whole answer within the deadline (checked as each piece of the
+        body arrives, so it is overrun by one read at most) and :data:`~.defaults.MAX_BODY_BYTES`.
+        """
+        seconds = self.deadline
+        deadline = math.inf if seconds is None else time.monotonic() + seconds
+        response = self.client.send(request, auth=auth, stream=True)
+        try:
+            limit = BodyLimit(response)
+            if limit.announced:
+                response.read()
+                return response
+            chunks = []
+            for chunk in response.iter_bytes():
+                limit.add(chunk)
+                if time.monotonic() > deadline:
+                    raise deadline_passed(request, seconds or 0.0)
+                chunks.append(chunk)
+            response._content = b"".join(chunks)  # as response.read() keeps it
+        finally:
+            response.close()
+        return response
+
     def request(self, method: str, url: str, body: Any = None, *,
                 retry: bool = True) -> httpx.Response:
         """Send with retries (one attempt if ``retry`` is false: bulk calls retry on their own);
@@ -780,8 +892,8 @@ class Transport:
             response = None
             try:
                 _sleep(self._pace(request.url, ticket))
-                response = self.client.send(request, auth=auth)
-            except httpx.TransportError as exc:
+                response = self._send_whole(request, auth)
+            except httpx.RequestError as exc:
                 self._settle(ticket, key, None)
                 delay = state.delay_after_exception(exc)
             except BaseException:
@@ -808,8 +920,8 @@ class Transport:
             response = None
             try:
                 await _asleep(self._pace(request.url, ticket))
-                response = await pool.send(request, auth)
-            except httpx.TransportError as exc:
+                response = await within(self.deadline, request, pool.send(request, auth))
+            except httpx.RequestError as exc:
                 self._settle(ticket, key, None)
                 delay = state.delay_after_exception(exc)
             except BaseException:
@@ -830,7 +942,7 @@ class Transport:
     # A break after that surfaces as APIConnectionError. A stream holds its throttle slot until
     # it ends.
 
-    def stream(self, method: str, url: str, body: Any = None) -> Iterator[bytes]:
+    def stream(self, method: str, url: str, body: Any = None) -> Generator[bytes, None, None]:
         """Yield the body of a successful response as it arrives."""
         request = self._build(self.client.headers, method, url, body, sync=True)
         state = self._state()
@@ -849,7 +961,7 @@ class Transport:
                     break
                 response.read()
                 failure = response
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 failure = exc
             except BaseException:
                 _close(response)
@@ -864,7 +976,7 @@ class Transport:
         try:
             yield first
             yield from chunks
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise error_from_exception(exc, self.provider) from exc
         finally:
             response.close()
@@ -891,7 +1003,7 @@ class Transport:
                     break
                 await response.aread()
                 failure = response
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 failure = exc
             except BaseException:
                 await _aclose(response)
@@ -907,7 +1019,7 @@ class Transport:
             yield first
             async for chunk in chunks:
                 yield chunk
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise error_from_exception(exc, self.provider) from exc
         finally:
             await response.aclose()
@@ -1025,10 +1137,11 @@ class AsyncPool(AsyncHTTP):
         """An API request with its ``auth`` on a free shard, or a token request (``auth``
         None) on the token client; the response read in full."""
         if auth is None:
-            return await self.token_client.send(request)
+            return await aread_whole(await self.token_client.send(request, stream=True))
         index = await self.acquire()
         try:
-            return await self.client(index).send(request, auth=auth)
+            return await aread_whole(await self.client(index).send(request, auth=auth,
+                                                                   stream=True))
         finally:
             self.release(index)
 

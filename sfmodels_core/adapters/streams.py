@@ -115,6 +115,16 @@ class StreamAccumulator:
                 delta = StreamDelta(text, reasoning, pieces)
         return delta
 
+    @property
+    def answered(self) -> bool:
+        """Whether any piece carried a choice (a stream of none holds no answer)."""
+        return bool(self._choices)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every choice of the stream has its finish reason."""
+        return bool(self._choices) and all(c.finish_reason for c in self._choices.values())
+
     # -- the answer so far (first choice)
     def _first(self) -> _Choice:
         return self._choices.get(0) or _Choice()

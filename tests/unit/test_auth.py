@@ -112,7 +112,7 @@ def test_token_is_refreshed_ahead_of_expiry() -> None:
             mints.append(request)
             return httpx.Response(200, json={"access_token": f"tok{len(mints)}",
                                              "token_type": "Bearer", "expires_in": 0.3})
-        return httpx.Response(200, json={"choices": []})
+        return httpx.Response(200, json={"choices": [{"message": {"content": "ok"}}]})
 
     rec = Recorder(handler)
     with DatabricksClient(host="https://adb.example.test", client_id="sp", client_secret="x",

@@ -113,7 +113,9 @@ def test_stream_usage_false_leaves_stream_options_out() -> None:
 
 def test_stream_chat_sends_stream_options() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="data: {\"choices\": []}\n\ndata: [DONE]\n\n",
+        return httpx.Response(200,
+                              text='data: {"choices": [{"delta": {"content": "a"}}]}\n\n'
+                                   'data: [DONE]\n\n',
                               headers={"content-type": "text/event-stream"})
 
     recorder = Recorder(answer)
@@ -195,7 +197,8 @@ def test_content_types_per_provider() -> None:
         asyncio.run(client.achat("m", USER))
     assert {r.headers["content-type"] for r in recorder.requests} == {
         "application/json;charset=utf-8"}
-    db = Recorder(lambda r: httpx.Response(200, json={"choices": []}))
+    db = Recorder(lambda r: httpx.Response(
+        200, json={"choices": [{"message": {"content": "ok"}}]}))
     with DatabricksClient(host="https://h", api_key="k", env={}, **db.transports()) as client:
         client.chat("ep", USER)
     assert db.requests[0].headers["content-type"] == "application/json"
