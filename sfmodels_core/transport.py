@@ -847,9 +847,6 @@ class Transport:
         response = self.client.send(request, auth=auth, stream=True)
         try:
             limit = BodyLimit(response)
-            if limit.announced:
-                response.read()
-                return response
             chunks = []
             for chunk in response.iter_bytes():
                 limit.add(chunk)
