@@ -10,12 +10,13 @@ import threading
 import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from .errors import InvalidInputError
+
+if TYPE_CHECKING:  # importing httpx is kept for when a client is made
+    import httpx
 
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
