@@ -100,6 +100,7 @@ class SalesforceFeedbackHandler(Closeable, BaseCallbackHandler):
         timeout: float | None = None,
         max_retries: int | None = None,
         requests_per_minute: float | None = None,
+        allow_insecure_http: bool | None = None,
         max_runs: int = defaults.FEEDBACK_MAX_RUNS,
     ) -> None:
         super().__init__()
@@ -107,7 +108,8 @@ class SalesforceFeedbackHandler(Closeable, BaseCallbackHandler):
             "domain": domain, "client_id": client_id, "client_secret": client_secret,
             "api_key": api_key if api_key is not None else access_token, "api_base": api_base,
             "timeout": timeout, "max_retries": max_retries,
-            "requests_per_minute": requests_per_minute}
+            "requests_per_minute": requests_per_minute,
+            "allow_insecure_http": allow_insecure_http}
         given = {k: v for k, v in settings.items() if v is not None}
         self._settings = SalesforceSettings(client=client, **given)  # type: ignore[call-arg]
         self.log = GenerationLog(max_runs=max_runs)

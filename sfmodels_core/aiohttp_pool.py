@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 
-from .transport import AsyncHTTP, aread_whole, shared_ssl_context
+from .transport import AsyncHTTP, aread_whole, os_error_text, shared_ssl_context
 
 #: What the base headers add to the client's own: the encodings httpx decodes on every install.
 BASE_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
@@ -177,9 +177,13 @@ def _client_timeout(timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeo
 
 
 def transport_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    """The httpx error an aiohttp error corresponds to, for the request it happened to."""
+    """The httpx error an aiohttp error corresponds to, for the request it happened to.
+
+    Its text is only what is safe to show: the operating system's words for a failed
+    connection (``[Errno 111] Connection refused``, as httpx words it), else the aiohttp
+    error's class name; never aiohttp's own text, which may quote the request."""
     kind: type[httpx.TransportError]
-    message = str(exc)
+    message = type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         kind = httpx.ConnectTimeout
     elif isinstance(exc, asyncio.TimeoutError):  # aiohttp's SocketTimeoutError: a read
@@ -188,7 +192,7 @@ def transport_error(exc: BaseException, request: httpx.Request) -> httpx.Transpo
         kind = httpx.ProxyError
     elif isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS
         kind = httpx.ConnectError
-        message = str(exc.os_error)  # as httpx words it: "[Errno 111] Connection refused"
+        message = os_error_text(exc.os_error) or message
     elif isinstance(exc, (aiohttp.NonHttpUrlClientError, aiohttp.InvalidUrlClientError)):
         kind = httpx.UnsupportedProtocol
     elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
@@ -196,6 +200,7 @@ def transport_error(exc: BaseException, request: httpx.Request) -> httpx.Transpo
         kind = httpx.RemoteProtocolError
     else:  # a connection reset while sending or reading, and aiohttp's other errors
         kind = httpx.NetworkError
-    error = kind(message or type(exc).__name__)
+        message = os_error_text(exc) or message
+    error = kind(message)
     error.request = request
     return error

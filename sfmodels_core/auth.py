@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from . import defaults
 from .errors import TokenError
+from .validation import character_kind, unprintable_at, url_problem, warn_insecure_http
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,20 @@ def _oauth_error(response: httpx.Response) -> tuple[str | None, str | None]:
     return None, str(body)[:500]
 
 
-def _token_failure(provider: str, response: httpx.Response, hint: str | None) -> TokenError:
+def _redacted(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    """``text`` with every secret in ``secrets`` masked (a server may echo what it was sent)."""
+    if text is None:
+        return None
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _token_failure(provider: str, response: httpx.Response, hint: str | None,
+                   secrets: tuple[str, ...] = ()) -> TokenError:
     code, message = _oauth_error(response)
+    code, message = _redacted(code, secrets), _redacted(message, secrets)
     return TokenError(
         f"Could not get an access token from {provider}: {message or code or 'no reason given'}",
         status_code=response.status_code,
@@ -119,14 +132,27 @@ def _token_failure(provider: str, response: httpx.Response, hint: str | None) ->
 
 
 def _json_object(response: httpx.Response, provider: str) -> dict[str, Any]:
+    """The token answer's JSON object, whose ``access_token`` is a non-empty string that a
+    header can carry (printable ASCII without spaces), or a ``TokenError`` that never shows
+    the token."""
     try:
         body = pydantic_core.from_json(response.content)
     except ValueError:
         body = None
-    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not (
+            body["access_token"]):
         raise TokenError(
             f"{provider} answered the token request without an access token",
             status_code=response.status_code, provider=provider,
+            hint="Check that the URL points at the token endpoint of the right host.")
+    found = unprintable_at(body["access_token"])
+    if found is not None:
+        position, kind = found
+        raise TokenError(
+            f"{provider} answered the token request with an access token holding {kind} at "
+            f"character {position}, which no token holds; it was not used (its value is not "
+            "shown)", status_code=response.status_code, provider=provider,
+            request_id=response.headers.get("x-request-id"),
             hint="Check that the URL points at the token endpoint of the right host.")
     return body
 
@@ -165,10 +191,13 @@ class SalesforceClientCredentials(TokenSource):
     refreshable = True
     provider = "Salesforce"
 
-    def __init__(self, domain: str, client_id: str, client_secret: SecretStr) -> None:
+    def __init__(self, domain: str, client_id: str, client_secret: SecretStr, *,
+                 allow_insecure_http: bool = False) -> None:
         self.domain = domain.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
+        #: Whether the token answer's ``api_instance_url`` may be plain http to any host.
+        self.allow_insecure_http = allow_insecure_http
 
     def __repr__(self) -> str:
         return f"SalesforceClientCredentials(domain={self.domain!r}, client_id='***')"
@@ -187,8 +216,10 @@ class SalesforceClientCredentials(TokenSource):
     def parse_response(self, response: httpx.Response) -> Token:
         if not response.is_success:
             code, message = _oauth_error(response)
-            raise _token_failure("Salesforce", response, salesforce_token_hint(code, message))
+            raise _token_failure("Salesforce", response, salesforce_token_hint(code, message),
+                                 (self.client_secret.get_secret_value(),))
         body = _json_object(response, "Salesforce")
+        self._check_instance_url(body.get("api_instance_url"), response)
         access = body["access_token"]
         now = time.time()
         issued = now
@@ -202,6 +233,34 @@ class SalesforceClientCredentials(TokenSource):
         # Lifetimes are measured on our clock: the server's issued_at only sets the expiry.
         return Token(value=SecretStr(access), expires_at=expires_at,
                      issued_at=min(issued, now), extra=extra)
+
+    def _check_instance_url(self, value: Any, response: httpx.Response) -> None:
+        """The ``api_instance_url`` of a token answer, where API calls then go with the token:
+        an http(s) URL without user info, query or fragment; https unless its host is loopback
+        or ``allow_insecure_http`` is set. Else a ``TokenError`` (the token is not kept)."""
+        if value is None:
+            return
+        problem: str | None
+        try:
+            url = httpx.URL(value) if isinstance(value, str) else None
+        except (httpx.InvalidURL, ValueError):
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            problem = "is not an http(s) URL"
+        elif url.query or url.fragment:
+            problem = "has a query or a fragment"
+        else:
+            problem = url_problem(url, allow_insecure_http=self.allow_insecure_http)
+        if problem is not None:
+            raise TokenError(
+                f"Salesforce's token answer names an api_instance_url that {problem}; API calls "
+                "are not sent there, and the token was not used", provider="Salesforce",
+                status_code=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+                hint="Set api_base (SALESFORCE_API_BASE) to the Models API's URL, or check "
+                     "that domain points at your org's My Domain.")
+        if self.allow_insecure_http and url is not None:
+            warn_insecure_http(url)
 
 
 class DatabricksM2M(TokenSource):
@@ -232,7 +291,8 @@ class DatabricksM2M(TokenSource):
             raise _token_failure(
                 "Databricks", response,
                 "Check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET of the service "
-                "principal, and that it may use the workspace.")
+                "principal, and that it may use the workspace.",
+                (self.client_secret.get_secret_value(),))
         body = _json_object(response, "Databricks")
         now = time.time()
         try:
@@ -287,6 +347,7 @@ class DatabricksSDKCredentials(TokenSource):
                 isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             raise TokenError(f"databricks-sdk ({auth_type} auth) gave no usable credential "
                              "headers", provider=self.provider)
+        _check_sdk_headers(headers, auth_type)
         authorization = next((v for k, v in headers.items() if k.lower() == "authorization"),
                              None)
         now = time.time()
@@ -302,6 +363,37 @@ class DatabricksSDKCredentials(TokenSource):
             f"{k}: {v}" for k, v in sorted(headers.items()))
         return Token(value=SecretStr(value), expires_at=expires_at, issued_at=now,
                      headers={k: SecretStr(v) for k, v in headers.items()})
+
+
+def _header_value_problem(value: str) -> tuple[int, str] | None:
+    """The position (from 1) and kind of the first character a credential header's value may
+    not hold: in ``Bearer <token>`` the token is printable ASCII without spaces; any other
+    value is printable ASCII (spaces allowed). None when there is none."""
+    scheme, space, token = value.partition(" ")
+    if space and scheme.lower() == "bearer":
+        found = unprintable_at(token)
+        return None if found is None else (found[0] + len(scheme) + 1, found[1])
+    for index, char in enumerate(value, 1):
+        if not " " <= char <= "~":
+            return index, character_kind(char)
+    return None
+
+
+def _check_sdk_headers(headers: Mapping[str, str], auth_type: str) -> None:
+    """Refuse credential headers no request can carry: a name that is not an HTTP token, or a
+    value with a control or non-ASCII character. The ``TokenError`` names the header, never
+    its value."""
+    for name, value in headers.items():
+        if not name or unprintable_at(name) is not None or ":" in name:
+            raise TokenError(f"databricks-sdk ({auth_type} auth) gave a credential header whose "
+                             "name no HTTP header has", provider="databricks-sdk")
+        found = _header_value_problem(value)
+        if found is not None:
+            position, kind = found
+            raise TokenError(
+                f"databricks-sdk ({auth_type} auth) gave a {name} header holding {kind} at "
+                f"character {position}, which no header may hold; it was not used (its value "
+                "is not shown)", provider="databricks-sdk")
 
 
 Sender = Callable[[httpx.Request], httpx.Response]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,49 +33,108 @@ from .auth import (
     TokenSource,
 )
 from .errors import ConfigurationError
-from .validation import warn_once
+from .validation import secret_problem, url_problem, warn_insecure_http, warn_once
 
 GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 Secret = str | SecretStr | None
 
 
-def _secret(value: Secret) -> SecretStr | None:
+def _secret(value: Secret, setting: str) -> SecretStr | None:
     """A secret as ``SecretStr``, with the white space a paste or a file's last newline left
-    around it removed (an HTTP header cannot carry it); said once, never with the value."""
+    around it removed (an HTTP header cannot carry it); said once, never with the value. A
+    control, space or non-ASCII character inside is refused, naming ``setting`` and where the
+    character is, never the value."""
     raw = value.get_secret_value() if isinstance(value, SecretStr) else value
     if not raw:
         return None
+    if not isinstance(raw, str):
+        raise ConfigurationError(f"{setting} must be a string, got {type(raw).__name__}")
     stripped = raw.strip()
     if stripped != raw:
         warn_once("secret-whitespace",
                   "A token or secret had white space or a line break around it (as a paste or "
                   "a file's last line leaves); it was removed.")
-    return SecretStr(stripped) if stripped else None
+    if not stripped:
+        return None
+    problem = secret_problem(stripped, setting)
+    if problem is not None:
+        raise ConfigurationError(problem, hint="Copy the value again: a line break or a "
+                                               "space inside often comes from a wrapped paste.")
+    return SecretStr(stripped)
 
 
 def _text(value: str | None) -> str | None:
     return value.strip() or None if isinstance(value, str) else value
 
 
+def _client_id(value: str | SecretStr | None, setting: str) -> str | None:
+    """A client id: checked as a secret is (printable ASCII without spaces), kept as text."""
+    checked = _secret(value, setting)
+    return checked.get_secret_value() if checked is not None else None
+
+
+#: The user-info part of a URL (``user@`` before the host), with or without a scheme.
+_USERINFO = re.compile(r"^([^/?#]*//)?[^/?#]*@")
+
+
+def _shown(value: str) -> str:
+    """A URL setting as an error message may show it: any user-info part masked."""
+    return repr(_USERINFO.sub(r"\1***@", value.strip()))
+
+
 def normalize_url(value: str, setting: str, *, allow_path: bool = False) -> str:
-    """A base URL with a scheme and no trailing slash; a clear error when it cannot be one."""
+    """A base URL with a scheme and no trailing slash; a clear error when it cannot be one.
+
+    A user-info part (``user@host``, ``127.0.0.1@evil.example``) is refused: the host is the
+    part after the ``@``, not what the URL seems to name, and credentials never go in a URL.
+    """
     raw = value.strip()
     if not raw:
         raise ConfigurationError(f"{setting} is empty")
     if "://" not in raw:
         raw = "https://" + raw
+    if _USERINFO.match(raw):
+        raise ConfigurationError(
+            f"{setting} has a user-info part (text and '@' before the host, as in user@host): "
+            "the host would be what follows the '@'. Credentials never go in the URL.",
+            hint="Give just the scheme and host, e.g. https://acme.my.salesforce.com, and the "
+                 "credentials as their own settings.")
     try:
         url = httpx.URL(raw)
     except (httpx.InvalidURL, ValueError) as exc:
-        raise ConfigurationError(f"{setting} is not a valid URL: {value!r} ({exc})") from None
-    if url.scheme not in ("http", "https") or not url.host or " " in raw:
         raise ConfigurationError(
-            f"{setting} must be an http(s) URL such as https://example.com, got {value!r}")
+            f"{setting} is not a valid URL: {_shown(value)} ({exc})") from None
+    if (url.scheme not in ("http", "https") or not url.host or url.userinfo
+            or any(c.isspace() or c == "\\" for c in raw)):
+        raise ConfigurationError(
+            f"{setting} must be an http(s) URL such as https://example.com, got {_shown(value)}")
     if url.query or url.fragment or (not allow_path and url.path not in ("", "/")):
         raise ConfigurationError(
-            f"{setting} must be just the scheme and host (e.g. https://example.com), got {value!r}")
+            f"{setting} must be just the scheme and host (e.g. https://example.com), got "
+            f"{_shown(value)}")
     return raw.rstrip("/")
+
+
+def secure_url(value: str, setting: str, allow_insecure_http: bool) -> str:
+    """``value`` (a URL from :func:`normalize_url`) if credentials may be sent to it: https, or
+    http to a loopback host (127.0.0.0/8, ::1, localhost), or to any host with
+    ``allow_insecure_http`` (then warned about once per host)."""
+    url = httpx.URL(value)
+    problem = url_problem(url, allow_insecure_http=allow_insecure_http)
+    if problem is not None:
+        raise ConfigurationError(f"{setting} {problem}.")
+    if allow_insecure_http:
+        warn_insecure_http(url)
+    return value
+
+
+def check_flag(allow_insecure_http: Any) -> bool:
+    """``allow_insecure_http`` as given, when it is a bool."""
+    if not isinstance(allow_insecure_http, bool):
+        raise ConfigurationError(
+            f"allow_insecure_http must be True or False, got {allow_insecure_http!r}")
+    return allow_insecure_http
 
 
 @dataclass(frozen=True)
@@ -91,18 +151,29 @@ def resolve_salesforce(
     api_key: Secret = None,
     api_base: str | None = None,
     env: Mapping[str, str] | None = None,
+    allow_insecure_http: bool = False,
 ) -> SalesforceSettings:
+    """Where to send and with which credentials, from the arguments, else the environment.
+
+    Credentials go only over https, or plain http to a loopback host (127.0.0.0/8, ::1,
+    localhost); ``allow_insecure_http=True`` allows plain http to any host (warned about once
+    per host). The same holds for the ``api_instance_url`` a token answer names.
+    """
+    insecure = check_flag(allow_insecure_http)
     env = os.environ if env is None else env
     domain = _text(domain) or _text(env.get("SALESFORCE_DOMAIN"))
     base = _text(api_base) or _text(env.get("SALESFORCE_API_BASE"))
-    base = normalize_url(base, "api_base / SALESFORCE_API_BASE", allow_path=True) if base else None
+    if base:
+        base = secure_url(normalize_url(base, "api_base / SALESFORCE_API_BASE", allow_path=True),
+                          "api_base / SALESFORCE_API_BASE", insecure)
 
-    token = _secret(api_key)
-    cid, csecret = _text(client_id), _secret(client_secret)
+    token = _secret(api_key, "api_key")
+    cid = _client_id(client_id, "client_id")
+    csecret = _secret(client_secret, "client_secret")
     if token is None and cid is None and csecret is None:  # nothing given: the environment
-        token = _secret(env.get("SALESFORCE_ACCESS_TOKEN"))
-        cid = _text(env.get("SALESFORCE_CLIENT_ID"))
-        csecret = _secret(env.get("SALESFORCE_CLIENT_SECRET"))
+        token = _secret(env.get("SALESFORCE_ACCESS_TOKEN"), "SALESFORCE_ACCESS_TOKEN")
+        cid = _client_id(env.get("SALESFORCE_CLIENT_ID"), "SALESFORCE_CLIENT_ID")
+        csecret = _secret(env.get("SALESFORCE_CLIENT_SECRET"), "SALESFORCE_CLIENT_SECRET")
         if token is not None and (cid or csecret):
             raise ConfigurationError(
                 "Ambiguous Salesforce credentials: both SALESFORCE_ACCESS_TOKEN and "
@@ -110,8 +181,9 @@ def resolve_salesforce(
                 hint="Unset one of them, or pass api_key= or client_id=/client_secret= "
                      "explicitly.")
     elif token is None:  # a client id or secret was passed: complete the pair from the environment
-        cid = cid or _text(env.get("SALESFORCE_CLIENT_ID"))
-        csecret = csecret or _secret(env.get("SALESFORCE_CLIENT_SECRET"))
+        cid = cid or _client_id(env.get("SALESFORCE_CLIENT_ID"), "SALESFORCE_CLIENT_ID")
+        csecret = csecret or _secret(env.get("SALESFORCE_CLIENT_SECRET"),
+                                     "SALESFORCE_CLIENT_SECRET")
 
     if token is not None:
         return SalesforceSettings(StaticToken(token), base)
@@ -134,7 +206,9 @@ def resolve_salesforce(
             f"{domain_url} cannot issue tokens for the Models API.",
             hint="Use your org's My Domain URL (Setup > My Domain > Current My Domain URL, e.g. "
                  "https://acme.my.salesforce.com).")
-    return SalesforceSettings(SalesforceClientCredentials(domain_url, cid, csecret), base)
+    secure_url(domain_url, "domain / SALESFORCE_DOMAIN", insecure)
+    return SalesforceSettings(SalesforceClientCredentials(
+        domain_url, cid, csecret, allow_insecure_http=insecure), base)
 
 
 @dataclass(frozen=True)
@@ -206,18 +280,19 @@ def profile_from_target_uri(target_uri: str) -> str | None:
              "token= (or profile=) instead.")
 
 
-def _sdk_settings(config: Any) -> DatabricksSettings:
+def _sdk_settings(config: Any, insecure: bool) -> DatabricksSettings:
     raw_host = getattr(config, "host", None)
     if not raw_host:
         raise ConfigurationError(
             "The databricks-sdk configuration has no workspace host: set host= or "
             "DATABRICKS_HOST.")
-    return DatabricksSettings(normalize_url(str(raw_host), "the databricks-sdk host"),
-                              DatabricksSDKCredentials(config))
+    host = secure_url(normalize_url(str(raw_host), "the databricks-sdk host"),
+                      "the databricks-sdk host", insecure)
+    return DatabricksSettings(host, DatabricksSDKCredentials(config))
 
 
-def _workspace_client_settings(workspace_client: Any, others: Mapping[str, Any]
-                               ) -> DatabricksSettings:
+def _workspace_client_settings(workspace_client: Any, others: Mapping[str, Any],
+                               insecure: bool) -> DatabricksSettings:
     given = sorted(name for name, value in others.items() if value)
     if given:
         raise ConfigurationError(
@@ -229,10 +304,10 @@ def _workspace_client_settings(workspace_client: Any, others: Mapping[str, Any]
         raise ConfigurationError(
             f"workspace_client must be a databricks.sdk WorkspaceClient or its Config, got "
             f"{type(workspace_client).__name__}.")
-    return _sdk_settings(config)
+    return _sdk_settings(config, insecure)
 
 
-def _from_sdk(without_sdk: str, failed: str, hint: str, **settings: Any
+def _from_sdk(without_sdk: str, failed: str, hint: str, insecure: bool, **settings: Any
               ) -> DatabricksSettings:
     """Credentials from databricks-sdk, configured with ``settings`` and whatever it finds on its
     own. The errors: ``without_sdk`` when it is not installed, ``failed`` (followed by the
@@ -246,7 +321,7 @@ def _from_sdk(without_sdk: str, failed: str, hint: str, **settings: Any
         config = config_class(**{k: v for k, v in settings.items() if v})
     except Exception as exc:  # the SDK reports configuration problems as ValueError, mostly
         raise ConfigurationError(f"{failed} {exc}") from None
-    return _sdk_settings(config)
+    return _sdk_settings(config, insecure)
 
 
 def resolve_databricks(
@@ -260,6 +335,7 @@ def resolve_databricks(
     env: Mapping[str, str] | None = None,
     workspace_client: Any = None,
     target_uri: str | None = None,
+    allow_insecure_http: bool = False,
 ) -> DatabricksSettings:
     """Host and credentials, from the first place that names credentials.
 
@@ -267,12 +343,17 @@ def resolve_databricks(
     its own. When nothing names credentials, databricks-sdk's default authentication is tried if
     it is installed and ``env`` is the process environment (the SDK reads that environment, so
     a test's ``env=`` mapping keeps it out).
+
+    Credentials go only over https, or plain http to a loopback host (127.0.0.0/8, ::1,
+    localhost); ``allow_insecure_http=True`` allows plain http to any host (warned about once
+    per host).
     """
+    insecure = check_flag(allow_insecure_http)
     if workspace_client is not None:
         return _workspace_client_settings(workspace_client, {
             "host": host, "api_key": api_key, "client_id": client_id,
             "client_secret": client_secret, "profile": profile, "config_file": config_file,
-            "target_uri": target_uri})
+            "target_uri": target_uri}, insecure)
     if target_uri is not None:
         named = profile_from_target_uri(target_uri)
         if named and _text(profile) not in (None, named):
@@ -325,9 +406,16 @@ def resolve_databricks(
                    "~/.databrickscfg.")
         if use_sdk and not has_credentials and not any(section.get(k) for k in (
                 "token", "client_id", "client_secret")):
-            return _from_sdk(message, f"{message} {sdk_failed}", sdk_hint, **sdk_settings)
+            return _from_sdk(message, f"{message} {sdk_failed}", sdk_hint, insecure,
+                             **sdk_settings)
         raise ConfigurationError(message)
-    host_url = normalize_url(str(raw_host), "host / DATABRICKS_HOST")
+    host_url = secure_url(normalize_url(str(raw_host), "host / DATABRICKS_HOST"),
+                          "host / DATABRICKS_HOST", insecure)
+    secret_names = {"arguments": {"token": "api_key", "client_id": "client_id",
+                                  "client_secret": "client_secret"},
+                    "environment": {"token": "DATABRICKS_TOKEN",
+                                    "client_id": "DATABRICKS_CLIENT_ID",
+                                    "client_secret": "DATABRICKS_CLIENT_SECRET"}}
 
     for where, layer in layers:
         if where == "profile":
@@ -350,11 +438,14 @@ def resolve_databricks(
                     f"The Databricks config profile {name!r} uses {what} that only "
                     "databricks-sdk understands, and it is not installed.",
                     f"databricks-sdk could not authenticate with the config profile {name!r}:",
-                    f"Install the {SDK_EXTRA} extra: pip install '{SDK_EXTRA}'.",
+                    f"Install the {SDK_EXTRA} extra: pip install '{SDK_EXTRA}'.", insecure,
                     **{**sdk_settings, "profile": name})
-        token = _secret(layer.get("token"))
-        cid = _text(str(layer["client_id"])) if layer.get("client_id") else None
-        csecret = _secret(layer.get("client_secret"))
+        names = secret_names.get(where) or {
+            key: f"{key} of the config profile {named_profile or 'DEFAULT'!r}"
+            for key in ("token", "client_id", "client_secret")}
+        token = _secret(layer.get("token"), names["token"])
+        cid = _client_id(layer.get("client_id"), names["client_id"])
+        csecret = _secret(layer.get("client_secret"), names["client_secret"])
         if token is None and cid is None and csecret is None:
             continue
         own_host = layer.get("host")
@@ -381,5 +472,5 @@ def resolve_databricks(
         return DatabricksSettings(host_url, DatabricksM2M(host_url, cid, csecret))
     if use_sdk:
         return _from_sdk(missing_credentials, f"{missing_credentials} {sdk_failed}", sdk_hint,
-                         **sdk_settings)
+                         insecure, **sdk_settings)
     raise ConfigurationError(missing_credentials, hint=sdk_hint)

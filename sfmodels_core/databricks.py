@@ -40,7 +40,7 @@ from .types import (
     Usage,
     ordered,
 )
-from .validation import require_messages, require_name
+from .validation import name_segment, require_messages, url_segment
 from .vectors import Vectors
 from .wire import Index, LenientInt, LenientStr
 
@@ -207,7 +207,13 @@ def _params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def invocations_path(endpoint: str) -> str:
-    return f"/serving-endpoints/{require_name(endpoint, 'endpoint')}/invocations"
+    """The route of ``endpoint``, its name checked and made one path segment.
+
+    Refused before anything is sent (``InvalidInputError``): an empty name, ``.``, ``..``, and
+    one holding ``/``, white space or control characters. Any other character outside
+    ``A-Z a-z 0-9 - . _ ~`` is percent-encoded (``m?x=1`` is sent as ``m%3Fx%3D1``), so a
+    name never changes the route nor adds a query or a fragment."""
+    return f"/serving-endpoints/{name_segment(endpoint, 'endpoint')}/invocations"
 
 
 def _stream_fields(body: dict[str, Any], params: Mapping[str, Any], stream: bool) -> None:
@@ -257,7 +263,7 @@ def embedding_request(endpoint: str, texts: Sequence[str], instruction: str | No
             raise InvalidInputError(f"{key} is set by embed(); do not pass it as a parameter")
         if value is not None:
             body[key] = value
-    return f"/serving-endpoints/{endpoint}/invocations", body
+    return f"/serving-endpoints/{url_segment(endpoint)}/invocations", body
 
 
 def _tool_calls(items: Any) -> list[ToolCall]:
@@ -631,6 +637,11 @@ class DatabricksClient(BaseClient):
     endpoints report usage; pass ``stream_usage=False`` to leave it out (for an endpoint that
     rejects the field). A streaming call answered with one plain JSON body (as custom and pyfunc
     endpoints do) streams as one chunk.
+
+    Credentials go only over https, or plain http to a loopback host (127.0.0.1, ::1,
+    localhost: the emulator); ``allow_insecure_http=True`` allows plain http to other hosts,
+    with a warning. Endpoint names are checked and percent-encoded as one path segment (see
+    :func:`invocations_path`).
     """
 
     default_batch_size = defaults.DATABRICKS_EMBED_BATCH_SIZE
@@ -651,12 +662,15 @@ class DatabricksClient(BaseClient):
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
+        allow_insecure_http: bool = False,
         **settings: Any,
     ) -> None:
         resolved = resolve_databricks(host=host, api_key=api_key if api_key is not None else token,
                                       client_id=client_id, client_secret=client_secret,
                                       profile=profile, config_file=config_file, env=env,
-                                      workspace_client=workspace_client, target_uri=target_uri)
+                                      workspace_client=workspace_client, target_uri=target_uri,
+                                      allow_insecure_http=allow_insecure_http)
+        self.allow_insecure_http = allow_insecure_http
         self.host = resolved.host
         super().__init__(
             resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,

@@ -25,7 +25,7 @@ from .types import (
     Usage,
     ordered,
 )
-from .validation import require_messages, require_name
+from .validation import name_segment, require_messages, url_segment
 from .vectors import Vectors
 
 R = TypeVar("R")
@@ -138,7 +138,7 @@ def _options(localization: Mapping[str, Any] | None,
 
 def chat_request(model: str, messages: Any, localization: Mapping[str, Any] | None = None,
                  tags: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    name = require_name(model, "model")
+    name = name_segment(model, "model")
     msgs = [{"role": m["role"], "content": m["content"]}
             for m in require_messages(messages, ROLES)]
     return f"/models/{name}/chat-generations", {"messages": msgs, **_options(localization, tags)}
@@ -146,7 +146,7 @@ def chat_request(model: str, messages: Any, localization: Mapping[str, Any] | No
 
 def generation_request(model: str, prompt: Any, localization: Mapping[str, Any] | None = None,
                        tags: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    name = require_name(model, "model")
+    name = name_segment(model, "model")
     if not isinstance(prompt, str):
         raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
     return f"/models/{name}/generations", {"prompt": prompt, **_options(localization, tags)}
@@ -154,7 +154,10 @@ def generation_request(model: str, prompt: Any, localization: Mapping[str, Any] 
 
 def embedding_request(model: str, texts: Sequence[str], localization: Mapping[str, Any] | None,
                       tags: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    return f"/models/{model}/embeddings", {"input": list(texts), **_options(localization, tags)}
+    """The path and body of an embeddings call; ``model`` is checked already (the bulk plan
+    did it), and made one path segment here."""
+    return f"/models/{url_segment(model)}/embeddings", {"input": list(texts),
+                                                        **_options(localization, tags)}
 
 
 def feedback_request(generation_id: str, feedback: str | None, *, text: str | None = None,
@@ -301,6 +304,13 @@ class SalesforceClient(BaseClient):
     Without ``requests_per_minute`` it keeps to the documented limits: at most 1,000 requests
     in any minute to the embeddings and feedback endpoints and 10,000 to each generation
     endpoint.
+
+    Credentials (and the token, with every call) go only over https, or plain http to a
+    loopback host (127.0.0.1, ::1, localhost: the emulator); ``allow_insecure_http=True``
+    allows plain http to other hosts, with a warning. The ``api_instance_url`` of a token
+    answer is held to the same rule. Model names are checked and percent-encoded as one path
+    segment (see :func:`~sfmodels_core.validation.require_name` and
+    :func:`~sfmodels_core.validation.url_segment`).
     """
 
     default_batch_size = defaults.SALESFORCE_EMBED_BATCH_SIZE
@@ -318,12 +328,15 @@ class SalesforceClient(BaseClient):
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
+        allow_insecure_http: bool = False,
         **settings: Any,
     ) -> None:
         resolved = resolve_salesforce(domain=domain, client_id=client_id,
                                       client_secret=client_secret,
                                       api_key=api_key if api_key is not None else access_token,
-                                      api_base=api_base, env=env)
+                                      api_base=api_base, env=env,
+                                      allow_insecure_http=allow_insecure_http)
+        self.allow_insecure_http = allow_insecure_http
         self._api_base = resolved.api_base
         super().__init__(
             resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,

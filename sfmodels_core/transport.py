@@ -15,7 +15,9 @@ import functools
 import importlib.util
 import logging
 import math
+import os
 import random
+import re
 import ssl
 import sys
 import threading
@@ -46,6 +48,7 @@ from .errors import (
     RateLimitError,
     ResponseValidationError,
     ServerError,
+    SFModelsError,
     error_class_for_status,
     is_retryable_status,
 )
@@ -159,25 +162,112 @@ def is_plain_http_answer(exc: Exception) -> bool:
         sign in str(exc).lower() for sign in _PLAIN_HTTP_SIGNS)
 
 
-def error_from_exception(exc: Exception, provider: str) -> APIConnectionError:
+def os_error_text(exc: BaseException) -> str | None:
+    """The operating system's or the TLS library's words for the failure under ``exc`` (found
+    along its chain of causes), such as ``[Errno 111] Connection refused`` or ``TLS: certificate
+    has expired``; None when there are none. They never hold anything a request carried."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) and isinstance(
+                current.verify_message, str) and current.verify_message:
+            return f"TLS certificate verification failed: {current.verify_message}"
+        if isinstance(current, ssl.SSLError):
+            reason = getattr(current, "reason", None)
+            return f"TLS error {reason}" if isinstance(reason, str) and _WORD.fullmatch(
+                reason) else "TLS error"
+        errno = getattr(current, "errno", None)
+        if isinstance(current, OSError) and isinstance(errno, int) and not isinstance(
+                errno, bool):
+            words = os.strerror(errno) if errno > 0 else current.strerror
+            if isinstance(words, str) and words:
+                return f"[Errno {errno}] {words}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+_WORD = re.compile(r"[A-Z0-9_]{1,80}")
+#: Protocol-error texts that hold nothing sent or received (h11's, httpcore's, and the class
+#: names the aiohttp sender gives), shown as they are; any other text is left out.
+_SAFE_PROTOCOL_TEXT = re.compile(
+    r"Server disconnected without sending a response\.|"
+    r"peer closed connection without sending complete message body: "
+    r"(incomplete chunked read|received \d+ bytes, expected \d+)|"
+    r"[A-Z][A-Za-z]{0,60}Error")
+
+
+def _description(exc: BaseException) -> str:
+    """``exc``'s class name and what may be said of it safely. The text of an HTTP library's
+    exception may hold header values (h11 quotes an illegal header, ``Bearer`` token and all)
+    or bytes from the server, so it is never copied: connection failures are described by the
+    operating system's words, protocol errors only by texts known to be safe."""
+    name = type(exc).__name__
+    if isinstance(exc, (httpx.NetworkError, httpx.ProxyError)):
+        words = os_error_text(exc)
+        return f"{name}: {words}" if words else name
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc)
+        return f"{name}: {text}" if _SAFE_PROTOCOL_TEXT.fullmatch(text) else name
+    return name
+
+
+def is_retryable_exception(exc: Exception) -> bool:
+    """Whether another attempt may succeed after ``exc``: a timeout, a connection that failed
+    or broke, a protocol error of the server's. Not a request we could not build or send as it
+    is (``LocalProtocolError``, ``UnsupportedProtocol``, ``InvalidURL``), a body we could not
+    decode, nor a TLS handshake answered in plain HTTP."""
+    return (isinstance(exc, (httpx.TimeoutException, httpx.NetworkError,
+                             httpx.RemoteProtocolError, httpx.ProxyError))
+            and not is_plain_http_answer(exc))
+
+
+def error_from_exception(exc: Exception, provider: str) -> SFModelsError:
+    """The error of our hierarchy for an exception raised while sending or reading.
+
+    Its message names the exception's class and says only what is safe (see
+    :func:`_description`): never the exception's own text, which may hold header values.
+    Timeouts are ``APITimeoutError``, connection failures and broken connections
+    ``APIConnectionError``; a body that could not be decoded (``httpx.DecodingError``)
+    ``ResponseValidationError``; a URL httpx cannot send to (``httpx.InvalidURL``,
+    ``httpx.UnsupportedProtocol``) ``ConfigurationError``; a request HTTP cannot carry
+    (``httpx.LocalProtocolError``) and any other failure ``APIConnectionError``.
+    """
     url = _url_of(exc)
+    name = type(exc).__name__
     if isinstance(exc, httpx.ConnectTimeout):
         return APITimeoutError(
-            f"Could not connect to {provider} at {url} in time: {type(exc).__name__}",
+            f"Could not connect to {provider} at {url} in time: {name}",
             provider=provider,
             hint="Check the host and its scheme (a host given without one is taken as "
                  "https://), or raise connect_timeout for a slow network.")
+    if isinstance(exc, AnswerTooSlow):
+        return APITimeoutError(f"{provider} did not answer in time: {exc}", provider=provider)
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"{provider} did not answer in time: {type(exc).__name__}",
+        return APITimeoutError(f"{provider} did not answer in time: {name}",
                                provider=provider)
     if is_plain_http_answer(exc):
         return APIConnectionError(
             f"{provider} at {url} answered the TLS handshake in plain HTTP", provider=provider,
             hint=f"The server speaks http, not https: use {url.replace('https://', 'http://')} "
                  "(a host given without a scheme is taken as https://).")
-    return APIConnectionError(
-        f"Could not talk to {provider}: {type(exc).__name__}: {exc}", provider=provider
-    )
+    if isinstance(exc, httpx.DecodingError):
+        return ResponseValidationError(
+            f"{provider} sent a body that could not be decoded as its Content-Encoding says "
+            f"({name})", provider=provider, incomplete=True)
+    if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        return ConfigurationError(
+            f"Could not send to {provider}: the request URL is not one httpx can send to "
+            f"({name})", provider=provider,
+            hint="Check the host or base URL setting: an http(s) URL such as "
+                 "https://example.com.")
+    if isinstance(exc, httpx.LocalProtocolError):
+        return APIConnectionError(
+            f"Could not send the request to {provider}: it holds something HTTP cannot carry "
+            f"({name}; its text is not shown, as it may quote header values)",
+            provider=provider)
+    return APIConnectionError(f"Could not talk to {provider}: {_description(exc)}",
+                              provider=provider)
 
 
 class RetryState:
@@ -217,7 +307,7 @@ class RetryState:
 
     def delay_after_exception(self, exc: Exception) -> float:
         error = error_from_exception(exc, self.provider)
-        delay = None if is_plain_http_answer(exc) else self._next_delay(None)
+        delay = self._next_delay(None) if is_retryable_exception(exc) else None
         if delay is None:
             raise error from exc
         logger.debug("%s: %s; retry %d in %.3fs", self.provider, type(exc).__name__,
@@ -544,9 +634,13 @@ def loads(content: bytes) -> Any:
     return pydantic_core.from_json(content)
 
 
-def deadline_passed(request: httpx.Request, seconds: float) -> httpx.ReadTimeout:
-    return httpx.ReadTimeout(f"the whole answer did not arrive within timeout={seconds:g} s",
-                             request=request)
+class AnswerTooSlow(httpx.ReadTimeout):
+    """An attempt's whole answer did not arrive within its deadline (our own text only)."""
+
+
+def deadline_passed(request: httpx.Request, seconds: float) -> AnswerTooSlow:
+    return AnswerTooSlow(f"the whole answer did not arrive within timeout={seconds:g} s",
+                         request=request)
 
 
 class BodyLimit:

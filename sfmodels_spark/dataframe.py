@@ -151,10 +151,10 @@ def embed(df: DataFrame, column: str | Column, *, provider: str, model: str,
     other rows carry on. ``params`` go into each request (Databricks: ``instruction`` and any
     endpoint field; Salesforce: ``localization``, ``tags``). ``settings`` are the provider's
     credentials and URLs as the core clients take them (``host``, ``api_key``, ``domain``,
-    ``client_id``, ``client_secret``, ...); what is not given comes from the driver's
-    environment. ``requests_per_minute`` is for the whole job (see :mod:`sfmodels_spark.budget`).
-    Given a DataFrame that already has both columns, only rows whose error is not null (or whose
-    vector is null) are sent again.
+    ``client_id``, ``client_secret``, ``allow_insecure_http``, ...); what is not given comes
+    from the driver's environment. ``requests_per_minute`` is for the whole job (see
+    :mod:`sfmodels_spark.budget`). Given a DataFrame that already has both columns, only rows
+    whose error is not null (or whose vector is null) are sent again.
     """
     name = require_name(model, "model")
     text, data_type = _column(df, column, "column")

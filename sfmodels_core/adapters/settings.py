@@ -108,12 +108,17 @@ class ClientSettings(Closeable, BaseModel):
         default=None,
         description="What sends async requests: 'httpx' (default) or 'aiohttp' (pip install "
                     "sfmodels[aiohttp]), about half the CPU per call in a large fan-out.")
+    allow_insecure_http: bool | None = Field(
+        default=None,
+        description="Allow plain http:// URLs to hosts other than this machine, which sends "
+                    "credentials unencrypted (warned about once per host). Default False: "
+                    "https only, and http to loopback hosts (127.0.0.1, ::1, localhost).")
 
     _slot: ClientSlot[Any] = PrivateAttr(default_factory=ClientSlot)
 
     #: Names that only shape the client this object would create (refused beside client=).
     _CLIENT_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"timeout", "max_retries", "requests_per_minute", "async_http"})
+        {"timeout", "max_retries", "requests_per_minute", "async_http", "allow_insecure_http"})
 
     def __init__(self, *, client: Any = None, **data: Any) -> None:
         super().__init__(**data)
@@ -150,7 +155,8 @@ class ClientSettings(Closeable, BaseModel):
                                    async_http=self.async_http, **self._bulk_options())
 
     def _new_client(self) -> Any:
-        return self._client_class()(**self._credentials(), options=self.client_options())
+        return self._client_class()(**self._credentials(), options=self.client_options(),
+                                    allow_insecure_http=bool(self.allow_insecure_http))
 
     @property
     def client(self) -> Any:

@@ -91,24 +91,31 @@ class LangChain:
 
         self.package = langchain_sfmodels
 
-    def classes(self, **settings: Any) -> list[Any]:
+    def classes(self, *, host: str = "https://db.example", api_base: str | None = None,
+                **settings: Any) -> list[Any]:
         from langchain_sfmodels import (
             ChatDatabricks,
             ChatSalesforce,
             DatabricksEmbeddings,
             DatabricksLLM,
             SalesforceEmbeddings,
+            SalesforceFeedbackHandler,
             SalesforceLLM,
         )
 
         sf = {k: settings[k] for k in ("timeout", "max_retries", "requests_per_minute",
-                                       "async_http")
+                                       "async_http", "allow_insecure_http")
               if k in settings}
-        return [ChatSalesforce(api_key="t", **sf), SalesforceLLM(api_key="t", **sf),
-                SalesforceEmbeddings(api_key="t", **sf),
-                ChatDatabricks(endpoint="e", host="https://db.example", api_key="t", **sf),
-                DatabricksLLM(endpoint="e", host="https://db.example", api_key="t", **sf),
-                DatabricksEmbeddings(endpoint="e", host="https://db.example", api_key="t", **sf)]
+        base = {"api_base": api_base} if api_base else {}
+        handler = {k: v for k, v in sf.items() if k != "async_http"}
+        return [ChatSalesforce(api_key="t", **base, **sf),
+                SalesforceLLM(api_key="t", **base, **sf),
+                SalesforceEmbeddings(api_key="t", **base, **sf),
+                ChatDatabricks(endpoint="e", host=host, api_key="t", **sf),
+                DatabricksLLM(endpoint="e", host=host, api_key="t", **sf),
+                DatabricksEmbeddings(endpoint="e", host=host, api_key="t", **sf),
+                *([SalesforceFeedbackHandler(api_key="t", **base, **handler)]
+                  if "allow_insecure_http" in sf else [])]
 
     def salesforce(self, client: SalesforceClient, **settings: Any) -> Any:
         from langchain_sfmodels import ChatSalesforce
@@ -161,19 +168,23 @@ class LlamaIndex:
 
         self.package = llama_index_sfmodels
 
-    def classes(self, **settings: Any) -> list[Any]:
+    def classes(self, *, host: str = "https://db.example", api_base: str | None = None,
+                **settings: Any) -> list[Any]:
         from llama_index_sfmodels import (
             DatabricksEmbedding,
             DatabricksLLM,
             SalesforceEmbedding,
+            SalesforceFeedbackHandler,
             SalesforceLLM,
         )
 
-        return [SalesforceLLM(api_key="t", **settings),
-                SalesforceEmbedding(api_key="t", **settings),
-                DatabricksLLM(endpoint="e", host="https://db.example", api_key="t", **settings),
-                DatabricksEmbedding(endpoint="e", host="https://db.example", api_key="t",
-                                    **settings)]
+        base = {"api_base": api_base} if api_base else {}
+        return [SalesforceLLM(api_key="t", **base, **settings),
+                SalesforceEmbedding(api_key="t", **base, **settings),
+                DatabricksLLM(endpoint="e", host=host, api_key="t", **settings),
+                DatabricksEmbedding(endpoint="e", host=host, api_key="t", **settings),
+                *([SalesforceFeedbackHandler(api_key="t", **base, **settings)]
+                  if "allow_insecure_http" in settings else [])]
 
     def salesforce(self, client: SalesforceClient, **settings: Any) -> Any:
         from llama_index_sfmodels import SalesforceLLM
@@ -269,6 +280,35 @@ def test_timeout_retries_and_rate_reach_every_client(fw: Any, settings: dict[str
 def test_bad_settings_are_refused_at_construction(fw: Any, bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         fw.classes(**bad)
+
+
+def test_plain_http_to_another_host_needs_allow_insecure_http(fw: Any) -> None:
+    import warnings
+
+    from sfmodels_core.errors import ConfigurationError
+
+    insecure = {"host": f"http://{fw.name}.parity.example",
+                "api_base": f"http://{fw.name}.parity.example/v1"}
+    for component in fw.classes(**insecure):
+        with pytest.raises(ConfigurationError, match="plain http://"):
+            component.client  # noqa: B018 - the client is made on first use
+    for component in fw.classes(**insecure, allow_insecure_http=False):
+        with pytest.raises(ConfigurationError, match="allow_insecure_http=True"):
+            component.client  # noqa: B018
+    with pytest.warns(UserWarning, match=f"{fw.name}.parity.example over plain http"):
+        components = fw.classes(**insecure, allow_insecure_http=True)
+        for component in components:
+            assert component.client.allow_insecure_http is True
+    for component in fw.classes(host="http://127.0.0.1:9", api_base="http://localhost:9/v1"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert component.client.allow_insecure_http is False
+    for bad in ("127.0.0.1@evil.example", "https://user:pw@db.example"):
+        for component in fw.classes(host=bad, api_base=bad, allow_insecure_http=True):
+            with pytest.raises(ConfigurationError, match="user-info part"):
+                component.client  # noqa: B018
+    with pytest.raises(ValueError, match="allow_insecure_http would be ignored"):
+        fw.salesforce(Salesforce().client(), allow_insecure_http=True)
 
 
 async def test_close_aclose_and_context_managers(fw: Any) -> None:
