@@ -700,7 +700,7 @@ class DatabricksClient(BaseClient):
     async def _aevents(self, path: str, body: dict[str, Any],
                        parse: Callable[[dict[str, Any]], T],
                        reader: EventReader) -> AsyncIterator[T]:
-        stream = self._transport.astream("POST", self.host + path, body)
+        stream = await self._transport.astream("POST", self.host + path, body)
         events = aiter_events(stream, reader, self._transport.stream_timeout)
         async with contextlib.aclosing(stream), contextlib.aclosing(events):
             async for event in events:

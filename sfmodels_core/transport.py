@@ -1073,8 +1073,9 @@ class Transport:
             response.close()
             self._settle(ticket, key, response)
 
-    async def astream(self, method: str, url: str, body: Any = None
-                      ) -> AsyncGenerator[bytes, None]:
+    async def astream(self, method: str, url: str, body: Any = None) -> AsyncBody:
+        """Send with retries until a successful answer's first bytes arrive; its body as it
+        arrives (an :class:`AsyncBody`: close it, or read it to its end)."""
         pool = await self.apool()
         request = self._build(pool.headers, method, url, body, sync=False)
         state = self._state()
@@ -1106,15 +1107,52 @@ class Transport:
                      else state.delay_after_response(failure))
             delay, held = self._retry_delay(key, delay), True
             await _asleep(delay)
+        return AsyncBody(response, chunks, first, self.provider,
+                         lambda: self._settle(ticket, key, response))
+
+
+class AsyncBody:
+    """The body of a successful streaming answer, chunk by chunk; closing it (or reading it to
+    its end) closes the response and gives back its throttle slot, once.
+
+    An object rather than an async generator: when a caller leaves a stream without closing it,
+    the event loop finalizes every async generator of the chain on its own, and a generator
+    whose cleanup awaits (closing a response does) would be closed twice at once ("aclose():
+    asynchronous generator is already running"). Closing this twice is harmless.
+    """
+
+    def __init__(self, response: httpx.Response, chunks: AsyncIterator[bytes], first: bytes,
+                 provider: str, settle: Callable[[], None]) -> None:
+        self._response = response
+        self._chunks = chunks
+        self._first: bytes | None = first
+        self._provider = provider
+        self._settle: Callable[[], None] | None = settle
+
+    def __aiter__(self) -> AsyncBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
         try:
-            yield first
-            async for chunk in chunks:
-                yield chunk
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            await self.aclose()
+            raise
         except httpx.RequestError as exc:
-            raise error_from_exception(exc, self.provider) from exc
+            await self.aclose()
+            raise error_from_exception(exc, self._provider) from exc
+
+    async def aclose(self) -> None:
+        settle, self._settle = self._settle, None
+        if settle is None:
+            return
+        try:
+            await self._response.aclose()
         finally:
-            await response.aclose()
-            self._settle(ticket, key, response)
+            settle()
 
 
 class AsyncHTTP:

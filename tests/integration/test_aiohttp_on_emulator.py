@@ -95,7 +95,7 @@ async def test_a_hanging_server_times_out(emulator: Emulator) -> None:
     emulator.configure(fault_rate=1.0, fault_kinds=["hang"], hang_s=30)
     async with dbx(emulator, timeout=0.2, retry=dataclasses.replace(QUICK, max_retries=1)
                    ) as client:
-        with pytest.raises(APITimeoutError, match="did not answer in time: ReadTimeout"):
+        with pytest.raises(APITimeoutError, match="did not answer in time"):
             await client.achat(LLAMA, USER)
         with pytest.raises(APITimeoutError):
             await _collect(client.astream_chat(LLAMA, USER))

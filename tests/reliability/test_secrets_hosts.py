@@ -34,7 +34,7 @@ from tests.unit.fakes import Recorder, make_jwt, sf_chat_body, sf_token_body
 
 SECRET = "dapiUniqueSecret4242"
 MINTED = make_jwt(exp=time.time() + 3600, sub="minted-claim-7Qz")
-DBX_CHAT = {"id": "c1", "model": "m", "choices": [{"index": 0, "message": {
+DBX_CHAT = {"id": "c1", "model": "m", "choices": [{"index": 0, "text": "hi", "message": {
     "role": "assistant", "content": "hi"}, "finish_reason": "stop"}], "usage": {
     "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 DBX_EMBED = {"object": "list", "model": "m", "data": [
@@ -81,6 +81,9 @@ def service(token: str = MINTED, *, instance: str = "https://api.example.test",
         if path.startswith("/serving-endpoints/"):
             return httpx.Response(200, json=DBX_EMBED if b'"input"' in request.content
                                   else DBX_CHAT)
+        if path.endswith("/generations"):
+            return httpx.Response(200, json={"id": "g", "generation": {
+                "id": "gen-1", "generatedText": "Hello!"}})
         return httpx.Response(200, json=sf_chat_body())
 
     return Recorder(handler)
