@@ -207,3 +207,37 @@ def test_leaving_a_stream_early_closes_it_cleanly(emulator: Emulator, sender: st
         asyncio.run(run())
     assert "already running" not in caplog.text
     assert emulator.counters()["in_flight"] == 0
+
+
+# -- credentials the token endpoints hand out ------------------------------------------------------
+@pytest.mark.parametrize("sender", SENDERS)
+@pytest.mark.parametrize("provider", ["salesforce", "databricks"])
+def test_a_minted_token_with_a_control_character_is_refused(emulator: Emulator, sender: str,
+                                                            provider: str) -> None:
+    from sfmodels_core.errors import TokenError
+
+    def run() -> Any:
+        if provider == "salesforce":
+            return call(sf(emulator, sender), "chat", SF_CHAT, USER, sender=sender)
+        client = DatabricksClient(host=emulator.databricks_host, env={}, max_retries=0,
+                                  client_id=emulator.databricks_client_id,
+                                  client_secret=emulator.databricks_client_secret,
+                                  async_http="aiohttp" if sender == "aiohttp" else "httpx")
+        return call(client, "chat", LLAMA, USER, sender=sender)
+
+    emulator.configure(hostile="token_control_chars")
+    with pytest.raises(TokenError) as caught:
+        run()
+    assert "not shown" in str(caught.value)  # the token is named, never echoed
+    api = "salesforce.chat" if provider == "salesforce" else "databricks.invocations"
+    assert emulator.counters()["requests"][api] == 0  # nothing was sent with it
+
+
+@pytest.mark.parametrize("sender", SENDERS)
+@pytest.mark.parametrize("case", ["instance_url_http", "instance_url_userinfo"])
+def test_an_api_instance_url_off_https_or_with_user_info_is_refused(
+        emulator: Emulator, sender: str, case: str) -> None:
+    from sfmodels_core.errors import TokenError
+
+    expect(emulator, case, TokenError,
+           lambda: call(sf(emulator, sender), "chat", SF_CHAT, USER, sender=sender))

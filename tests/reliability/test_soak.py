@@ -16,7 +16,7 @@ from sfmodels_emulator import Emulator
 
 LLAMA = "databricks-meta-llama-3-3-70b-instruct"
 USER = [{"role": "user", "content": "Write a long story about the sea"}]
-ROUNDS = 15
+ROUNDS = 40
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"),
                                 reason="counts open files through /proc")
