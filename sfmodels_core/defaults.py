@@ -47,6 +47,8 @@ BULK_SPLIT_AFTER = 3
 BULK_SPLIT_AFTER_ANYWAY = 8
 #: A bulk call gives up once nothing has succeeded for this long; by default (None) it is
 #: ``(max_retries + 1) * timeout``: as long as one call may take with every attempt timing out.
+#: A single call waiting for the client's pace (see ADAPTIVE_RATE_SIGNAL_CUTS) stops waiting
+#: after as long.
 BULK_NO_PROGRESS_TIMEOUT: float | None = None
 
 # -- adaptive concurrency -------------------------------------------------------------------------
@@ -60,6 +62,17 @@ ADAPTIVE_DECREASE = 0.5
 ADAPTIVE_RATE_WINDOW = 2.0
 #: ... never slower than this many requests a second.
 ADAPTIVE_MIN_RATE = 0.1
+#: 429s without Retry-After show a rate limit too (Databricks' workspace QPS limit sends none)
+#: when this many cut the limit in a row, each within ADAPTIVE_RATE_WINDOW of the last and the
+#: limit not grown back in between past what the last cut left (or past ADAPTIVE_LOW_LIMIT),
+#: while requests still succeed: halving concurrency is then not finding a level the service
+#: accepts. (A service that refuses everything, or one request for its size, shows no rate.)
+ADAPTIVE_RATE_SIGNAL_CUTS = 3
+#: ... a limit this low may be cut again and again: a few requests in flight make many a second.
+ADAPTIVE_LOW_LIMIT = 4
+#: Seconds every request is held when a 429 without Retry-After cuts the pace, so that a
+#: service's window counting the requests of the last second empties.
+ADAPTIVE_RATE_HOLD = 1.0
 
 # -- documented service limits --------------------------------------------------------------------
 #: Salesforce Models API, production orgs: requests per minute per org, per endpoint. The client

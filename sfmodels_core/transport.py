@@ -175,15 +175,45 @@ class RetryState:
 
     ``delay_after_response`` / ``delay_after_exception`` return how long to wait before the next
     attempt, or raise the error the call ends with.
+
+    With the client's ``throttle``, a call under fan-out waits for the shared pace rather than
+    spend its retries, as a bulk job's batches do: a 429 answered while the throttle paces
+    requests (it has seen a rate limit), once some request of the client has succeeded since
+    this call began, is not counted against ``max_retries``; the next attempt takes its turn
+    at the pace. Waiting ends ``give_up_after`` seconds after the call began (the bulk job's
+    ``no_progress_timeout``: as long as a call whose every attempt timed out), and then the
+    429s count again. A call that may not retry at all (``max_retries=0``) never waits.
     """
 
     def __init__(self, policy: RetryPolicy, provider: str, parse: ErrorParser,
-                 rng: random.Random) -> None:
+                 rng: random.Random, throttle: Throttle | None = None,
+                 give_up_after: float = math.inf,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self.provider = provider
         self.parse = parse
         self.rng = rng
         self.retries = 0
+        #: 429s this call waited out at the client's pace, not counted in ``retries``.
+        self.waits = 0
+        self.throttle = throttle
+        self.give_up_after = give_up_after
+        self.clock = clock
+        self.started = clock()
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made so far, counting the one whose answer is being decided."""
+        return self.retries + self.waits + 1
+
+    def _waits_for_pace(self, suggested: float | None) -> bool:
+        if self.throttle is None or self.policy.max_retries == 0:
+            return False
+        if suggested is not None and suggested > self.policy.max_retry_after:
+            return False  # e.g. an hourly window: waiting is not this call's to do
+        pacing, last_success = self.throttle.pace_progress()
+        return (pacing and last_success > self.started
+                and self.clock() - self.started < self.give_up_after)
 
     def _next_delay(self, suggested: float | None) -> float | None:
         if self.retries >= self.policy.max_retries:
@@ -198,7 +228,13 @@ class RetryState:
     def delay_after_response(self, response: httpx.Response) -> float:
         error = error_from_response(response, self.provider, self.parse)
         if is_retryable_status(response.status_code):
-            delay = self._next_delay(parse_retry_after(response.headers.get("retry-after")))
+            suggested = parse_retry_after(response.headers.get("retry-after"))
+            if response.status_code == 429 and self._waits_for_pace(suggested):
+                self.waits += 1
+                logger.debug("%s answered 429 while the client paces its requests: waiting "
+                             "for the pace (attempt %d)", self.provider, self.attempts)
+                return max(suggested or 0.0, defaults.MIN_RETRY_DELAY)
+            delay = self._next_delay(suggested)
             if delay is not None:
                 logger.debug("%s answered %s; retry %d in %.3fs", self.provider,
                              response.status_code, self.retries, delay)
@@ -277,10 +313,11 @@ class ThrottleStats:
     rate_limited: int
     #: Times a 429 cut the limit.
     decreases: int
-    #: Seconds until the longest ``Retry-After`` hold ends (0 when none).
+    #: Seconds until the longest hold ends: a ``Retry-After``, or the pause after 429s without
+    #: one cut the pace (0 when none).
     held_for: float
-    #: Requests per minute the client paces itself to since a 429 with ``Retry-After`` showed a
-    #: rate limit (None before).
+    #: Requests per minute the client paces itself to since a 429 with ``Retry-After``, or a run
+    #: of 429s without it, showed a rate limit (None before).
     rate_per_minute: float | None = None
 
 
@@ -321,15 +358,29 @@ class Throttle:
     also paced, at half the rate they were sent at before that 429 (measured over the last
     seconds), and the rate grows back by about one request per second each second while calls
     wait for it. (Few requests in flight can still make many requests a second when answers are
-    quick, so a concurrency limit alone cannot keep under a rate limit.) With ``adaptive`` off
-    the limit stays at ``ceiling`` and nothing is held or paced; the counts still run.
+    quick, so a concurrency limit alone cannot keep under a rate limit.)
+
+    A service that counts requests without saying so (429s without ``Retry-After``, as
+    Databricks' workspace QPS limit answers) shows it by a run of cuts: ``ADAPTIVE_RATE_SIGNAL_
+    CUTS`` cuts in a row, close together, the limit not growing back in between (or staying
+    low), while other requests still succeed. Pacing then starts the same way, after every
+    request is held for ``ADAPTIVE_RATE_HOLD`` so that the service's window empties; a lone
+    429 only cuts concurrency. Once requests are paced, each cut by a 429 without
+    ``Retry-After`` halves the pace again and holds as long. Calls of the client may wait for
+    the pace rather than give up while others succeed (:meth:`RetryState.delay_after_response`,
+    :meth:`pace_progress`).
+
+    With ``adaptive`` off the limit stays at ``ceiling`` and nothing is held or paced; the
+    counts still run.
 
     Decisions are made under one lock and never block; only :meth:`acquire` (a thread) and
     :meth:`aacquire` (a task) wait.
     """
 
-    def __init__(self, ceiling: int, *, adaptive: bool = True, provider: str = "") -> None:
+    def __init__(self, ceiling: int, *, adaptive: bool = True, provider: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = max(1, ceiling)
+        self._clock = clock
         self.adaptive = adaptive
         self.provider = provider
         self._limit = float(self.ceiling)
@@ -345,6 +396,13 @@ class Throttle:
         self._next_send = 0.0
         self._paced = False  # the last request had to wait for the rate
         self._sends: deque[float] = deque()  # when the requests of the last seconds were sent
+        self._hold_until = 0.0  # no request is sent before (429s without Retry-After)
+        self._last_success = -math.inf
+        # The run of cuts by 429s without Retry-After: its length, when the last was, and the
+        # limit it left.
+        self._run = 0
+        self._last_cut = -math.inf
+        self._run_level = 0
 
     @property
     def limit(self) -> int:
@@ -352,8 +410,8 @@ class Throttle:
 
     def stats(self) -> ThrottleStats:
         with self._lock:
-            now = time.monotonic()
-            held = max((until - now for until in self._holds.values()), default=0.0)
+            now = self._clock()
+            held = max([self._hold_until, *self._holds.values()]) - now
             return ThrottleStats(limit=self.limit, ceiling=self.ceiling,
                                  in_flight=self._in_flight, waiting=len(self._waiters),
                                  requests=self._requests, rate_limited=self._rate_limited,
@@ -437,14 +495,14 @@ class Throttle:
         """Book the send time of a request that holds a slot: seconds to wait for it (0 unless
         a rate limit has been seen)."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             sends = self._sends
             sends.append(now)
             while sends and sends[0] < now - defaults.ADAPTIVE_RATE_WINDOW:
                 sends.popleft()
             if self._rate is None:
                 return 0.0
-            slot = max(now, self._next_send)
+            slot = max(now, self._next_send, self._hold_until)
             self._next_send = slot + 1.0 / self._rate
             self._paced = slot > now
             return slot - now
@@ -461,6 +519,7 @@ class Throttle:
                 if self.adaptive and ticket == self._epoch:
                     self._cut(before, retry_after)
             elif status is not None and status < 400 and self.adaptive:
+                self._last_success = self._clock()
                 # Each grows only while it is what holds calls back.
                 if (before >= self.limit or self._waiters) and self._limit < self.ceiling:
                     self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
@@ -477,15 +536,51 @@ class Throttle:
             self._decreases += 1
             logger.info("%s answered 429 with %d requests in flight: concurrency limit "
                         "%d -> %d", self.provider, in_flight, old, self.limit)
-        if retry_after is not None and retry_after > 0:
-            since = time.monotonic() - defaults.ADAPTIVE_RATE_WINDOW
-            while self._sends and self._sends[0] < since:
-                self._sends.popleft()
-            sent = len(self._sends) / defaults.ADAPTIVE_RATE_WINDOW
-            rate = sent if self._rate is None else min(self._rate, sent)
-            self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate * defaults.ADAPTIVE_DECREASE)
-            logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a minute",
-                        self.provider, self._rate * 60.0)
+        now = self._clock()
+        if retry_after is not None:
+            if retry_after > 0:
+                self._slow_down(now)
+                logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a "
+                            "minute", self.provider, self._rate_per_minute())
+            return
+        if self._rate is None and not self._shows_rate(now, old):
+            return
+        self._slow_down(now)
+        self._hold_until = max(self._hold_until, now + defaults.ADAPTIVE_RATE_HOLD)
+        logger.info("%s answered 429s without Retry-After faster than it accepts: pacing at "
+                    "%.1f requests a minute after a %.1f s pause", self.provider,
+                    self._rate_per_minute(), defaults.ADAPTIVE_RATE_HOLD)
+
+    def _shows_rate(self, now: float, old: int) -> bool:
+        """Whether this cut by a 429 without Retry-After (from limit ``old``) makes a run that
+        shows a rate limit (see the class)."""
+        in_a_row = (now - self._last_cut <= defaults.ADAPTIVE_RATE_WINDOW
+                    and old <= max(self._run_level, defaults.ADAPTIVE_LOW_LIMIT))
+        self._run = self._run + 1 if in_a_row else 1
+        self._last_cut = now
+        self._run_level = self.limit
+        return (self._run >= defaults.ADAPTIVE_RATE_SIGNAL_CUTS
+                and now - self._last_success <= defaults.ADAPTIVE_RATE_WINDOW)
+
+    def _slow_down(self, now: float) -> None:
+        """Pace at ``ADAPTIVE_DECREASE`` times the rate requests were sent at (or the pace, if
+        lower) over the last ``ADAPTIVE_RATE_WINDOW`` seconds."""
+        since = now - defaults.ADAPTIVE_RATE_WINDOW
+        while self._sends and self._sends[0] < since:
+            self._sends.popleft()
+        sent = len(self._sends) / defaults.ADAPTIVE_RATE_WINDOW
+        rate = sent if self._rate is None else min(self._rate, sent)
+        self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate * defaults.ADAPTIVE_DECREASE)
+
+    def _rate_per_minute(self) -> float:
+        return 0.0 if self._rate is None else self._rate * 60.0
+
+    def pace_progress(self) -> tuple[bool, float]:
+        """Whether requests are paced (a rate limit was seen), and when a request last
+        succeeded (on the throttle's clock, -inf before any): what a call's retry decision
+        needs to wait for the pace rather than spend its retries."""
+        with self._lock:
+            return self._rate is not None, self._last_success
 
     # -- Retry-After holds -----------------------------------------------------------------------
     def hold(self, key: str, seconds: float) -> None:
@@ -493,7 +588,7 @@ class Throttle:
         if not self.adaptive or seconds <= 0:
             return
         with self._lock:
-            until = time.monotonic() + seconds
+            until = self._clock() + seconds
             if until > self._holds.get(key, 0.0):
                 self._holds[key] = until
 
@@ -504,7 +599,7 @@ class Throttle:
             until = self._holds.get(key)
             if until is None:
                 return 0.0
-            left = until - time.monotonic()
+            left = until - self._clock()
             if left <= 0:
                 del self._holds[key]
                 return 0.0
@@ -595,6 +690,8 @@ class Transport:
             for route, rate in (default_rates or {}).items()}
         self.throttle = Throttle(options.max_connections, adaptive=options.adaptive,
                                  provider=provider)
+        #: How long a call may wait for the throttle's pace (see :class:`RetryState`).
+        self.give_up_after = options.bulk_give_up_after
         self.limits = httpx.Limits(max_connections=options.max_connections,
                                    max_keepalive_connections=options.max_connections)
         self._transport = transport
@@ -669,9 +766,13 @@ class Transport:
             await pool.aclose()
         self.close()
 
-    def _state(self, retry: bool = True) -> RetryState:
+    def _state(self, retry: bool = True, paced: bool = True) -> RetryState:
+        """The retry decisions of one call; ``paced``: an API call, which may wait for the
+        throttle's pace (token requests skip the throttle)."""
         return RetryState(self.policy if retry else self.single_policy, self.provider,
-                          self.parse_error, self._rng)
+                          self.parse_error, self._rng,
+                          throttle=self.throttle if paced else None,
+                          give_up_after=self.give_up_after)
 
     def _build(self, base: httpx.Headers, method: str, url: str, body: Any, *,
                sync: bool) -> httpx.Request:
@@ -770,7 +871,7 @@ class Transport:
 
     def _send_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
                            check: bool = True, retry: bool = True) -> httpx.Response:
-        state = self._state(retry)
+        state = self._state(retry, paced=auth is not None)
         key = request.url.path
         held = False
         while True:
@@ -800,7 +901,7 @@ class Transport:
     async def _asend_with_retries(self, pool: AsyncHTTP, request: httpx.Request,
                                   auth: httpx.Auth | None, check: bool = True,
                                   retry: bool = True) -> httpx.Response:
-        state = self._state(retry)
+        state = self._state(retry, paced=auth is not None)
         key = request.url.path
         held = False
         while True:
@@ -1088,7 +1189,7 @@ def _log_response(response: httpx.Response, state: RetryState) -> None:
         # Method, URL and status only: headers and bodies may hold secrets.
         logger.debug("%s %s %s -> %s (attempt %d)", state.provider, response.request.method,
                      response.request.url.copy_with(query=None), response.status_code,
-                     state.retries + 1)
+                     state.attempts)
 
 
 def _sleep(delay: float) -> None:
