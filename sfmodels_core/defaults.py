@@ -63,16 +63,20 @@ ADAPTIVE_RATE_WINDOW = 2.0
 #: ... never slower than this many requests a second.
 ADAPTIVE_MIN_RATE = 0.1
 #: 429s without Retry-After show a rate limit too (Databricks' workspace QPS limit sends none)
-#: when this many cut the limit in a row, each within ADAPTIVE_RATE_WINDOW of the last and the
-#: limit not grown back in between past what the last cut left (or past ADAPTIVE_LOW_LIMIT),
-#: while requests still succeed: halving concurrency is then not finding a level the service
-#: accepts. (A service that refuses everything, or one request for its size, shows no rate.)
+#: when this many cut the limit in a row: each within ADAPTIVE_RATE_WINDOW of the last, with
+#: most requests answered since the last refused (ADAPTIVE_RATE_SIGNAL_SHARE), the limit not
+#: grown back in between past what the last cut left (or past ADAPTIVE_LOW_LIMIT), and some
+#: request answered in the window: halving concurrency then finds no level the service
+#: accepts. A concurrency limit keeps accepting its share every round, and random refusals are
+#: a small share; a service refusing everything (or one batch for its size) shows no rate.
 ADAPTIVE_RATE_SIGNAL_CUTS = 3
+ADAPTIVE_RATE_SIGNAL_SHARE = 0.75
 #: ... a limit this low may be cut again and again: a few requests in flight make many a second.
 ADAPTIVE_LOW_LIMIT = 4
-#: Seconds every request is held when a 429 without Retry-After cuts the pace, so that a
-#: service's window counting the requests of the last second empties.
-ADAPTIVE_RATE_HOLD = 1.0
+#: Such a limit is taken to count the requests of each second: pacing starts after a pause this
+#: long, so that the service's window empties, and no 429 without Retry-After paces below what
+#: was answered in the last window this long (what the limit accepts).
+ADAPTIVE_QPS_WINDOW = 1.0
 
 # -- documented service limits --------------------------------------------------------------------
 #: Salesforce Models API, production orgs: requests per minute per org, per endpoint. The client
@@ -108,3 +112,4 @@ DATABRICKS_SDK_PROBE_TIMEOUT = 5
 # -- feedback -------------------------------------------------------------------------------------
 #: Runs whose Salesforce generation ids a feedback handler remembers.
 FEEDBACK_MAX_RUNS = 1000
+

@@ -361,14 +361,18 @@ class Throttle:
     quick, so a concurrency limit alone cannot keep under a rate limit.)
 
     A service that counts requests without saying so (429s without ``Retry-After``, as
-    Databricks' workspace QPS limit answers) shows it by a run of cuts: ``ADAPTIVE_RATE_SIGNAL_
-    CUTS`` cuts in a row, close together, the limit not growing back in between (or staying
-    low), while other requests still succeed. Pacing then starts the same way, after every
-    request is held for ``ADAPTIVE_RATE_HOLD`` so that the service's window empties; a lone
-    429 only cuts concurrency. Once requests are paced, each cut by a 429 without
-    ``Retry-After`` halves the pace again and holds as long. Calls of the client may wait for
-    the pace rather than give up while others succeed (:meth:`RetryState.delay_after_response`,
-    :meth:`pace_progress`).
+    Databricks' workspace QPS limit answers) shows it by a run of cuts that find no level it
+    accepts: ``ADAPTIVE_RATE_SIGNAL_CUTS`` in a row, each within ``ADAPTIVE_RATE_WINDOW`` of the
+    last, the limit not grown back in between (or still low), three in four of the requests
+    sent since the run began refused, and some request answered lately. A lone 429, a
+    concurrency limit (it keeps answering its share after each cut), a few refusals at random,
+    and a service refusing everything only cut concurrency. Pacing then starts the same way,
+    after every request is held for ``ADAPTIVE_QPS_WINDOW`` so that the service's window
+    empties, but never below the rate answered over that window (since the client began
+    sending, if later): the service accepts that much. Once paced, each further cut by a 429
+    without ``Retry-After`` halves the pace, down to that floor (never up), with no new pause.
+    Calls of the client wait for the pace rather than spend their retries while others
+    succeed (:class:`RetryState`, :meth:`pace_progress`).
 
     With ``adaptive`` off the limit stays at ``ceiling`` and nothing is held or paced; the
     counts still run.
@@ -398,11 +402,14 @@ class Throttle:
         self._sends: deque[float] = deque()  # when the requests of the last seconds were sent
         self._hold_until = 0.0  # no request is sent before (429s without Retry-After)
         self._last_success = -math.inf
-        # The run of cuts by 429s without Retry-After: its length, when the last was, and the
-        # limit it left.
+        self._answers: deque[float] = deque()  # when requests of the last seconds succeeded
+        # The run of cuts by 429s without Retry-After: its length, when the last was, the
+        # limit it left, and the answers and refusals of requests sent since it began.
         self._run = 0
         self._last_cut = -math.inf
         self._run_level = 0
+        self._run_epoch = 0
+        self._run_answered = self._run_refused = 0
 
     @property
     def limit(self) -> int:
@@ -516,10 +523,16 @@ class Throttle:
             self._in_flight -= 1
             if status == 429:
                 self._rate_limited += 1
+                if ticket >= self._run_epoch:
+                    self._run_refused += 1
                 if self.adaptive and ticket == self._epoch:
                     self._cut(before, retry_after)
             elif status is not None and status < 400 and self.adaptive:
-                self._last_success = self._clock()
+                now = self._last_success = self._clock()
+                if ticket >= self._run_epoch:
+                    self._run_answered += 1
+                self._answers.append(now)
+                self._recent(self._answers, now)
                 # Each grows only while it is what holds calls back.
                 if (before >= self.limit or self._waiters) and self._limit < self.ceiling:
                     self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
@@ -543,34 +556,62 @@ class Throttle:
                 logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a "
                             "minute", self.provider, self._rate_per_minute())
             return
-        if self._rate is None and not self._shows_rate(now, old):
-            return
-        self._slow_down(now)
-        self._hold_until = max(self._hold_until, now + defaults.ADAPTIVE_RATE_HOLD)
-        logger.info("%s answered 429s without Retry-After faster than it accepts: pacing at "
-                    "%.1f requests a minute after a %.1f s pause", self.provider,
-                    self._rate_per_minute(), defaults.ADAPTIVE_RATE_HOLD)
+        if self._rate is not None:
+            self._slow_down(now, floor=True)
+            logger.info("%s answered 429 without Retry-After: pacing at %.1f requests a "
+                        "minute", self.provider, self._rate_per_minute())
+        elif self._shows_rate(now, old):
+            self._slow_down(now, floor=True)
+            self._hold_until = now + defaults.ADAPTIVE_QPS_WINDOW
+            logger.info("%s answered 429s without Retry-After faster than it accepts: pacing "
+                        "at %.1f requests a minute after a %.1f s pause", self.provider,
+                        self._rate_per_minute(), defaults.ADAPTIVE_QPS_WINDOW)
 
     def _shows_rate(self, now: float, old: int) -> bool:
         """Whether this cut by a 429 without Retry-After (from limit ``old``) makes a run that
         shows a rate limit (see the class)."""
-        in_a_row = (now - self._last_cut <= defaults.ADAPTIVE_RATE_WINDOW
-                    and old <= max(self._run_level, defaults.ADAPTIVE_LOW_LIMIT))
-        self._run = self._run + 1 if in_a_row else 1
+        if (now - self._last_cut <= defaults.ADAPTIVE_RATE_WINDOW
+                and old <= max(self._run_level, defaults.ADAPTIVE_LOW_LIMIT)):
+            self._run += 1
+        else:  # a new run: count the answers to what is sent from now on
+            self._run, self._run_epoch = 1, self._epoch
+            self._run_answered = self._run_refused = 0
         self._last_cut = now
         self._run_level = self.limit
+        answered, refused = self._run_answered, self._run_refused
         return (self._run >= defaults.ADAPTIVE_RATE_SIGNAL_CUTS
+                and refused >= defaults.ADAPTIVE_RATE_SIGNAL_SHARE * (answered + refused)
                 and now - self._last_success <= defaults.ADAPTIVE_RATE_WINDOW)
 
-    def _slow_down(self, now: float) -> None:
+    @staticmethod
+    def _recent(times: deque[float], now: float, span: float | None = None) -> int:
+        """How many of ``times`` (oldest first) fall in the last ``span`` seconds (at most and
+        by default ``ADAPTIVE_RATE_WINDOW``); older ones are dropped."""
+        window = defaults.ADAPTIVE_RATE_WINDOW
+        while times and times[0] < now - window:
+            times.popleft()
+        if span is None or span >= window:
+            return len(times)
+        return sum(1 for when in times if when >= now - span)
+
+    def _slow_down(self, now: float, floor: bool = False) -> None:
         """Pace at ``ADAPTIVE_DECREASE`` times the rate requests were sent at (or the pace, if
-        lower) over the last ``ADAPTIVE_RATE_WINDOW`` seconds."""
-        since = now - defaults.ADAPTIVE_RATE_WINDOW
-        while self._sends and self._sends[0] < since:
-            self._sends.popleft()
-        sent = len(self._sends) / defaults.ADAPTIVE_RATE_WINDOW
-        rate = sent if self._rate is None else min(self._rate, sent)
-        self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate * defaults.ADAPTIVE_DECREASE)
+        lower) over the last ``ADAPTIVE_RATE_WINDOW`` seconds. With ``floor`` (a limit that
+        sends no Retry-After is taken to count per second), not below the rate answered over
+        the last ``ADAPTIVE_QPS_WINDOW`` (or since the oldest of those sends, if later): the
+        service accepts that much; and never faster than the pace already is."""
+        sent = self._recent(self._sends, now) / defaults.ADAPTIVE_RATE_WINDOW
+        rate = (sent if self._rate is None else min(self._rate, sent)) * defaults.ADAPTIVE_DECREASE
+        if floor:
+            # Over the last window, or since the client began sending or its pause ended.
+            start = max(now - defaults.ADAPTIVE_QPS_WINDOW, self._sends[0] if self._sends
+                        else -math.inf, self._hold_until if self._hold_until <= now
+                        else -math.inf)
+            span = max(now - start, 1e-3)
+            rate = max(rate, self._recent(self._answers, now, span) / span)
+            if self._rate is not None:
+                rate = min(rate, self._rate)
+        self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate)
 
     def _rate_per_minute(self) -> float:
         return 0.0 if self._rate is None else self._rate * 60.0

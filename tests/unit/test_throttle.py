@@ -14,7 +14,7 @@ from sfmodels_core.errors import ErrorDetails, RateLimitError, ServerError
 from sfmodels_core.options import RetryPolicy
 from sfmodels_core.transport import RetryState, Throttle
 
-HOLD = defaults.ADAPTIVE_RATE_HOLD
+PAUSE = defaults.ADAPTIVE_QPS_WINDOW
 WINDOW = defaults.ADAPTIVE_RATE_WINDOW
 
 
@@ -29,125 +29,152 @@ class Clock:
         self.now += seconds
 
 
-def send(throttle: Throttle, status: int, *, count: int = 1) -> None:
-    """``count`` requests in flight at once, all answered ``status`` (429s: no Retry-After)."""
-    tickets = [throttle.acquire() for _ in range(count)]
+def send(throttle: Throttle, *statuses: int, count: int = 1) -> None:
+    """Requests in flight at once, answered in this order (each status ``count`` times; 429s
+    without Retry-After)."""
+    answers = [status for status in statuses for _ in range(count)]
+    tickets = [throttle.acquire() for _ in answers]
     for _ in tickets:
         throttle.pace()
-    for ticket in tickets:
+    for ticket, status in zip(tickets, answers, strict=True):
         throttle.release(ticket, status)
 
 
 def warmed(clock: Clock) -> Throttle:
-    """A throttle whose client sent 20 requests in the last second, all answered."""
+    """A throttle whose client had four requests answered in the last second."""
     throttle = Throttle(100, clock=clock)
-    for _ in range(20):
+    for _ in range(4):
         send(throttle, 200)
+        clock.advance(0.25)
+    return throttle
+
+
+def rate(throttle: Throttle) -> float | None:
+    per_minute = throttle.stats().rate_per_minute
+    return None if per_minute is None else per_minute / 60
+
+
+def paced(clock: Clock) -> Throttle:
+    """A burst of 64 refused, then 32 and 16 sent after each cut, all refused: pacing."""
+    throttle = warmed(clock)
+    for count in (64, 32, 16):
+        assert rate(throttle) is None
+        send(throttle, 429, count=count)
         clock.advance(0.05)
     return throttle
 
 
-def test_a_run_of_429s_without_retry_after_starts_pacing_after_a_hold() -> None:
+def test_a_run_of_429s_without_retry_after_starts_pacing_after_a_pause() -> None:
     clock = Clock()
-    throttle = warmed(clock)
-    send(throttle, 429, count=8)  # a lone cut: 8 in flight -> 4, nothing paced
-    assert throttle.limit == 4 and throttle.stats().rate_per_minute is None
-    clock.advance(0.05)
-    send(throttle, 429, count=4)  # a second in a row: 4 -> 2, still only concurrency
-    assert throttle.limit == 2 and throttle.stats().rate_per_minute is None
-    clock.advance(0.05)
-    send(throttle, 429, count=2)  # the third shows a rate: concurrency cannot find a level
+    throttle = paced(clock)
     stats = throttle.stats()
-    assert stats.limit == 1 and stats.decreases == 3
-    # 34 requests sent in the last two seconds (20 + 8 + 4 + 2): paced at half of 17 a second,
-    # after every request is held for ADAPTIVE_RATE_HOLD.
-    assert stats.rate_per_minute == pytest.approx(34 / WINDOW * 0.5 * 60)
-    assert stats.held_for == pytest.approx(HOLD)
-    gap = 1 / (34 / WINDOW * 0.5)
-    assert [throttle.pace() for _ in range(3)] == pytest.approx([HOLD, HOLD + gap,
-                                                                 HOLD + 2 * gap])
-    clock.advance(HOLD + 5)
+    assert stats.limit == 8 and stats.decreases == 3
+    # 116 requests sent in the last two seconds (4 + 64 + 32 + 16): half of 58 a second (more
+    # than the 3 answered in the last second), after every request is held for a second.
+    assert rate(throttle) == pytest.approx(116 / WINDOW * defaults.ADAPTIVE_DECREASE)
+    assert stats.held_for == pytest.approx(PAUSE - 0.05)
+    gap = 1 / 29
+    assert [throttle.pace() for _ in range(3)] == pytest.approx(
+        [PAUSE - 0.05, PAUSE - 0.05 + gap, PAUSE - 0.05 + 2 * gap])
+    clock.advance(PAUSE + 5)
     assert throttle.stats().held_for == 0.0 and throttle.pace() == 0.0
 
 
-def test_a_low_limit_cut_again_and_again_shows_a_rate_even_as_it_regrows() -> None:
-    # At a limit of one or two, a success between 429s grows the limit a whole slot; those
-    # cuts still make a run (a few requests in flight made too many a second).
+def test_at_a_low_limit_repeated_429s_show_a_rate_even_as_answers_regrow_it() -> None:
+    # One request in flight at a time, and still most refused: a few requests in flight make
+    # too many a second.
     clock = Clock()
     throttle = warmed(clock)
-    send(throttle, 429, count=2)  # 2 in flight -> 1
-    for _ in range(2):
-        clock.advance(0.1)
-        send(throttle, 200)  # ... and an answer while at the limit grows it back to 2
-        assert throttle.limit == 2 and throttle.stats().rate_per_minute is None
-        send(throttle, 429, count=2)
-    assert throttle.stats().rate_per_minute is not None
+    send(throttle, 429, count=2)  # 2 in flight -> 1: the run begins
+    send(throttle, 200)  # an answer at the limit grows it back to 2
+    assert throttle.limit == 2
+    send(throttle, 429)
+    send(throttle, 429)  # two of three refused since the run began: not yet
+    assert rate(throttle) is None
+    send(throttle, 429)  # three of four
+    assert rate(throttle) is not None
 
 
-def test_a_lone_429_or_cuts_that_find_a_level_do_not_pace() -> None:
+def test_a_lone_429_a_concurrency_limit_and_random_429s_do_not_pace() -> None:
     clock = Clock()
     throttle = warmed(clock)
-    send(throttle, 429, count=64)  # 64 -> 32
-    send(throttle, 429, count=32)  # 32 -> 16, in a row
-    # The limit grows back past the level the last cut left: the service accepts that many.
-    while throttle.limit <= 16:
-        send(throttle, 200, count=throttle.limit)
-    send(throttle, 429, count=throttle.limit)
-    send(throttle, 429, count=throttle.limit)  # two in a row again, never three
-    assert throttle.stats().rate_per_minute is None
-    # Cuts further apart than ADAPTIVE_RATE_WINDOW are not a run either.
+    send(throttle, 429, count=8)
+    assert rate(throttle) is None and throttle.limit == 4
+    # A concurrency limit: of the requests sent after each cut, most are answered.
+    limited = warmed(clock)
+    send(limited, 429, count=64)  # 64 -> 32
+    send(limited, *[429] * 12, *[200] * 20)  # 32 -> 16
+    send(limited, *[429] * 4, *[200] * 12)  # 16 -> 8: of 48 sent after the first cut, 16 refused
+    assert rate(limited) is None and limited.stats().decreases == 3
+    # A few requests refused at random, one request in flight at a time.
+    unlucky = warmed(clock)
+    for _ in range(10):
+        send(unlucky, 429)
+        for _ in range(3):
+            send(unlucky, 200)
+    assert rate(unlucky) is None
+    # Cuts further apart than ADAPTIVE_RATE_WINDOW are not a run.
     slow = Clock()
     spaced = warmed(slow)
     for count in (64, 32, 16, 8):
         send(spaced, 429, count=count)
         slow.advance(WINDOW + 0.1)
         send(spaced, 200)
-    assert spaced.stats().rate_per_minute is None and spaced.limit == 4
+    assert rate(spaced) is None and spaced.limit == 4
+    # Nor are cuts between which the limit grew back past the level the last one left.
+    regrown = warmed(clock)
+    send(regrown, 429, count=64)  # 64 -> 32
+    send(regrown, 429, count=32)  # 32 -> 16
+    while regrown.limit <= 16:
+        send(regrown, 200, count=regrown.limit)
+    send(regrown, 429, count=regrown.limit)
+    send(regrown, 429, count=regrown.limit)
+    assert rate(regrown) is None
 
 
-def test_no_pacing_when_nothing_succeeds() -> None:
-    # A service refusing everything (or a batch too large for it) is not a rate to keep to.
+def test_no_pacing_when_nothing_is_answered() -> None:
+    # A service refusing everything (or a batch too large for it) shows no rate to keep to.
     clock = Clock()
     throttle = Throttle(100, clock=clock)
     for count in (8, 4, 2, 1, 1, 1):
         send(throttle, 429, count=count)
-    assert throttle.stats().rate_per_minute is None and throttle.stats().held_for == 0.0
-    clock.advance(WINDOW + 1)  # successes long ago do not count either
-    throttle.release(throttle.acquire(), 200)
+    assert rate(throttle) is None and throttle.stats().held_for == 0.0
+    send(throttle, 200)  # an answer long ago does not count either
     clock.advance(WINDOW + 1)
-    for _ in range(3):
-        send(throttle, 429)
-    assert throttle.stats().rate_per_minute is None
+    for _ in range(6):
+        send(throttle, 429, count=throttle.limit)
+    assert rate(throttle) is None
 
 
-def paced(clock: Clock) -> Throttle:
-    throttle = warmed(clock)
-    for count in (8, 4, 2):
-        send(throttle, 429, count=count)
-    assert throttle.stats().rate_per_minute is not None
-    return throttle
-
-
-def test_successes_at_the_pace_grow_it_back_and_a_429_halves_it_again() -> None:
+def test_answers_at_the_pace_grow_it_and_a_later_429_halves_it_without_a_pause() -> None:
     clock = Clock()
     throttle = paced(clock)
-    rate = throttle.stats().rate_per_minute
-    assert rate is not None
-    for _ in range(5):  # requests that waited for the pace: each success adds 1/rate a second
+    pace = rate(throttle)
+    assert pace is not None
+    for _ in range(5):  # requests that waited for the pace: each answer adds 1/rate a second
         ticket = throttle.acquire()
         assert throttle.pace() > 0.0
         throttle.release(ticket, 200)
-        per_second = rate / 60
-        grown = throttle.stats().rate_per_minute
-        assert grown is not None and grown == pytest.approx((per_second + 1 / per_second) * 60)
-        rate = grown
-    # A 429 (to a request sent after the last cut) while paced: half the pace, and hold again.
-    ticket = throttle.acquire()
-    throttle.pace()
-    throttle.release(ticket, 429)
-    halved = throttle.stats().rate_per_minute
-    assert halved is not None and halved <= rate * defaults.ADAPTIVE_DECREASE + 1e-9
-    assert throttle.stats().held_for == pytest.approx(HOLD)
+        grown = rate(throttle)
+        assert grown is not None and grown == pytest.approx(pace + 1 / pace)
+        pace = grown
+    clock.advance(PAUSE + 0.5)
+    # A 429 (to a request sent after the last cut) while paced: half the pace (nothing was
+    # answered since the pause), and no new pause.
+    send(throttle, 429)
+    assert rate(throttle) == pytest.approx(pace * defaults.ADAPTIVE_DECREASE)
+    assert throttle.stats().held_for == 0.0
+
+
+def test_a_429_while_paced_never_paces_below_what_was_just_answered() -> None:
+    clock = Clock()
+    throttle = paced(clock)
+    clock.advance(PAUSE + 0.5)
+    for _ in range(40):  # 40 answered in the half second since the pause ended
+        send(throttle, 200)
+    pace = rate(throttle)
+    send(throttle, 429)
+    assert rate(throttle) == pace  # 80 a second answered: no cut, and a cut never speeds up
 
 
 def test_adaptive_off_never_paces() -> None:
@@ -188,6 +215,7 @@ def test_a_429_while_paced_and_others_succeed_costs_no_retry() -> None:
     send(throttle, 200)  # others succeed, and a run of 429s starts the pace
     for count in (8, 4, 2):
         send(throttle, 429, count=count)
+    assert rate(throttle) is not None
     for _ in range(10):
         assert state.delay_after_response(answer(429)) == defaults.MIN_RETRY_DELAY
     assert (state.retries, state.waits, state.attempts) == (1, 10, 12)
