@@ -313,8 +313,8 @@ class ThrottleStats:
     rate_limited: int
     #: Times a 429 cut the limit.
     decreases: int
-    #: Seconds until the longest hold ends: a ``Retry-After``, or the pause after 429s without
-    #: one cut the pace (0 when none).
+    #: Seconds until the longest hold ends: a ``Retry-After``, or the pause when 429s without
+    #: one start the pace (0 when none).
     held_for: float
     #: Requests per minute the client paces itself to since a 429 with ``Retry-After``, or a run
     #: of 429s without it, showed a rate limit (None before).
