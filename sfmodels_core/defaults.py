@@ -73,10 +73,15 @@ ADAPTIVE_RATE_SIGNAL_CUTS = 3
 ADAPTIVE_RATE_SIGNAL_SHARE = 0.75
 #: ... a limit this low may be cut again and again: a few requests in flight make many a second.
 ADAPTIVE_LOW_LIMIT = 4
-#: Such a limit is taken to count the requests of each second: pacing starts after a pause this
-#: long, so that the service's window empties, and no 429 without Retry-After paces below what
-#: was answered in the last window this long (what the limit accepts).
+#: Such a limit is taken to count the requests of each second. Pacing starts at half the rate
+#: sent (or at the rate answered of what was sent since the run began, if more), after every
+#: request pauses this long so that the service's window empties; a later 429 without
+#: Retry-After halves the pace no lower than what was answered over the last such window
+#: (since the pause, if later): the limit accepts that much.
 ADAPTIVE_QPS_WINDOW = 1.0
+#: ... and so the pace may grow faster than after a Retry-After: each answer while calls wait
+#: for it adds this much to it (about a tenth of itself a second) when that is more than 1/pace.
+ADAPTIVE_QPS_GROWTH = 0.1
 
 # -- documented service limits --------------------------------------------------------------------
 #: Salesforce Models API, production orgs: requests per minute per org, per endpoint. The client

@@ -366,13 +366,16 @@ class Throttle:
     last, the limit not grown back in between (or still low), three in four of the requests
     sent since the run began refused, and some request answered lately. A lone 429, a
     concurrency limit (it keeps answering its share after each cut), a few refusals at random,
-    and a service refusing everything only cut concurrency. Pacing then starts the same way,
-    after every request is held for ``ADAPTIVE_QPS_WINDOW`` so that the service's window
-    empties, but never below the rate answered over that window (since the client began
-    sending, if later): the service accepts that much. Once paced, each further cut by a 429
-    without ``Retry-After`` halves the pace, down to that floor (never up), with no new pause.
-    Calls of the client wait for the pace rather than spend their retries while others
-    succeed (:class:`RetryState`, :meth:`pace_progress`).
+    and a service refusing everything only cut concurrency. Such a limit is taken to count
+    per second: pacing starts at half the rate sent, or at the rate answered of the requests
+    sent since the run began if more, after every request is held for
+    ``ADAPTIVE_QPS_WINDOW`` so that the service's window empties. Each further cut by a 429
+    without ``Retry-After`` halves the pace, never below the rate answered over the last
+    ``ADAPTIVE_QPS_WINDOW`` (since the pause, if later; the service accepts that much) nor
+    above the pace, with no new pause; as a 429 costs so little, the pace grows back faster,
+    by ``ADAPTIVE_QPS_GROWTH`` an answer (about a tenth of itself a second). Calls of the
+    client wait for the pace rather than spend their retries while others succeed
+    (:class:`RetryState`, :meth:`pace_progress`).
 
     With ``adaptive`` off the limit stays at ``ceiling`` and nothing is held or paced; the
     counts still run.
@@ -401,6 +404,7 @@ class Throttle:
         self._paced = False  # the last request had to wait for the rate
         self._sends: deque[float] = deque()  # when the requests of the last seconds were sent
         self._hold_until = 0.0  # no request is sent before (429s without Retry-After)
+        self._growth = 0.0  # added to the pace by each answer at it, beyond 1 / pace
         self._last_success = -math.inf
         self._answers: deque[float] = deque()  # when requests of the last seconds succeeded
         # The run of cuts by 429s without Retry-After: its length, when the last was, the
@@ -409,6 +413,7 @@ class Throttle:
         self._last_cut = -math.inf
         self._run_level = 0
         self._run_epoch = 0
+        self._run_started = -math.inf
         self._run_answered = self._run_refused = 0
 
     @property
@@ -537,7 +542,7 @@ class Throttle:
                 if (before >= self.limit or self._waiters) and self._limit < self.ceiling:
                     self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
                 if self._rate is not None and self._paced:
-                    self._rate += 1.0 / self._rate
+                    self._rate += max(1.0 / self._rate, self._growth)
             self._wake()
 
     def _cut(self, in_flight: int, retry_after: float | None) -> None:
@@ -552,17 +557,23 @@ class Throttle:
         now = self._clock()
         if retry_after is not None:
             if retry_after > 0:
+                self._growth = 0.0
                 self._slow_down(now)
                 logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a "
                             "minute", self.provider, self._rate_per_minute())
             return
         if self._rate is not None:
-            self._slow_down(now, floor=True)
+            # What was answered over the last window, since the pause (if it ended within it).
+            since = max(now - defaults.ADAPTIVE_QPS_WINDOW, self._hold_until)
+            answered = self._recent(self._answers, now, now - since) if since < now else 0
+            self._slow_down(now, floor=answered / max(now - since, 1e-3))
             logger.info("%s answered 429 without Retry-After: pacing at %.1f requests a "
                         "minute", self.provider, self._rate_per_minute())
         elif self._shows_rate(now, old):
-            self._slow_down(now, floor=True)
+            # What was answered of the requests sent since the run began.
+            self._slow_down(now, floor=self._run_answered / max(now - self._run_started, 1e-3))
             self._hold_until = now + defaults.ADAPTIVE_QPS_WINDOW
+            self._growth = defaults.ADAPTIVE_QPS_GROWTH
             logger.info("%s answered 429s without Retry-After faster than it accepts: pacing "
                         "at %.1f requests a minute after a %.1f s pause", self.provider,
                         self._rate_per_minute(), defaults.ADAPTIVE_QPS_WINDOW)
@@ -574,7 +585,7 @@ class Throttle:
                 and old <= max(self._run_level, defaults.ADAPTIVE_LOW_LIMIT)):
             self._run += 1
         else:  # a new run: count the answers to what is sent from now on
-            self._run, self._run_epoch = 1, self._epoch
+            self._run, self._run_epoch, self._run_started = 1, self._epoch, now
             self._run_answered = self._run_refused = 0
         self._last_cut = now
         self._run_level = self.limit
@@ -594,23 +605,15 @@ class Throttle:
             return len(times)
         return sum(1 for when in times if when >= now - span)
 
-    def _slow_down(self, now: float, floor: bool = False) -> None:
+    def _slow_down(self, now: float, floor: float = 0.0) -> None:
         """Pace at ``ADAPTIVE_DECREASE`` times the rate requests were sent at (or the pace, if
-        lower) over the last ``ADAPTIVE_RATE_WINDOW`` seconds. With ``floor`` (a limit that
-        sends no Retry-After is taken to count per second), not below the rate answered over
-        the last ``ADAPTIVE_QPS_WINDOW`` (or since the oldest of those sends, if later): the
-        service accepts that much; and never faster than the pace already is."""
+        lower) over the last ``ADAPTIVE_RATE_WINDOW`` seconds, but not below ``floor`` (a rate
+        the service has just answered) nor above the pace already set."""
         sent = self._recent(self._sends, now) / defaults.ADAPTIVE_RATE_WINDOW
         rate = (sent if self._rate is None else min(self._rate, sent)) * defaults.ADAPTIVE_DECREASE
-        if floor:
-            # Over the last window, or since the client began sending or its pause ended.
-            start = max(now - defaults.ADAPTIVE_QPS_WINDOW, self._sends[0] if self._sends
-                        else -math.inf, self._hold_until if self._hold_until <= now
-                        else -math.inf)
-            span = max(now - start, 1e-3)
-            rate = max(rate, self._recent(self._answers, now, span) / span)
-            if self._rate is not None:
-                rate = min(rate, self._rate)
+        rate = max(rate, floor)
+        if self._rate is not None:
+            rate = min(rate, self._rate)
         self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate)
 
     def _rate_per_minute(self) -> float:

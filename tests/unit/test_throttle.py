@@ -80,6 +80,18 @@ def test_a_run_of_429s_without_retry_after_starts_pacing_after_a_pause() -> None
     assert throttle.stats().held_for == 0.0 and throttle.pace() == 0.0
 
 
+def test_pacing_starts_no_slower_than_what_the_run_had_answered() -> None:
+    clock = Clock()
+    throttle = warmed(clock)
+    send(throttle, 429, count=64)
+    clock.advance(0.05)
+    send(throttle, *[429] * 26, *[200] * 6)
+    clock.advance(0.05)
+    send(throttle, 429, count=16)  # cut at the first: 27 of 33 refused since the run began
+    # 6 answered in the 0.1 s since the run began: 60 a second, more than half the 58 sent.
+    assert rate(throttle) == pytest.approx(60)
+
+
 def test_at_a_low_limit_repeated_429s_show_a_rate_even_as_answers_regrow_it() -> None:
     # One request in flight at a time, and still most refused: a few requests in flight make
     # too many a second.
@@ -151,12 +163,13 @@ def test_answers_at_the_pace_grow_it_and_a_later_429_halves_it_without_a_pause()
     throttle = paced(clock)
     pace = rate(throttle)
     assert pace is not None
-    for _ in range(5):  # requests that waited for the pace: each answer adds 1/rate a second
+    for _ in range(5):  # requests that waited for the pace: each answer grows it
         ticket = throttle.acquire()
         assert throttle.pace() > 0.0
         throttle.release(ticket, 200)
         grown = rate(throttle)
-        assert grown is not None and grown == pytest.approx(pace + 1 / pace)
+        step = max(1 / pace, defaults.ADAPTIVE_QPS_GROWTH)  # about a tenth a second
+        assert grown is not None and grown == pytest.approx(pace + step)
         pace = grown
     clock.advance(PAUSE + 0.5)
     # A 429 (to a request sent after the last cut) while paced: half the pace (nothing was
