@@ -363,8 +363,9 @@ class Throttle:
     A service that counts requests without saying so (429s without ``Retry-After``, as
     Databricks' workspace QPS limit answers) shows it by a run of cuts that find no level it
     accepts: ``ADAPTIVE_RATE_SIGNAL_CUTS`` in a row, each within ``ADAPTIVE_RATE_WINDOW`` of the
-    last, the limit not grown back in between (or still low), three in four of the requests
-    sent since the run began refused, and some request answered lately. A lone 429, a
+    last, the limit not grown back in between (or still low), ``ADAPTIVE_RATE_SIGNAL_SHARE``
+    (three in four) of the requests sent since the run began refused, and some request
+    answered lately. A lone 429, a
     concurrency limit (it keeps answering its share after each cut), a few refusals at random,
     and a service refusing everything only cut concurrency. Such a limit is taken to count
     per second: pacing starts at half the rate sent, or at the rate answered of the requests
