@@ -54,6 +54,8 @@ BULK_SPLIT_AFTER = 3
 BULK_SPLIT_AFTER_ANYWAY = 8
 #: A bulk call gives up once nothing has succeeded for this long; by default (None) it is
 #: ``(max_retries + 1) * timeout``: as long as one call may take with every attempt timing out.
+#: A single call waiting for the client's pace (see ADAPTIVE_RATE_SIGNAL_CUTS) stops waiting
+#: after as long.
 BULK_NO_PROGRESS_TIMEOUT: float | None = None
 
 # -- adaptive concurrency -------------------------------------------------------------------------
@@ -67,6 +69,26 @@ ADAPTIVE_DECREASE = 0.5
 ADAPTIVE_RATE_WINDOW = 2.0
 #: ... never slower than this many requests a second.
 ADAPTIVE_MIN_RATE = 0.1
+#: 429s without Retry-After show a rate limit too (Databricks' workspace QPS limit sends none)
+#: when this many cut the limit in a row: each within ADAPTIVE_RATE_WINDOW of the last, with
+#: most requests answered since the last refused (ADAPTIVE_RATE_SIGNAL_SHARE), the limit not
+#: grown back in between past what the last cut left (or past ADAPTIVE_LOW_LIMIT), and some
+#: request answered in the window: halving concurrency then finds no level the service
+#: accepts. A concurrency limit keeps accepting its share every round, and random refusals are
+#: a small share; a service refusing everything (or one batch for its size) shows no rate.
+ADAPTIVE_RATE_SIGNAL_CUTS = 3
+ADAPTIVE_RATE_SIGNAL_SHARE = 0.75
+#: ... a limit this low may be cut again and again: a few requests in flight make many a second.
+ADAPTIVE_LOW_LIMIT = 4
+#: Such a limit is taken to count the requests of each second. Pacing starts at half the rate
+#: sent (or at the rate answered of what was sent since the run began, if more), after every
+#: request pauses this long so that the service's window empties; a later 429 without
+#: Retry-After halves the pace no lower than what was answered over the last such window
+#: (since the pause, if later): the limit accepts that much.
+ADAPTIVE_QPS_WINDOW = 1.0
+#: ... and so the pace may grow faster than after a Retry-After: each answer while calls wait
+#: for it adds this much to it (about a tenth of itself a second) when that is more than 1/pace.
+ADAPTIVE_QPS_GROWTH = 0.1
 
 # -- documented service limits --------------------------------------------------------------------
 #: Salesforce Models API, production orgs: requests per minute per org, per endpoint. The client
@@ -102,3 +124,4 @@ DATABRICKS_SDK_PROBE_TIMEOUT = 5
 # -- feedback -------------------------------------------------------------------------------------
 #: Runs whose Salesforce generation ids a feedback handler remembers.
 FEEDBACK_MAX_RUNS = 1000
+

@@ -47,12 +47,16 @@ class ClientOptions:
     ``adaptive`` shares one concurrency limit among every call of the client (threads and tasks
     alike): a 429 halves it, successes grow it back by about one per round, never above
     ``max_connections``; a ``Retry-After`` holds every call to that endpoint and paces the
-    client at half its recent request rate, grown back while calls wait (``client.throttle``
-    shows all of it).
+    client at half its recent request rate, grown back while calls wait. 429s without
+    ``Retry-After`` that halving concurrency cannot stop (a per-second limit: a few requests in
+    flight make too many a second) pace it too, after a one-second pause. While the client is
+    paced, a call's 429 does not count against ``max_retries`` as long as other calls succeed:
+    it waits for its turn (``client.throttle`` shows all of it).
 
     ``no_progress_timeout``: a bulk ``embed`` keeps retrying failed batches while other batches
     succeed, and gives up once nothing has succeeded for this many seconds (``None``:
-    ``(max_retries + 1) * timeout``).
+    ``(max_retries + 1) * timeout``); a single call stops waiting for the client's pace this
+    long after it began.
     """
 
     timeout: float | None = defaults.TIMEOUT

@@ -275,15 +275,45 @@ class RetryState:
 
     ``delay_after_response`` / ``delay_after_exception`` return how long to wait before the next
     attempt, or raise the error the call ends with.
+
+    With the client's ``throttle``, a call under fan-out waits for the shared pace rather than
+    spend its retries, as a bulk job's batches do: a 429 answered while the throttle paces
+    requests (it has seen a rate limit), once some request of the client has succeeded since
+    this call began, is not counted against ``max_retries``; the next attempt takes its turn
+    at the pace. Waiting ends ``give_up_after`` seconds after the call began (the bulk job's
+    ``no_progress_timeout``: as long as a call whose every attempt timed out), and then the
+    429s count again. A call that may not retry at all (``max_retries=0``) never waits.
     """
 
     def __init__(self, policy: RetryPolicy, provider: str, parse: ErrorParser,
-                 rng: random.Random) -> None:
+                 rng: random.Random, throttle: Throttle | None = None,
+                 give_up_after: float = math.inf,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self.provider = provider
         self.parse = parse
         self.rng = rng
         self.retries = 0
+        #: 429s this call waited out at the client's pace, not counted in ``retries``.
+        self.waits = 0
+        self.throttle = throttle
+        self.give_up_after = give_up_after
+        self.clock = clock
+        self.started = clock()
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made so far, counting the one whose answer is being decided."""
+        return self.retries + self.waits + 1
+
+    def _waits_for_pace(self, suggested: float | None) -> bool:
+        if self.throttle is None or self.policy.max_retries == 0:
+            return False
+        if suggested is not None and suggested > self.policy.max_retry_after:
+            return False  # e.g. an hourly window: waiting is not this call's to do
+        pacing, last_success = self.throttle.pace_progress()
+        return (pacing and last_success > self.started
+                and self.clock() - self.started < self.give_up_after)
 
     def _next_delay(self, suggested: float | None) -> float | None:
         if self.retries >= self.policy.max_retries:
@@ -298,7 +328,13 @@ class RetryState:
     def delay_after_response(self, response: httpx.Response) -> float:
         error = error_from_response(response, self.provider, self.parse)
         if is_retryable_status(response.status_code):
-            delay = self._next_delay(parse_retry_after(response.headers.get("retry-after")))
+            suggested = parse_retry_after(response.headers.get("retry-after"))
+            if response.status_code == 429 and self._waits_for_pace(suggested):
+                self.waits += 1
+                logger.debug("%s answered 429 while the client paces its requests: waiting "
+                             "for the pace (attempt %d)", self.provider, self.attempts)
+                return max(suggested or 0.0, defaults.MIN_RETRY_DELAY)
+            delay = self._next_delay(suggested)
             if delay is not None:
                 logger.debug("%s answered %s; retry %d in %.3fs", self.provider,
                              response.status_code, self.retries, delay)
@@ -377,10 +413,11 @@ class ThrottleStats:
     rate_limited: int
     #: Times a 429 cut the limit.
     decreases: int
-    #: Seconds until the longest ``Retry-After`` hold ends (0 when none).
+    #: Seconds until the longest hold ends: a ``Retry-After``, or the pause when 429s without
+    #: one start the pace (0 when none).
     held_for: float
-    #: Requests per minute the client paces itself to since a 429 with ``Retry-After`` showed a
-    #: rate limit (None before).
+    #: Requests per minute the client paces itself to since a 429 with ``Retry-After``, or a run
+    #: of 429s without it, showed a rate limit (None before).
     rate_per_minute: float | None = None
 
 
@@ -421,15 +458,37 @@ class Throttle:
     also paced, at half the rate they were sent at before that 429 (measured over the last
     seconds), and the rate grows back by about one request per second each second while calls
     wait for it. (Few requests in flight can still make many requests a second when answers are
-    quick, so a concurrency limit alone cannot keep under a rate limit.) With ``adaptive`` off
-    the limit stays at ``ceiling`` and nothing is held or paced; the counts still run.
+    quick, so a concurrency limit alone cannot keep under a rate limit.)
+
+    A service that counts requests without saying so (429s without ``Retry-After``, as
+    Databricks' workspace QPS limit answers) shows it by a run of cuts that find no level it
+    accepts: ``ADAPTIVE_RATE_SIGNAL_CUTS`` in a row, each within ``ADAPTIVE_RATE_WINDOW`` of the
+    last, the limit not grown back in between (or still low), ``ADAPTIVE_RATE_SIGNAL_SHARE``
+    (three in four) of the requests sent since the run began refused, and some request
+    answered lately. A lone 429, a
+    concurrency limit (it keeps answering its share after each cut), a few refusals at random,
+    and a service refusing everything only cut concurrency. Such a limit is taken to count
+    per second: pacing starts at half the rate sent, or at the rate answered of the requests
+    sent since the run began if more, after every request is held for
+    ``ADAPTIVE_QPS_WINDOW`` so that the service's window empties. Each further cut by a 429
+    without ``Retry-After`` halves the pace, never below the rate answered over the last
+    ``ADAPTIVE_QPS_WINDOW`` (since the pause, if later; the service accepts that much) nor
+    above the pace, with no new pause; as a 429 costs so little, the pace grows back faster,
+    by ``ADAPTIVE_QPS_GROWTH`` an answer (about a tenth of itself a second). Calls of the
+    client wait for the pace rather than spend their retries while others succeed
+    (:class:`RetryState`, :meth:`pace_progress`).
+
+    With ``adaptive`` off the limit stays at ``ceiling`` and nothing is held or paced; the
+    counts still run.
 
     Decisions are made under one lock and never block; only :meth:`acquire` (a thread) and
     :meth:`aacquire` (a task) wait.
     """
 
-    def __init__(self, ceiling: int, *, adaptive: bool = True, provider: str = "") -> None:
+    def __init__(self, ceiling: int, *, adaptive: bool = True, provider: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = max(1, ceiling)
+        self._clock = clock
         self.adaptive = adaptive
         self.provider = provider
         self._limit = float(self.ceiling)
@@ -445,6 +504,18 @@ class Throttle:
         self._next_send = 0.0
         self._paced = False  # the last request had to wait for the rate
         self._sends: deque[float] = deque()  # when the requests of the last seconds were sent
+        self._hold_until = 0.0  # no request is sent before (429s without Retry-After)
+        self._growth = 0.0  # added to the pace by each answer at it, beyond 1 / pace
+        self._last_success = -math.inf
+        self._answers: deque[float] = deque()  # when requests of the last seconds succeeded
+        # The run of cuts by 429s without Retry-After: its length, when the last was, the
+        # limit it left, and the answers and refusals of requests sent since it began.
+        self._run = 0
+        self._last_cut = -math.inf
+        self._run_level = 0
+        self._run_epoch = 0
+        self._run_started = -math.inf
+        self._run_answered = self._run_refused = 0
 
     @property
     def limit(self) -> int:
@@ -452,8 +523,8 @@ class Throttle:
 
     def stats(self) -> ThrottleStats:
         with self._lock:
-            now = time.monotonic()
-            held = max((until - now for until in self._holds.values()), default=0.0)
+            now = self._clock()
+            held = max([self._hold_until, *self._holds.values()]) - now
             return ThrottleStats(limit=self.limit, ceiling=self.ceiling,
                                  in_flight=self._in_flight, waiting=len(self._waiters),
                                  requests=self._requests, rate_limited=self._rate_limited,
@@ -537,14 +608,14 @@ class Throttle:
         """Book the send time of a request that holds a slot: seconds to wait for it (0 unless
         a rate limit has been seen)."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             sends = self._sends
             sends.append(now)
             while sends and sends[0] < now - defaults.ADAPTIVE_RATE_WINDOW:
                 sends.popleft()
             if self._rate is None:
                 return 0.0
-            slot = max(now, self._next_send)
+            slot = max(now, self._next_send, self._hold_until)
             self._next_send = slot + 1.0 / self._rate
             self._paced = slot > now
             return slot - now
@@ -558,14 +629,21 @@ class Throttle:
             self._in_flight -= 1
             if status == 429:
                 self._rate_limited += 1
+                if ticket >= self._run_epoch:
+                    self._run_refused += 1
                 if self.adaptive and ticket == self._epoch:
                     self._cut(before, retry_after)
             elif status is not None and status < 400 and self.adaptive:
+                now = self._last_success = self._clock()
+                if ticket >= self._run_epoch:
+                    self._run_answered += 1
+                self._answers.append(now)
+                self._recent(self._answers, now)
                 # Each grows only while it is what holds calls back.
                 if (before >= self.limit or self._waiters) and self._limit < self.ceiling:
                     self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
                 if self._rate is not None and self._paced:
-                    self._rate += 1.0 / self._rate
+                    self._rate += max(1.0 / self._rate, self._growth)
             self._wake()
 
     def _cut(self, in_flight: int, retry_after: float | None) -> None:
@@ -577,15 +655,77 @@ class Throttle:
             self._decreases += 1
             logger.info("%s answered 429 with %d requests in flight: concurrency limit "
                         "%d -> %d", self.provider, in_flight, old, self.limit)
-        if retry_after is not None and retry_after > 0:
-            since = time.monotonic() - defaults.ADAPTIVE_RATE_WINDOW
-            while self._sends and self._sends[0] < since:
-                self._sends.popleft()
-            sent = len(self._sends) / defaults.ADAPTIVE_RATE_WINDOW
-            rate = sent if self._rate is None else min(self._rate, sent)
-            self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate * defaults.ADAPTIVE_DECREASE)
-            logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a minute",
-                        self.provider, self._rate * 60.0)
+        now = self._clock()
+        if retry_after is not None:
+            if retry_after > 0:
+                self._growth = 0.0
+                self._slow_down(now)
+                logger.info("%s answered 429 with Retry-After: pacing at %.1f requests a "
+                            "minute", self.provider, self._rate_per_minute())
+            return
+        if self._rate is not None:
+            # What was answered over the last window, since the pause (if it ended within it).
+            since = max(now - defaults.ADAPTIVE_QPS_WINDOW, self._hold_until)
+            answered = self._recent(self._answers, now, now - since) if since < now else 0
+            self._slow_down(now, floor=answered / max(now - since, 1e-3))
+            logger.info("%s answered 429 without Retry-After: pacing at %.1f requests a "
+                        "minute", self.provider, self._rate_per_minute())
+        elif self._shows_rate(now, old):
+            # What was answered of the requests sent since the run began.
+            self._slow_down(now, floor=self._run_answered / max(now - self._run_started, 1e-3))
+            self._hold_until = now + defaults.ADAPTIVE_QPS_WINDOW
+            self._growth = defaults.ADAPTIVE_QPS_GROWTH
+            logger.info("%s answered 429s without Retry-After faster than it accepts: pacing "
+                        "at %.1f requests a minute after a %.1f s pause", self.provider,
+                        self._rate_per_minute(), defaults.ADAPTIVE_QPS_WINDOW)
+
+    def _shows_rate(self, now: float, old: int) -> bool:
+        """Whether this cut by a 429 without Retry-After (from limit ``old``) makes a run that
+        shows a rate limit (see the class)."""
+        if (now - self._last_cut <= defaults.ADAPTIVE_RATE_WINDOW
+                and old <= max(self._run_level, defaults.ADAPTIVE_LOW_LIMIT)):
+            self._run += 1
+        else:  # a new run: count the answers to what is sent from now on
+            self._run, self._run_epoch, self._run_started = 1, self._epoch, now
+            self._run_answered = self._run_refused = 0
+        self._last_cut = now
+        self._run_level = self.limit
+        answered, refused = self._run_answered, self._run_refused
+        return (self._run >= defaults.ADAPTIVE_RATE_SIGNAL_CUTS
+                and refused >= defaults.ADAPTIVE_RATE_SIGNAL_SHARE * (answered + refused)
+                and now - self._last_success <= defaults.ADAPTIVE_RATE_WINDOW)
+
+    @staticmethod
+    def _recent(times: deque[float], now: float, span: float | None = None) -> int:
+        """How many of ``times`` (oldest first) fall in the last ``span`` seconds (at most and
+        by default ``ADAPTIVE_RATE_WINDOW``); older ones are dropped."""
+        window = defaults.ADAPTIVE_RATE_WINDOW
+        while times and times[0] < now - window:
+            times.popleft()
+        if span is None or span >= window:
+            return len(times)
+        return sum(1 for when in times if when >= now - span)
+
+    def _slow_down(self, now: float, floor: float = 0.0) -> None:
+        """Pace at ``ADAPTIVE_DECREASE`` times the rate requests were sent at (or the pace, if
+        lower) over the last ``ADAPTIVE_RATE_WINDOW`` seconds, but not below ``floor`` (a rate
+        the service has just answered) nor above the pace already set."""
+        sent = self._recent(self._sends, now) / defaults.ADAPTIVE_RATE_WINDOW
+        rate = (sent if self._rate is None else min(self._rate, sent)) * defaults.ADAPTIVE_DECREASE
+        rate = max(rate, floor)
+        if self._rate is not None:
+            rate = min(rate, self._rate)
+        self._rate = max(defaults.ADAPTIVE_MIN_RATE, rate)
+
+    def _rate_per_minute(self) -> float:
+        return 0.0 if self._rate is None else self._rate * 60.0
+
+    def pace_progress(self) -> tuple[bool, float]:
+        """Whether requests are paced (a rate limit was seen), and when a request last
+        succeeded (on the throttle's clock, -inf before any): what a call's retry decision
+        needs to wait for the pace rather than spend its retries."""
+        with self._lock:
+            return self._rate is not None, self._last_success
 
     # -- Retry-After holds -----------------------------------------------------------------------
     def hold(self, key: str, seconds: float) -> None:
@@ -593,7 +733,7 @@ class Throttle:
         if not self.adaptive or seconds <= 0:
             return
         with self._lock:
-            until = time.monotonic() + seconds
+            until = self._clock() + seconds
             if until > self._holds.get(key, 0.0):
                 self._holds[key] = until
 
@@ -604,7 +744,7 @@ class Throttle:
             until = self._holds.get(key)
             if until is None:
                 return 0.0
-            left = until - time.monotonic()
+            left = until - self._clock()
             if left <= 0:
                 del self._holds[key]
                 return 0.0
@@ -775,6 +915,8 @@ class Transport:
             for route, rate in (default_rates or {}).items()}
         self.throttle = Throttle(options.max_connections, adaptive=options.adaptive,
                                  provider=provider)
+        #: How long a call may wait for the throttle's pace (see :class:`RetryState`).
+        self.give_up_after = options.bulk_give_up_after
         self.limits = httpx.Limits(max_connections=options.max_connections,
                                    max_keepalive_connections=options.max_connections)
         self._transport = transport
@@ -849,9 +991,13 @@ class Transport:
             await pool.aclose()
         self.close()
 
-    def _state(self, retry: bool = True) -> RetryState:
+    def _state(self, retry: bool = True, paced: bool = True) -> RetryState:
+        """The retry decisions of one call; ``paced``: an API call, which may wait for the
+        throttle's pace (token requests skip the throttle)."""
         return RetryState(self.policy if retry else self.single_policy, self.provider,
-                          self.parse_error, self._rng)
+                          self.parse_error, self._rng,
+                          throttle=self.throttle if paced else None,
+                          give_up_after=self.give_up_after)
 
     def _build(self, base: httpx.Headers, method: str, url: str, body: Any, *,
                sync: bool) -> httpx.Request:
@@ -973,7 +1119,7 @@ class Transport:
 
     def _send_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
                            check: bool = True, retry: bool = True) -> httpx.Response:
-        state = self._state(retry)
+        state = self._state(retry, paced=auth is not None)
         key = request.url.path
         held = False
         while True:
@@ -1003,7 +1149,7 @@ class Transport:
     async def _asend_with_retries(self, pool: AsyncHTTP, request: httpx.Request,
                                   auth: httpx.Auth | None, check: bool = True,
                                   retry: bool = True) -> httpx.Response:
-        state = self._state(retry)
+        state = self._state(retry, paced=auth is not None)
         key = request.url.path
         held = False
         while True:
@@ -1330,7 +1476,7 @@ def _log_response(response: httpx.Response, state: RetryState) -> None:
         # Method, URL and status only: headers and bodies may hold secrets.
         logger.debug("%s %s %s -> %s (attempt %d)", state.provider, response.request.method,
                      response.request.url.copy_with(query=None), response.status_code,
-                     state.retries + 1)
+                     state.attempts)
 
 
 def _sleep(delay: float) -> None:

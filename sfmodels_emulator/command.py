@@ -85,6 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests per minute allowed per model or endpoint",
     )
     parser.add_argument(
+        "--rate-limit-rps",
+        type=int,
+        default=None,
+        help="requests per second allowed per model or endpoint (with --no-retry-after: "
+        "Databricks' workspace QPS limit)",
+    )
+    parser.add_argument(
         "--fault-token-routes", action="store_true", help="inject faults on token routes too"
     )
     parser.add_argument(
@@ -209,6 +216,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "token_ttl_s": args.token_ttl,
             "embedding_max_batch": args.embedding_max_batch,
             "rate_limit_rpm": args.rate_limit_rpm,
+            "rate_limit_rps": args.rate_limit_rps,
             "fault_token_routes": bool(args.fault_token_routes),
             "usage_mode": args.usage_mode,
             "hostile": args.hostile,

@@ -3,6 +3,8 @@
 Salesforce documents 10,000 generation requests per minute per org and endpoint (1,000 for
 embeddings and feedback), and for free and trial orgs 150 generation requests per hour, 100,000
 tokens per minute and 750,000 tokens per hour. Each of those is one field of :class:`Limits`.
+Databricks limits each endpoint's queries per second in a workspace, and answers 429 without
+``Retry-After`` past it: ``requests_per_second``.
 
 A request is refused while any window is full: the requests of the last minute (or hour) reach
 the limit, or the tokens answered in that window do. A refused request is not counted.
@@ -14,12 +16,14 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+SECOND = 1.0
 MINUTE = 60.0
 HOUR = 3600.0
 
 
 @dataclass(frozen=True)
 class Limits:
+    requests_per_second: int | None = None
     requests_per_minute: int | None = None
     requests_per_hour: int | None = None
     tokens_per_minute: int | None = None
@@ -69,6 +73,7 @@ class RateWindows:
 
     def _limited(self, limits: Limits) -> list[tuple[str, float, int]]:
         return [(what, span, limit) for what, span, limit in (
+            ("requests", SECOND, limits.requests_per_second),
             ("requests", MINUTE, limits.requests_per_minute),
             ("requests", HOUR, limits.requests_per_hour),
             ("tokens", MINUTE, limits.tokens_per_minute),

@@ -216,9 +216,10 @@ class Emulator:
     * ``extra_fields=True`` — Salesforce answers with fields beyond the spec, integer scores
       and a category list that varies by model;
     * ``feedback_body`` — feedback answered 202 with ``json``, an ``empty`` body or ``text``;
-    * ``rate_limit_rpm``/``_rph``/``_tpm``/``_tph`` — requests and tokens per minute and per
+    * ``rate_limit_rps`` — requests per second (Databricks' workspace QPS limit), and
+      ``rate_limit_rpm``/``_rph``/``_tpm``/``_tph`` — requests and tokens per minute and per
       hour, answered 429 with the error body, with ``Retry-After`` unless
-      ``rate_limit_retry_after=False``;
+      ``rate_limit_retry_after=False`` (as Databricks' QPS limit answers);
     * ``configured_models={"MyModel": "sfdc_ai__DefaultGPT4Omni"}`` — Salesforce API names of
       an org's configured models.
 
@@ -249,6 +250,7 @@ class Emulator:
         token_ttl_s: float | None = None,
         embedding_max_batch: int = 150,
         rate_limit_rpm: int | None = None,
+        rate_limit_rps: int | None = None,
         fault_token_routes: bool = False,
         usage_mode: str = "every",
         hostile: str | None = None,
@@ -289,6 +291,7 @@ class Emulator:
                 "token_ttl_s": token_ttl_s,
                 "embedding_max_batch": embedding_max_batch,
                 "rate_limit_rpm": rate_limit_rpm,
+                "rate_limit_rps": rate_limit_rps,
                 "fault_token_routes": fault_token_routes,
                 "usage_mode": usage_mode,
                 "hostile": hostile,

@@ -54,6 +54,7 @@ PER_MODEL_SETTINGS = (
     "embedding_max_inputs_429",
     "extra_fields",
     "rate_limit_rpm",
+    "rate_limit_rps",
     "rate_limit_rph",
     "rate_limit_tpm",
     "rate_limit_tph",
@@ -135,6 +136,8 @@ class Settings:
     token_ttl_s: float | None = None
     embedding_max_batch: int = 150
     rate_limit_rpm: int | None = None
+    #: Requests per second per model or endpoint (Databricks' workspace QPS limit).
+    rate_limit_rps: int | None = None
     fault_token_routes: bool = False
     usage_mode: str = "every"
     #: The next N API requests get a fault (kinds taken in turn from fault_kinds).
@@ -244,7 +247,7 @@ def _validate(key: str, value: Any) -> Any:
     if key == "embedding_max_batch":
         return _integer(key, value, low=1)
     if key in ("rate_limit_rpm", "rate_limit_rph", "rate_limit_tpm", "rate_limit_tph",
-               "embedding_max_inputs_429"):
+               "embedding_max_inputs_429", "rate_limit_rps"):
         return None if value is None else _integer(key, value, low=1)
     if key in ("fault_token_routes", "tool_call_index", "reasoning", "extra_fields",
                "rate_limit_retry_after"):
@@ -537,6 +540,7 @@ class State:
 
     def limits(self, key: str) -> Limits:
         return Limits(
+            requests_per_second=self.setting("rate_limit_rps", key),
             requests_per_minute=self.setting("rate_limit_rpm", key),
             requests_per_hour=self.setting("rate_limit_rph", key),
             tokens_per_minute=self.setting("rate_limit_tpm", key),

@@ -137,6 +137,7 @@ def test_reset_restores_settings_and_zeroes_counters(
         "token_ttl_s": None,
         "embedding_max_batch": 150,
         "rate_limit_rpm": None,
+        "rate_limit_rps": None,
         "fault_token_routes": False,
         "usage_mode": "every",
         "fault_next": 0,

@@ -90,3 +90,41 @@ def test_arrivals_record_each_request_in_order(
     assert times == sorted(times) and times[0] >= 0
     emulator.reset()
     assert emulator.arrivals() == []
+
+
+def test_a_requests_per_second_limit_answers_429_without_retry_after(
+        emulator: Emulator, http: httpx.Client, db_headers: dict[str, str]) -> None:
+    # Databricks' workspace QPS limit: past it, 429 REQUEST_LIMIT_EXCEEDED and no Retry-After.
+    emulator.configure(rate_limit_rps=3, rate_limit_retry_after=False)
+    assert emulator.settings()["rate_limit_rps"] == 3
+    answers = [http.post(DB_CHAT, json={"messages": user("hi")}, headers=db_headers)
+               for _ in range(4)]
+    # Four requests in well under a second here; should the machine stall for a second, the
+    # window would admit the fourth and the count below would show it.
+    limited = [a for a in answers if a.status_code == 429]
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    assert limited and "retry-after" not in limited[0].headers
+    assert limited[0].json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert "QPS" in limited[0].json()["message"]
+    # Per endpoint: another endpoint has its own window; a model setting overrides the global.
+    emulator.configure(rate_limit_rps=None, rate_limit_retry_after=True)
+    emulator.configure_model(DATABRICKS_EMBEDDINGS, rate_limit_rps=1)
+    first = http.post(DB_EMBED, json={"input": ["x"]}, headers=db_headers)
+    second = http.post(DB_EMBED, json={"input": ["x"]}, headers=db_headers)
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert second.headers["retry-after"] == "1"  # whole seconds, as the other limits say
+    assert http.post(DB_CHAT, json={"messages": user("hi")}, headers=db_headers).is_success
+    with pytest.raises(ValueError):
+        emulator.configure(rate_limit_rps=0)
+
+
+def test_the_per_second_window_slides() -> None:
+    from sfmodels_emulator.limits import Limits, RateWindows
+
+    windows, limits = RateWindows(), Limits(requests_per_second=2)
+    assert windows.admit("ep", limits, 10.0) is None
+    assert windows.admit("ep", limits, 10.4) is None
+    assert windows.admit("ep", limits, 10.9) == 1  # full until 11.0: one whole second, rounded up
+    assert windows.admit("ep", limits, 11.0) is None  # the first has left the window
+    assert windows.admit("ep", limits, 11.2) == 1
+    assert windows.admit("ep", limits, 11.41) is None
