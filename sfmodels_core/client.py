@@ -24,7 +24,7 @@ from .options import ClientOptions
 from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
 from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
 from .validation import require_name, require_texts
-from .vectors import StoredRows, VectorSink, as_list, as_lists
+from .vectors import BadVector, StoredRows, VectorCheck, VectorSink, as_list
 
 R = TypeVar("R")
 
@@ -88,6 +88,13 @@ class BaseClient(Closeable):
     def _unusable(self, response: httpx.Response, exc: Exception,
                   incomplete: bool = False) -> ResponseValidationError:
         provider = self.provider
+        if isinstance(exc, BadVector):
+            # Whole JSON holding a wrong vector is a wrong answer, not a cut one: not
+            # ``incomplete``, so a bulk job does not send the batch again (see BadVector).
+            return ResponseValidationError(
+                f"{provider} answered {response.status_code} with an embedding this client "
+                f"cannot use: {exc}", status_code=response.status_code, provider=provider,
+                request_id=response.headers.get("x-request-id"), body=response.text[:500])
         return ResponseValidationError(
             f"{provider} answered {response.status_code} with a body this client cannot "
             f"use ({type(exc).__name__}: {exc}): {response.text[:200]!r}",
@@ -121,6 +128,9 @@ class BaseClient(Closeable):
                 plan.sink.put_many(plan.prior_vectors)
             else:  # rows of an earlier compact call, as lists
                 plan.prior_vectors = {i: as_list(v) for i, v in plan.prior_vectors.items()}
+            # The vectors still to come must be as long as those the earlier call kept.
+            first = next(iter(plan.prior_vectors.values()), None)
+            plan.check = VectorCheck(None if first is None else len(first))
         return plan
 
     def _was_refused(self, target: str, name: str) -> bool:
@@ -218,16 +228,19 @@ class EmbedPlan:
     texts: list[str]
     job: batching.BulkJob
     sink: VectorSink | None = None
+    #: The checks of vectors kept as lists (compact vectors are checked by the sink).
+    check: VectorCheck = field(default_factory=VectorCheck)
     prior_vectors: dict[int, Any] = field(default_factory=dict)
     prior_usage: Usage | None = None
     prior_raw: list[Any] = field(default_factory=list)
     prior_model: str | None = None
 
     def keep(self, indices: list[int], batch: ParsedBatch) -> ParsedBatch:
-        """A batch just read: one vector per text, kept as lists or written to the sink."""
+        """A batch just read: one vector per text, checked, and kept as lists or written to
+        the sink (a :class:`~sfmodels_core.vectors.BadVector` names the first that is wrong)."""
         vectors, model, usage, rest = expect_vectors(batch, len(indices))
         if self.sink is None:
-            return as_lists(vectors), model, usage, rest
+            return self.check.lists(indices, vectors), model, usage, rest
         self.sink.put(indices, vectors)
         return StoredRows(self.sink, indices), model, usage, rest
 

@@ -36,7 +36,7 @@ from .types import (
     ordered,
 )
 from .validation import require_messages, require_name
-from .vectors import Vectors
+from .vectors import MISSING, Vectors
 from .wire import Index, LenientInt, LenientStr
 
 R = TypeVar("R")
@@ -361,7 +361,7 @@ def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
     items = ordered(wire.vector_items(body.get("data") or [], "data"))
     rest = {k: v for k, v in body.items() if k != "data"}
-    return ([item["embedding"] for item in items], wire.opt_str(rest.get("model")),
+    return ([item.get("embedding", MISSING) for item in items], wire.opt_str(rest.get("model")),
             wire.usage(rest.get("usage")), rest)
 
 

@@ -26,7 +26,7 @@ from .types import (
     ordered,
 )
 from .validation import require_messages, require_name
-from .vectors import Vectors
+from .vectors import MISSING, Vectors
 
 R = TypeVar("R")
 PROVIDER = "Salesforce"
@@ -233,7 +233,7 @@ def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     items = ordered(wire.vector_items(body.get("embeddings") or [], "embeddings"))
     rest = {k: v for k, v in body.items() if k != "embeddings"}
     info = _model_and_usage(rest.get("parameters"))
-    return [item["embedding"] for item in items], info["model"], info["usage"], rest
+    return [item.get("embedding", MISSING) for item in items], info["model"], info["usage"], rest
 
 
 def feedback_result(body: Mapping[str, Any], status_code: int, content: bytes) -> FeedbackResult:
