@@ -4,9 +4,15 @@ Every vector a service sends is checked (``sfmodels_core.vectors``): a non-empty
 finite numbers, or base64 of finite float32, of the job's dimension. This prints, per vector of
 an answer of 150 vectors of 1,024 dimensions:
 
-- lists (the default): reading the body with ``pydantic_core.from_json``, and the check (one
-  pass in Rust: ``pydantic_core``'s strict float list, no bools, no NaN or infinity);
-- compact, lists on the wire: reading, packing into float32, and the same check before packing;
+- lists (the default): reading the body with ``pydantic_core.from_json``, and the check: a
+  ``memchr`` of the body for the letters of ``true`` and ``false`` (a bool is the one thing a
+  sum takes that is not a number), then a sum of each vector in C (null, strings and lists
+  raise; NaN and infinities make it NaN or infinite). A body that spells ``true`` or ``false``
+  somewhere gets the full check instead, ``pydantic_core``'s strict float list in one pass,
+  shown too;
+- compact, lists on the wire: reading and packing into float32, and the check: the same
+  ``memchr``, then NaN and infinities looked for in the packed bytes (``struct`` refuses the
+  rest as it packs), or the full check before packing;
 - compact, base64: reading and decoding, and the check of the float32 bytes (every fourth
   byte, the one with the exponent's top bits, searched for 0x7F and 0xFF with ``memchr``);
 
@@ -35,8 +41,9 @@ import pydantic_core
 from _common import GTE, emulator, table
 
 from sfmodels_core import DatabricksClient
+from sfmodels_core import client as client_module
 from sfmodels_core import vectors as vectors_module
-from sfmodels_core.vectors import VectorCheck, VectorSink, check_float32, check_list
+from sfmodels_core.vectors import VectorCheck, VectorSink, check_float32, may_hold_bools
 
 COUNT, DIM, BATCH = 150, 1024, 150
 
@@ -66,13 +73,16 @@ def per_vector_us(work: Callable[[], Any], repeat: int = 25) -> float:
 @contextlib.contextmanager
 def checks_off() -> Iterator[None]:
     """The checks replaced by no-ops (what the client did before it had them)."""
-    saved = vectors_module.check_list, vectors_module.check_float32
-    vectors_module.check_list = lambda vector, index: None  # type: ignore[assignment]
+    saved = (vectors_module.check_list, vectors_module.check_float32,
+             client_module.may_hold_bools)
+    vectors_module.check_list = lambda vector, index, bools=True: None  # type: ignore[assignment]
     vectors_module.check_float32 = lambda data, index: None  # type: ignore[assignment]
+    client_module.may_hold_bools = lambda content: False  # type: ignore[assignment]
     try:
         yield
     finally:
-        vectors_module.check_list, vectors_module.check_float32 = saved
+        (vectors_module.check_list, vectors_module.check_float32,
+         client_module.may_hold_bools) = saved
 
 
 def reading(as_json: bytes, as_base64: bytes) -> list[tuple[Any, ...]]:
@@ -85,15 +95,20 @@ def reading(as_json: bytes, as_base64: bytes) -> list[tuple[Any, ...]]:
         pydantic_core.from_json(as_json)
 
     def check_lists() -> None:
-        VectorCheck().lists(indices, lists)
+        VectorCheck().lists(indices, lists, may_hold_bools(as_json))
+
+    def check_lists_fully() -> None:
+        VectorCheck().lists(indices, lists, True)
 
     def pack() -> None:
         with checks_off():
-            VectorSink(COUNT).put(indices, lists)
+            VectorSink(COUNT).put(indices, lists, False)
 
-    def check_packed_lists() -> None:
-        for index, vector in enumerate(lists):
-            check_list(vector, index)
+    def pack_checked() -> None:
+        VectorSink(COUNT).put(indices, lists, may_hold_bools(as_json))
+
+    def pack_fully_checked() -> None:
+        VectorSink(COUNT).put(indices, lists, True)
 
     def read_base64() -> None:
         for item in pydantic_core.from_json(as_base64)["data"]:
@@ -103,13 +118,20 @@ def reading(as_json: bytes, as_base64: bytes) -> list[tuple[Any, ...]]:
         for index, data in enumerate(raw):
             check_float32(data, index)
 
-    decode, check = per_vector_us(read_lists), per_vector_us(check_lists)
-    packing, check_packed = per_vector_us(pack), per_vector_us(check_packed_lists)
+    decode, check, full = (per_vector_us(f) for f in (read_lists, check_lists,
+                                                      check_lists_fully))
+    packing = per_vector_us(pack)
+    packed, packed_fully = per_vector_us(pack_checked) - packing, \
+        per_vector_us(pack_fully_checked) - packing
     decode64, check64 = per_vector_us(read_base64), per_vector_us(check_base64)
     return [
-        ("lists", "from_json", decode, "strict float list", check, check / decode),
+        ("lists", "from_json", decode, "memchr of the body + sum", check, check / decode),
+        ("lists, body spelling a bool", "from_json", decode, "strict float list", full,
+         full / decode),
         ("compact, lists on the wire", "from_json + struct pack", decode + packing,
-         "strict float list", check_packed, check_packed / (decode + packing)),
+         "memchr of the body + of the packed bytes", packed, packed / (decode + packing)),
+        ("compact, lists, body spelling a bool", "from_json + struct pack", decode + packing,
+         "strict float list", packed_fully, packed_fully / (decode + packing)),
         ("compact, base64", "from_json + base64 decode", decode64, "memchr of top bytes",
          check64, check64 / decode64),
     ]
@@ -161,8 +183,9 @@ def main() -> None:
           "median)",
           ("vectors", "s, no checks", "s, checked", "difference", "µs per text, checked",
            "CPU µs/text, no checks", "checked", "difference"), calls)
+    typical = [row for row in read if "bool" not in row[0]]  # the rows the calls measure
     shares = [(label, check, per_text, check / per_text)
-              for (label, *_, check, _), (_, _, _, _, per_text, *_) in zip(read, calls,
+              for (label, *_, check, _), (_, _, _, _, per_text, *_) in zip(typical, calls,
                                                                            strict=True)]
     table("The check's µs per vector (measured alone), of the checked call's µs per text",
           ("vectors", "µs to check", "µs per text of the call", "share"), shares)

@@ -24,7 +24,14 @@ from .options import ClientOptions
 from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
 from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
 from .validation import require_name, require_texts
-from .vectors import BadVector, StoredRows, VectorCheck, VectorSink, as_list
+from .vectors import (
+    BadVector,
+    StoredRows,
+    VectorCheck,
+    VectorSink,
+    as_list,
+    may_hold_bools,
+)
 
 R = TypeVar("R")
 
@@ -71,15 +78,18 @@ class BaseClient(Closeable):
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    def _read(self, response: httpx.Response, parse: Callable[[Any], R]) -> R:
+    def _read(self, response: httpx.Response, parse: Callable[[Any], R], *,
+              raw: bool = False) -> R:
         """A successful response, parsed; a body that does not fit the documented shape (an HTML
-        page from a proxy, a missing field, a vector too few) is an error of our hierarchy."""
+        page from a proxy, a missing field, a vector too few) is an error of our hierarchy.
+        With ``raw``, ``parse`` gets (the JSON read, the body's bytes)."""
+        content = response.content
         try:
-            data = loads(response.content)
+            data = loads(content)
         except ValueError as exc:
             raise self._unusable(response, exc, incomplete=True) from exc
         try:
-            return parse(data)
+            return parse((data, content) if raw else data)
         except SFModelsError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -122,7 +132,7 @@ class BaseClient(Closeable):
             plan.prior_raw = list(resume_from.raw)
             plan.prior_model = getattr(resume_from, "served_model", None)
             earlier = getattr(resume_from, "sink", None)
-            if compact and isinstance(earlier, VectorSink):
+            if compact and isinstance(earlier, VectorSink) and plan.prior_vectors:
                 plan.sink = earlier  # the vectors done are in it: fill in the rest, no copy
             elif plan.sink is not None:
                 plan.sink.put_many(plan.prior_vectors)
@@ -149,11 +159,13 @@ class BaseClient(Closeable):
 
     # -- the provider's I/O, which the bulk embedding below drives
     def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-              retry: bool = True) -> R:  # pragma: no cover - every provider defines it
+              retry: bool = True, raw: bool = False
+              ) -> R:  # pragma: no cover - every provider defines it
         raise NotImplementedError
 
     async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-                     retry: bool = True) -> R:  # pragma: no cover - every provider defines it
+                     retry: bool = True, raw: bool = False
+                     ) -> R:  # pragma: no cover - every provider defines it
         raise NotImplementedError
 
     def _bulk_embed(self, plan: EmbedPlan, request: EmbedRequest,
@@ -165,8 +177,8 @@ class BaseClient(Closeable):
             while True:
                 body = request.body_for(plan.texts, indices)
                 try:
-                    return self._post(request.path, body,
-                                      lambda b: plan.keep(indices, parse(b)), retry=False)
+                    return self._post(request.path, body, lambda read: plan.keep(
+                        indices, parse(read[0]), read[1]), retry=False, raw=True)
                 except BadRequestError as exc:
                     if not self._drop_refused_field(request, plan.target, exc, body):
                         raise
@@ -181,9 +193,8 @@ class BaseClient(Closeable):
             while True:
                 body = request.body_for(plan.texts, indices)
                 try:
-                    return await self._apost(request.path, body,
-                                             lambda b: plan.keep(indices, parse(b)),
-                                             retry=False)
+                    return await self._apost(request.path, body, lambda read: plan.keep(
+                        indices, parse(read[0]), read[1]), retry=False, raw=True)
                 except BadRequestError as exc:
                     if not self._drop_refused_field(request, plan.target, exc, body):
                         raise
@@ -235,13 +246,17 @@ class EmbedPlan:
     prior_raw: list[Any] = field(default_factory=list)
     prior_model: str | None = None
 
-    def keep(self, indices: list[int], batch: ParsedBatch) -> ParsedBatch:
+    def keep(self, indices: list[int], batch: ParsedBatch,
+             content: bytes | None = None) -> ParsedBatch:
         """A batch just read: one vector per text, checked, and kept as lists or written to
-        the sink (a :class:`~sfmodels_core.vectors.BadVector` names the first that is wrong)."""
+        the sink (a :class:`~sfmodels_core.vectors.BadVector` names the first that is wrong).
+        ``content``: the body's bytes, which tell whether it can hold a bool at all."""
         vectors, model, usage, rest = expect_vectors(batch, len(indices))
+        bools = content is None or (any(type(vector) is list for vector in vectors)
+                                    and may_hold_bools(content))
         if self.sink is None:
-            return self.check.lists(indices, vectors), model, usage, rest
-        self.sink.put(indices, vectors)
+            return self.check.lists(indices, vectors, bools), model, usage, rest
+        self.sink.put(indices, vectors, bools)
         return StoredRows(self.sink, indices), model, usage, rest
 
     def outcome(self) -> EmbeddingResult[Any]:

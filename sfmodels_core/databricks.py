@@ -603,14 +603,14 @@ class DatabricksClient(BaseClient):
         return f"DatabricksClient(host={self.host!r}, auth={self.auth.source!r})"
 
     def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-              retry: bool = True) -> R:
+              retry: bool = True, raw: bool = False) -> R:
         return self._read(self._transport.request("POST", self.host + path, body, retry=retry),
-                          parse)
+                          parse, raw=raw)
 
     async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-                     retry: bool = True) -> R:
+                     retry: bool = True, raw: bool = False) -> R:
         return self._read(await self._transport.arequest("POST", self.host + path, body,
-                                                         retry=retry), parse)
+                                                         retry=retry), parse, raw=raw)
 
     def _events(self, path: str, body: dict[str, Any],
                 parse: Callable[[dict[str, Any]], T]) -> Iterator[T]:

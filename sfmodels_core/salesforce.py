@@ -350,15 +350,15 @@ class SalesforceClient(BaseClient):
         return self._base_from((await self.auth.aget_token()).extra)
 
     def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-              retry: bool = True) -> R:
+              retry: bool = True, raw: bool = False) -> R:
         return self._read(self._transport.request("POST", self.api_base() + path, body,
-                                                  retry=retry), parse)
+                                                  retry=retry), parse, raw=raw)
 
     async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-                     retry: bool = True) -> R:
+                     retry: bool = True, raw: bool = False) -> R:
         base = await self.aapi_base()
         return self._read(await self._transport.arequest("POST", base + path, body,
-                                                         retry=retry), parse)
+                                                         retry=retry), parse, raw=raw)
 
     # -- chat
     def chat(self, model: str, messages: Sequence[Any], *,

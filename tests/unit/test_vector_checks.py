@@ -22,7 +22,7 @@ from sfmodels_core.batching import BulkJob
 from sfmodels_core.client import EmbedPlan
 from sfmodels_core.errors import BulkEmbeddingError, ResponseValidationError
 from sfmodels_core.options import RetryPolicy
-from sfmodels_core.vectors import BadVector, VectorCheck, VectorSink
+from sfmodels_core.vectors import BadVector, VectorCheck, VectorSink, may_hold_bools
 
 from .fakes import Recorder, make_jwt
 
@@ -51,9 +51,11 @@ SHAPES = {"databricks": (databricks_body, databricks.parse_embeddings, "data"),
           "salesforce": (salesforce_body, salesforce.parse_embeddings, "embeddings")}
 
 
-def wire(body: dict[str, Any]) -> Any:
-    """The body as the client reads it off the wire (NaN and Infinity tokens included)."""
-    return pydantic_core.from_json(pydantic_core.to_json(body))
+def wire(body: dict[str, Any]) -> tuple[Any, bytes]:
+    """The body as the client reads it off the wire (NaN and Infinity tokens included), and its
+    bytes."""
+    content = pydantic_core.to_json(body)
+    return pydantic_core.from_json(content), content
 
 
 def plan_for(count: int, compact: bool) -> EmbedPlan:
@@ -63,14 +65,21 @@ def plan_for(count: int, compact: bool) -> EmbedPlan:
 
 
 def keep(plan: EmbedPlan, provider: str, indices: list[int], vectors: list[Any],
-         drop: int | None = None) -> Any:
+         drop: int | None = None, with_bytes: bool = True) -> Any:
     """One batch read the way a bulk call reads it: parsed, then kept (``drop``: the slot of an
-    item sent without its vector)."""
+    item sent without its vector; ``with_bytes``: the body's bytes are given, which lets a body
+    without ``true`` or ``false`` be checked by the cheaper path)."""
     make, parse, key = SHAPES[provider]
     body = make(vectors)
     if drop is not None:
         del body[key][drop]["embedding"]
-    return plan.keep(indices, parse(wire(body)))[0]
+    data, content = wire(body)
+    return plan.keep(indices, parse(data), content if with_bytes else None)[0]
+
+
+#: Both ways a batch is checked: with its bytes (the sum, when they hold no bool) and without
+#: (the full check in one pass).
+PATHS = pytest.mark.parametrize("with_bytes", [True, False], ids=["bytes", "no-bytes"])
 
 
 # -- each bad shape, both body shapes, lists and compact ------------------------------------------
@@ -101,15 +110,29 @@ BAD: list[tuple[Any, str]] = [
 ]
 
 
+@PATHS
 @pytest.mark.parametrize("compact", [False, True], ids=["lists", "compact"])
 @pytest.mark.parametrize("provider", list(SHAPES))
 @pytest.mark.parametrize("bad, problem", BAD, ids=[str(i) for i in range(len(BAD))])
 def test_each_bad_vector_is_refused_naming_its_text(provider: str, compact: bool, bad: Any,
-                                                    problem: str) -> None:
+                                                    problem: str, with_bytes: bool) -> None:
     plan = plan_for(12, compact)
     with pytest.raises(BadVector, match=f"^the vector of text 11 {problem}") as info:
-        keep(plan, provider, [10, 11], [[0.25, 0.5], bad])
+        keep(plan, provider, [10, 11], [[0.25, 0.5], bad], with_bytes=with_bytes)
     assert info.value.index == 11
+
+
+@pytest.mark.parametrize("content, bools", [
+    (b'{"data":[{"embedding":[0.5,-1e-05,2E+3],"index":0}],"usage":{"total_tokens":1}}',
+     False),
+    (b'{"data":[{"embedding":[0.5,true]}],"usage":{}}', True),
+    (b'{"data":[{"embedding":[false,0.5]}],"usage":{}}', True),
+    (b'{"data":[{"embedding":[0.5]}],"model":"true-false-model"}', True),  # in a text: yes
+    (b'{"data":[{"embedding":[0.5]}],"model":"' + b"u" * 100 + b'"}', True),  # many looks
+    (b'u{"embedding":[0.5]}', False),
+])
+def test_a_body_may_hold_bools_only_where_it_spells_one(content: bytes, bools: bool) -> None:
+    assert may_hold_bools(content) is bools
 
 
 @pytest.mark.parametrize("compact", [False, True], ids=["lists", "compact"])
@@ -120,16 +143,18 @@ def test_an_item_without_its_vector_is_named(provider: str, compact: bool) -> No
         keep(plan_for(6, compact), provider, [3, 4, 5], [[0.1], [0.2], [0.3]], drop=1)
 
 
+@PATHS
 @pytest.mark.parametrize("compact", [False, True], ids=["lists", "compact"])
 @pytest.mark.parametrize("provider", list(SHAPES))
-def test_good_vectors_pass_ints_large_values_and_base64_included(provider: str,
-                                                                 compact: bool) -> None:
+def test_good_vectors_pass_ints_large_values_and_base64_included(
+        provider: str, compact: bool, with_bytes: bool) -> None:
     plan = plan_for(4, compact)
     # Ints are numbers; 3e38 fits float32 (its top byte looks like an infinity's: such numbers
     # are looked at one by one, and let through).
     good = [[1, 0.5, -2], [3e38, -3e38, 0.0]]
     later = [b64([0.25, -0.5, 1.0]), [0.0, -0.0, 1e-40]]
-    kept = [*keep(plan, provider, [0, 1], good), *keep(plan, provider, [2, 3], later)]
+    kept = [*keep(plan, provider, [0, 1], good, with_bytes=with_bytes),
+            *keep(plan, provider, [2, 3], later, with_bytes=with_bytes)]
     expected = [*good, [0.25, -0.5, 1.0], [0.0, -0.0, 1e-40]]
     if plan.sink is not None:
         assert plan.sink.vectors() == Vectors.from_lists(expected)
@@ -137,19 +162,22 @@ def test_good_vectors_pass_ints_large_values_and_base64_included(provider: str,
         assert kept == expected and all(type(vector) is list for vector in kept)
 
 
-def test_a_value_beyond_float32_is_refused_only_when_packing() -> None:
-    assert keep(plan_for(2, False), "databricks", [0, 1], [[1e300, 0.0], [0.5, 0.5]]) == [
-        [1e300, 0.0], [0.5, 0.5]]
+@PATHS
+def test_a_value_beyond_float32_is_refused_only_when_packing(with_bytes: bool) -> None:
+    huge = [[1e300, 0.0], [1e308, 1e308]]  # finite, though the second one's sum is not
+    assert keep(plan_for(2, False), "databricks", [0, 1], huge, with_bytes=with_bytes) == huge
     with pytest.raises(BadVector, match=r"text 0 holds 1e[+]?300 at position 0, beyond what "
                                         "float32 can hold"):
-        keep(plan_for(2, True), "databricks", [0, 1], [[1e300, 0.0], [0.5, 0.5]])
+        keep(plan_for(2, True), "databricks", [0, 1], huge, with_bytes=with_bytes)
 
 
+@PATHS
 @pytest.mark.parametrize("compact", [False, True], ids=["lists", "compact"])
-def test_the_message_names_the_problem_never_the_vector(compact: bool) -> None:
+def test_the_message_names_the_problem_never_the_vector(compact: bool, with_bytes: bool
+                                                        ) -> None:
     vector = [0.123456789] * 1023 + [NAN]
     with pytest.raises(BadVector) as info:
-        keep(plan_for(1, compact), "databricks", [0], [vector])
+        keep(plan_for(1, compact), "databricks", [0], [vector], with_bytes=with_bytes)
     assert str(info.value) == "the vector of text 0 holds NaN at position 1023"
 
 
@@ -252,6 +280,21 @@ def test_a_resume_keeps_the_dimension_of_the_vectors_it_has(compact: bool) -> No
         wider.embed("m", TEXTS, resume_from=info.value, compact=compact)
     fixed = client_for(fake(lambda texts, _: [[number(t), 1.0] for t in texts]))
     result = fixed.embed("m", TEXTS, resume_from=again.value, compact=compact)
+    vectors = result.vectors.tolist() if compact else result.vectors
+    assert vectors == [[float(i), 1.0] for i in range(10)]
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["lists", "compact"])
+def test_a_job_that_kept_nothing_resumes_free_of_the_dimension_it_refused(compact: bool
+                                                                          ) -> None:
+    # The first vector set a dimension and the second did not match it: nothing was kept, so
+    # the resumed call takes the dimension of the first vector it keeps.
+    first = fake(lambda texts, _: [[1.0, 2.0, 3.0]] + [[1.0, 2.0]] * (len(texts) - 1))
+    with pytest.raises(BulkEmbeddingError, match="text 1 has 2 numbers") as info:
+        client_for(first, batch_size=4, max_concurrency=1).embed("m", TEXTS, compact=compact)
+    assert info.value.vectors == {}
+    fixed = client_for(fake(lambda texts, _: [[number(t), 1.0] for t in texts]))
+    result = fixed.embed("m", TEXTS, resume_from=info.value, compact=compact)
     vectors = result.vectors.tolist() if compact else result.vectors
     assert vectors == [[float(i), 1.0] for i in range(10)]
 
