@@ -148,8 +148,8 @@ _BOOL_LOOKS = 64
 def may_hold_bools(content: bytes) -> bool:
     """Whether a JSON body may hold ``true`` or ``false`` (anywhere, a text included: then the
     full check runs, which is right, only slower). Vectors cost most of a body's bytes and hold
-    no letters, so a ``memchr`` for ``u`` and for ``f`` jumps over them: about 1 µs a vector
-    of 1,024 numbers, against 4 µs for the full check beyond what a sum costs."""
+    no letters, so a ``memchr`` for ``u`` and for ``f`` jumps over them: under 1 µs a vector
+    of 1,024 numbers, where the full check costs about 5 µs more than a sum."""
     looks = 0
     for letter, token, offset in ((b"u", b"true", 2), (b"f", b"false", 0)):
         position = content.find(letter)
@@ -160,6 +160,7 @@ def may_hold_bools(content: bytes) -> bool:
                 return True
             position = content.find(letter, position + 1)
     return False
+
 
 #: The byte of a float32 that holds its sign and the top 7 bits of its exponent (the last byte
 #: in little-endian order): 0x7F or 0xFF there is what every NaN and infinity has (and numbers
