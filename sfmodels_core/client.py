@@ -24,7 +24,14 @@ from .options import ClientOptions
 from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
 from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
 from .validation import require_name, require_texts
-from .vectors import StoredRows, VectorSink, as_list, as_lists
+from .vectors import (
+    BadVector,
+    StoredRows,
+    VectorCheck,
+    VectorSink,
+    as_list,
+    may_hold_bools,
+)
 
 R = TypeVar("R")
 
@@ -71,15 +78,18 @@ class BaseClient(Closeable):
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    def _read(self, response: httpx.Response, parse: Callable[[Any], R]) -> R:
+    def _read(self, response: httpx.Response, parse: Callable[[Any], R], *,
+              raw: bool = False) -> R:
         """A successful response, parsed; a body that does not fit the documented shape (an HTML
-        page from a proxy, a missing field, a vector too few) is an error of our hierarchy."""
+        page from a proxy, a missing field, a vector too few) is an error of our hierarchy.
+        With ``raw``, ``parse`` gets (the JSON read, the body's bytes)."""
+        content = response.content
         try:
-            data = loads(response.content)
+            data = loads(content)
         except ValueError as exc:
             raise self._unusable(response, exc, incomplete=True) from exc
         try:
-            return parse(data)
+            return parse((data, content) if raw else data)
         except SFModelsError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -88,6 +98,13 @@ class BaseClient(Closeable):
     def _unusable(self, response: httpx.Response, exc: Exception,
                   incomplete: bool = False) -> ResponseValidationError:
         provider = self.provider
+        if isinstance(exc, BadVector):
+            # Whole JSON holding a wrong vector is a wrong answer, not a cut one: not
+            # ``incomplete``, so a bulk job does not send the batch again (see BadVector).
+            return ResponseValidationError(
+                f"{provider} answered {response.status_code} with an embedding this client "
+                f"cannot use: {exc}", status_code=response.status_code, provider=provider,
+                request_id=response.headers.get("x-request-id"), body=response.text[:500])
         return ResponseValidationError(
             f"{provider} answered {response.status_code} with a body this client cannot "
             f"use ({type(exc).__name__}: {exc}): {response.text[:200]!r}",
@@ -115,12 +132,15 @@ class BaseClient(Closeable):
             plan.prior_raw = list(resume_from.raw)
             plan.prior_model = getattr(resume_from, "served_model", None)
             earlier = getattr(resume_from, "sink", None)
-            if compact and isinstance(earlier, VectorSink):
+            if compact and isinstance(earlier, VectorSink) and plan.prior_vectors:
                 plan.sink = earlier  # the vectors done are in it: fill in the rest, no copy
             elif plan.sink is not None:
                 plan.sink.put_many(plan.prior_vectors)
             else:  # rows of an earlier compact call, as lists
                 plan.prior_vectors = {i: as_list(v) for i, v in plan.prior_vectors.items()}
+            # The vectors still to come must be as long as those the earlier call kept.
+            first = next(iter(plan.prior_vectors.values()), None)
+            plan.check = VectorCheck(None if first is None else len(first))
         return plan
 
     def _was_refused(self, target: str, name: str) -> bool:
@@ -139,11 +159,13 @@ class BaseClient(Closeable):
 
     # -- the provider's I/O, which the bulk embedding below drives
     def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-              retry: bool = True) -> R:  # pragma: no cover - every provider defines it
+              retry: bool = True, raw: bool = False
+              ) -> R:  # pragma: no cover - every provider defines it
         raise NotImplementedError
 
     async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-                     retry: bool = True) -> R:  # pragma: no cover - every provider defines it
+                     retry: bool = True, raw: bool = False
+                     ) -> R:  # pragma: no cover - every provider defines it
         raise NotImplementedError
 
     def _bulk_embed(self, plan: EmbedPlan, request: EmbedRequest,
@@ -155,8 +177,8 @@ class BaseClient(Closeable):
             while True:
                 body = request.body_for(plan.texts, indices)
                 try:
-                    return self._post(request.path, body,
-                                      lambda b: plan.keep(indices, parse(b)), retry=False)
+                    return self._post(request.path, body, lambda read: plan.keep(
+                        indices, parse(read[0]), read[1]), retry=False, raw=True)
                 except BadRequestError as exc:
                     if not self._drop_refused_field(request, plan.target, exc, body):
                         raise
@@ -171,9 +193,8 @@ class BaseClient(Closeable):
             while True:
                 body = request.body_for(plan.texts, indices)
                 try:
-                    return await self._apost(request.path, body,
-                                             lambda b: plan.keep(indices, parse(b)),
-                                             retry=False)
+                    return await self._apost(request.path, body, lambda read: plan.keep(
+                        indices, parse(read[0]), read[1]), retry=False, raw=True)
                 except BadRequestError as exc:
                     if not self._drop_refused_field(request, plan.target, exc, body):
                         raise
@@ -218,17 +239,24 @@ class EmbedPlan:
     texts: list[str]
     job: batching.BulkJob
     sink: VectorSink | None = None
+    #: The checks of vectors kept as lists (compact vectors are checked by the sink).
+    check: VectorCheck = field(default_factory=VectorCheck)
     prior_vectors: dict[int, Any] = field(default_factory=dict)
     prior_usage: Usage | None = None
     prior_raw: list[Any] = field(default_factory=list)
     prior_model: str | None = None
 
-    def keep(self, indices: list[int], batch: ParsedBatch) -> ParsedBatch:
-        """A batch just read: one vector per text, kept as lists or written to the sink."""
+    def keep(self, indices: list[int], batch: ParsedBatch,
+             content: bytes | None = None) -> ParsedBatch:
+        """A batch just read: one vector per text, checked, and kept as lists or written to
+        the sink (a :class:`~sfmodels_core.vectors.BadVector` names the first that is wrong).
+        ``content``: the body's bytes, which tell whether it can hold a bool at all."""
         vectors, model, usage, rest = expect_vectors(batch, len(indices))
+        bools = content is None or (any(type(vector) is list for vector in vectors)
+                                    and may_hold_bools(content))
         if self.sink is None:
-            return as_lists(vectors), model, usage, rest
-        self.sink.put(indices, vectors)
+            return self.check.lists(indices, vectors, bools), model, usage, rest
+        self.sink.put(indices, vectors, bools)
         return StoredRows(self.sink, indices), model, usage, rest
 
     def outcome(self) -> EmbeddingResult[Any]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from . import defaults, wire
 from .adapters.streams import StreamAccumulator
+from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
 from .client import BaseClient, EmbedPlan, EmbedRequest
 from .config import Secret, resolve_databricks
 from .errors import (
@@ -41,7 +42,7 @@ from .types import (
     ordered,
 )
 from .validation import name_segment, require_messages, url_segment
-from .vectors import Vectors
+from .vectors import MISSING, Vectors
 from .wire import Index, LenientInt, LenientStr
 
 R = TypeVar("R")
@@ -203,7 +204,34 @@ def _params(params: Mapping[str, Any]) -> dict[str, Any]:
         if key in body and (not isinstance(body[key], (int, float)) or isinstance(
                 body[key], bool)):
             raise InvalidInputError(f"{key} must be a number, got {body[key]!r}")
+    if "tools" in body:
+        body["tools"] = chat_tools(body["tools"])
+    if "tool_choice" in body:
+        body["tool_choice"] = chat_tool_choice(body["tool_choice"], body.get("tools"))
     return body
+
+
+def chat_tools(tools: Any) -> list[Any]:
+    """Tool definitions for the chat API, checked (see
+    :func:`~sfmodels_core.adapters.tools.function_of`); a function given flat (its name at the
+    top, as the Responses API takes it) is sent nested, as this API takes it."""
+    out = []
+    for i, tool in enumerate(check_tools(tools)):
+        function = function_of(tool, f"tools[{i}]")
+        if function is not None and function is tool:
+            tool = {"type": "function", "function": {k: v for k, v in function.items()
+                                                     if k != "type"}}
+        out.append(tool)
+    return out
+
+
+def chat_tool_choice(choice: Any, tools: Any) -> Any:
+    """A checked ``tool_choice``; a function named flat (``{"type": "function", "name": ...}``)
+    is sent nested."""
+    name = check_tool_choice(choice, function_names(tools))
+    if name is not None and not isinstance(choice.get("function"), Mapping):
+        return {"type": "function", "function": {"name": name}}
+    return choice
 
 
 def invocations_path(endpoint: str) -> str:
@@ -416,7 +444,7 @@ def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
     items = ordered(wire.vector_items(body.get("data") or [], "data"))
     rest = {k: v for k, v in body.items() if k != "data"}
-    return ([item["embedding"] for item in items], wire.opt_str(rest.get("model")),
+    return ([item.get("embedding", MISSING) for item in items], wire.opt_str(rest.get("model")),
             wire.usage(rest.get("usage")), rest)
 
 
@@ -681,14 +709,14 @@ class DatabricksClient(BaseClient):
         return f"DatabricksClient(host={self.host!r}, auth={self.auth.source!r})"
 
     def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-              retry: bool = True) -> R:
+              retry: bool = True, raw: bool = False) -> R:
         return self._read(self._transport.request("POST", self.host + path, body, retry=retry),
-                          parse)
+                          parse, raw=raw)
 
     async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-                     retry: bool = True) -> R:
+                     retry: bool = True, raw: bool = False) -> R:
         return self._read(await self._transport.arequest("POST", self.host + path, body,
-                                                         retry=retry), parse)
+                                                         retry=retry), parse, raw=raw)
 
     def _events(self, path: str, body: dict[str, Any], parse: Callable[[dict[str, Any]], T],
                 reader: EventReader) -> Iterator[T]:

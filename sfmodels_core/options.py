@@ -8,6 +8,7 @@ where ``None`` means "the default" (every default lives in :mod:`sfmodels_core.d
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,10 +126,14 @@ class ClientOptions:
 
 
 def _check_number(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        value > 0 or (allow_zero and value == 0))
+    """A number of seconds (or a rate) the client can wait on: finite, and positive (or zero
+    when ``allow_zero``). Infinity is refused like NaN: a call must end, and no setting means
+    "forever" (``None`` leaves a timeout to the default)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+        value) and (value > 0 or (allow_zero and value == 0))
     if not ok:
-        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
+        kind = "zero or a finite positive number" if allow_zero else "a finite positive number"
+        raise InvalidInputError(f"{name} must be {kind}, got {value!r}")
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pydantic_core
 
+from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
 from .databricks import (
     AssistantMessage,
     ChatChoice,
@@ -135,16 +136,20 @@ def input_items(messages: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _tool(tool: Any) -> Any:
-    if isinstance(tool, dict) and tool.get("type", "function") == "function" and isinstance(
-            tool.get("function"), dict):
-        return {"type": "function", **tool["function"]}
+def _tool(tool: Any, where: str) -> Any:
+    """A checked tool definition in Responses form: a chat-format function is flattened; a
+    flat function and a hosted tool (``{"type": "web_search"}``...) are sent as they are."""
+    function = function_of(tool, where)
+    if function is not None and function is not tool:
+        return {"type": "function", **function}
     return tool
 
 
-def _tool_choice(choice: Any) -> Any:
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        return {"type": "function", "name": choice["function"].get("name")}
+def _tool_choice(choice: Any, tools: Any) -> Any:
+    """A checked ``tool_choice`` in Responses form (a function named flat)."""
+    name = check_tool_choice(choice, function_names(tools))
+    if name is not None:
+        return {"type": "function", "name": name}
     return choice
 
 
@@ -187,9 +192,10 @@ def responses_params(params: Mapping[str, Any]) -> dict[str, Any]:
                 raise InvalidInputError(f"{key} must be a number, got {value!r}")
             body[key] = value
         elif key == "tools":
-            body["tools"] = [_tool(tool) for tool in value]
+            body["tools"] = [_tool(tool, f"tools[{i}]")
+                             for i, tool in enumerate(check_tools(value))]
         elif key == "tool_choice":
-            body["tool_choice"] = _tool_choice(value)
+            body["tool_choice"] = _tool_choice(value, params.get("tools"))
         elif key == "response_format":
             body["text"] = {**(body.get("text") or {}), "format": _text_format(value)}
         elif key == "custom_inputs":

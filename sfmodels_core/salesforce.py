@@ -26,7 +26,7 @@ from .types import (
     ordered,
 )
 from .validation import name_segment, require_messages, url_segment
-from .vectors import Vectors
+from .vectors import MISSING, Vectors
 
 R = TypeVar("R")
 PROVIDER = "Salesforce"
@@ -240,7 +240,7 @@ def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     items = ordered(wire.vector_items(body.get("embeddings") or [], "embeddings"))
     rest = {k: v for k, v in body.items() if k != "embeddings"}
     info = _model_and_usage(rest.get("parameters"))
-    return [item["embedding"] for item in items], info["model"], info["usage"], rest
+    return [item.get("embedding", MISSING) for item in items], info["model"], info["usage"], rest
 
 
 def feedback_result(body: Mapping[str, Any], status_code: int, content: bytes) -> FeedbackResult:
@@ -367,15 +367,15 @@ class SalesforceClient(BaseClient):
         return self._base_from((await self.auth.aget_token()).extra)
 
     def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-              retry: bool = True) -> R:
+              retry: bool = True, raw: bool = False) -> R:
         return self._read(self._transport.request("POST", self.api_base() + path, body,
-                                                  retry=retry), parse)
+                                                  retry=retry), parse, raw=raw)
 
     async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-                     retry: bool = True) -> R:
+                     retry: bool = True, raw: bool = False) -> R:
         base = await self.aapi_base()
         return self._read(await self._transport.arequest("POST", base + path, body,
-                                                         retry=retry), parse)
+                                                         retry=retry), parse, raw=raw)
 
     # -- chat
     def chat(self, model: str, messages: Sequence[Any], *,

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence, S
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .adapters.tools import normalize_tool_choice
+from .adapters.tools import check_tools, function_of, normalize_tool_choice
 from .errors import InvalidInputError
 from .reply_json import Found, loads_lenient, scan
 from .schema import validate
@@ -56,14 +56,17 @@ class ToolSpec:
         default_factory=lambda: {"type": "object", "properties": {}})
 
     @classmethod
-    def from_dict(cls, tool: Mapping[str, Any]) -> ToolSpec:
-        """From an OpenAI-style ``{"type": "function", "function": {...}}`` or a bare function."""
-        fn = tool.get("function", tool)
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidInputError(f"a tool needs a name: {dict(tool)!r}")
+    def from_dict(cls, tool: Mapping[str, Any], where: str = "a tool") -> ToolSpec:
+        """From an OpenAI-style ``{"type": "function", "function": {...}}`` or a bare function
+        (checked: a non-empty string name, ``parameters`` a JSON object if given)."""
+        fn = function_of(tool, where)
+        if fn is None:
+            raise InvalidInputError(
+                f"{where} is a {tool.get('type')!r} tool: only function tools can be described "
+                "to a model through the prompted tool protocol")
         params = fn.get("parameters") or {"type": "object", "properties": {}}
-        return cls(name=name, description=str(fn.get("description") or ""), parameters=params)
+        return cls(name=fn["name"], description=str(fn.get("description") or ""),
+                   parameters=params)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
@@ -469,7 +472,8 @@ def tools_protocol(tools: Sequence[Mapping[str, Any] | ToolSpec], tool_choice: A
     ``parallel=False`` asks for one call per reply, and a reply with several is a problem like
     any other: repaired once, and never passed on as valid calls.
     """
-    specs = [t if isinstance(t, ToolSpec) else ToolSpec.from_dict(t) for t in tools]
+    specs = [t if isinstance(t, ToolSpec) else ToolSpec.from_dict(t, f"tools[{i}]")
+             for i, t in enumerate(check_tools(tools))]
     if not specs:
         raise InvalidInputError("at least one tool is needed")
     choice = normalize_tool_choice(tool_choice, [t.name for t in specs], required=required)

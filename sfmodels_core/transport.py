@@ -760,14 +760,29 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 def dumps(body: Any) -> bytes:
-    """The request body as JSON; text JSON cannot carry (a lone surrogate, as a bad decode of
-    bytes leaves) is bad input, refused before anything is sent."""
+    """The request body as JSON. Refused as bad input before anything is sent: text JSON cannot
+    carry (a lone surrogate, as a bad decode of bytes leaves), and a NaN or an infinity
+    anywhere (JSON has no such numbers: they would go out as bare ``NaN`` or ``Infinity``
+    tokens, which services refuse or misread)."""
     try:
-        return pydantic_core.to_json(body)
+        data = pydantic_core.to_json(body)
     except pydantic_core.PydanticSerializationError as exc:
         raise InvalidInputError(
             f"The request holds text that cannot be sent as UTF-8 JSON ({exc}); a lone "
             "surrogate usually comes from decoding bytes with errors='surrogateescape'.") from None
+    # Only a body whose JSON spells NaN or Infinity (in a text, nearly always) is walked to
+    # tell; a large one is walked rather than searched (a walk costs per value, not per byte).
+    if len(data) > 65_536 or b"NaN" in data or b"Infinity" in data:
+        from .validation import non_finite_number
+
+        found = non_finite_number(body)
+        if found is not None:
+            where, value = found
+            token = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+            raise InvalidInputError(
+                f"The request's {where} is {token}: JSON has no such number (it would be sent "
+                f"as a bare {token}, which services refuse or misread); pass a finite number.")
+    return data
 
 
 def loads(content: bytes) -> Any:

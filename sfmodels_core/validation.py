@@ -3,8 +3,10 @@ about input we had to adjust or cannot honour."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
+import math
 import re
 import threading
 import unicodedata
@@ -198,3 +200,44 @@ def require_messages(messages: Any, roles: Sequence[str], *,
             raise InvalidInputError(
                 f"messages[{i}].content must be {kinds}, got {type(content).__name__}")
     return out
+
+
+def non_finite_number(body: Any) -> tuple[str, float] | None:
+    """Where the first NaN or infinity of a request body is (``temperature``,
+    ``tools[0].function.parameters.properties.x.maximum``, or ``body`` for the body itself)
+    and what it is; None if there is none. JSON has no such numbers: serialized, they would be
+    bare ``NaN`` tokens. Pydantic models are not looked into: they serialize such numbers as
+    their configuration says (``null`` by default)."""
+    found = _non_finite(body)
+    if found is None:
+        return None
+    value, *keys = found
+    path = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in reversed(keys))
+    return path.lstrip(".") or "body", value
+
+
+_ATOMS = (str, int, bool, type(None))
+
+
+def _non_finite(node: Any) -> list[Any] | None:
+    """[the value, then the keys from the innermost out], or None."""
+    if isinstance(node, float):
+        return None if math.isfinite(node) else [node]
+    if isinstance(node, _ATOMS):
+        return None
+    if isinstance(node, Mapping):
+        items: Iterable[tuple[Any, Any]] = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return _non_finite(dataclasses.asdict(node))
+    else:
+        return None
+    for key, value in items:
+        if type(value) in _ATOMS:
+            continue
+        found = _non_finite(value)
+        if found is not None:
+            found.append(key)
+            return found
+    return None

@@ -132,9 +132,9 @@ async def test_a_failed_compact_job_hands_back_rows_and_resumes_into_the_same_bl
 
 
 @pytest.mark.parametrize("data, message", [
-    ([{"embedding": [0.1, 0.2]}, {"embedding": [0.1]}], "dimensions cannot be mixed"),
-    ([{"embedding": "AAAA"}, {"embedding": "not base64"}], "not base64"),
-    ([{"embedding": [0.1, "x"]}, {"embedding": [0.1, 0.2]}], "not a float32 number"),
+    ([{"embedding": [0.1, 0.2]}, {"embedding": [0.1]}], "text 1 .*cannot be mixed"),
+    ([{"embedding": "AAAA"}, {"embedding": "not base64"}], "text 0 is base64 of 3 bytes"),
+    ([{"embedding": [0.1, "x"]}, {"embedding": [0.1, 0.2]}], "text 0 holds a string"),
 ])
 def test_vectors_that_do_not_fit_are_a_typed_error(data: list[Any], message: str) -> None:
     body = {"data": data, "usage": {"prompt_tokens": 2, "total_tokens": 2}}

@@ -282,6 +282,21 @@ def test_chat_databricks_bind_tools_body() -> None:
                                    "type": "tool_call"}]
 
 
+def test_bound_tools_of_the_wrong_shape_are_refused_before_sending() -> None:
+    service = FakeService(db_chat("never"))
+    llm = ChatDatabricks(client=databricks_client(service), endpoint="ep")
+    bad = {"type": "function", "function": {"name": "f", "parameters": "nope"}}
+    with pytest.raises(InvalidInputError, match=r"tools\[0\]\.function\.parameters must be a "
+                                                "JSON Schema object"):
+        llm.bind_tools([bad]).invoke("go")
+    salesforce = FakeService(sf_chat("never"))
+    chat = ChatSalesforce(client=salesforce_client(salesforce), model="m")
+    with pytest.raises(InvalidInputError, match=r"tools\[0\]\.function\.parameters must be a "
+                                                "JSON Schema object"):
+        chat.bind_tools([bad]).invoke("go")
+    assert service.requests == [] and salesforce.requests == []
+
+
 def test_chat_databricks_stream_reports_cumulative_usage_once() -> None:
     service = FakeService(lambda r: chat_stream(["Hel", "lo", "!"]))
     llm = ChatDatabricks(client=databricks_client(service), endpoint="ep")

@@ -170,6 +170,15 @@ def test_tool_calls(db_llm: DatabricksLLM) -> None:
     assert len(db_llm.get_tool_calls_from_response(forced)) == 1
 
 
+def test_a_tool_dict_of_the_wrong_shape_is_refused_before_sending(
+        db_llm: DatabricksLLM, emulator: Emulator) -> None:
+    bad = {"type": "function", "function": {"name": "f", "parameters": "nope"}}
+    with pytest.raises(InvalidInputError, match=r"tools\[2\]\.function\.parameters must be a "
+                                                "JSON Schema object"):
+        db_llm.chat_with_tools([*TOOLS, bad], user_msg="hi")  # type: ignore[list-item]
+    assert not emulator.counters()["requests"].get("databricks.invocations")
+
+
 def test_parallel_tool_calls(db_llm: DatabricksLLM) -> None:
     question = "What is the weather in Paris and London?"
     both = db_llm.chat_with_tools(TOOLS, user_msg=question, allow_parallel_tool_calls=True)

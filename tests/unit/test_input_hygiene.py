@@ -11,6 +11,7 @@ import pytest
 
 from sfmodels_core import ClientOptions, DatabricksClient, SalesforceClient, validation
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.options import RetryPolicy
 
 pytestmark = pytest.mark.disable_socket
 
@@ -54,12 +55,25 @@ def test_a_lone_surrogate_is_bad_input_not_a_serializer_error() -> None:
 @pytest.mark.parametrize("bad", [
     {"timeout": 0}, {"timeout": -1}, {"max_retries": -1}, {"requests_per_minute": 0},
     {"batch_size": 0}, {"max_concurrency": 0}, {"max_connections": 0},
-    {"timeout": True}, {"max_retries": 1.5}])
+    {"timeout": True}, {"max_retries": 1.5},
+    # a call must end: no number of seconds is "forever", and NaN is no number of seconds
+    {"timeout": float("inf")}, {"timeout": float("nan")}, {"connect_timeout": float("inf")},
+    {"connect_timeout": -1}, {"no_progress_timeout": float("inf")},
+    {"requests_per_minute": float("inf")}])
 def test_settings_no_client_can_use_are_refused_at_construction(bad: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError, match=next(iter(bad))):
         ClientOptions.build(**bad)
     with pytest.raises(InvalidInputError):
         DatabricksClient(host="https://db.example", api_key="t", env={}, **bad)
+
+
+@pytest.mark.parametrize("name", ["initial_backoff", "max_backoff", "max_retry_after"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0])
+def test_backoffs_must_be_finite(name: str, value: float) -> None:
+    with pytest.raises(InvalidInputError, match=f"{name} must be zero or a finite positive "
+                                                "number"):
+        RetryPolicy(**{name: value})
+    assert getattr(RetryPolicy(**{name: 0}), name) == 0
 
 
 def test_unknown_client_options_are_named() -> None:

@@ -287,7 +287,7 @@ async def test_a_2xx_body_of_the_wrong_shape_is_an_error_of_ours(body: bytes) ->
 @pytest.mark.parametrize("data, problem", [
     ([{"index": 0, "embedding": [1.0]}], "2 texts were sent but 1 vectors came back"),
     ([{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [2.0]}], "indexes"),
-    ([{"index": 0}, {"index": 1}], "KeyError"),
+    ([{"index": 0}, {"index": 1}], "the vector of text 0 is missing"),
 ])
 def test_embedding_answers_must_match_the_texts(data: list, problem: str) -> None:
     from sfmodels_core.errors import SFModelsError

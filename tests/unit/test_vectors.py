@@ -94,10 +94,10 @@ def test_sink_writes_batches_at_their_indices_in_any_order() -> None:
 
 
 @pytest.mark.parametrize("vector, message", [
-    ([1.0, 2.0, 3.0], "vectors of 2 and 3 dimensions"),
-    (b64([1.0]), "vectors of 2 and 1 dimensions"),
-    (["a", 2.0], "not a float32 number"),
-    ([1e300, 0.0], "not a float32 number"),
+    ([1.0, 2.0, 3.0], "text 1 has 3 numbers but the vectors before it have 2"),
+    (b64([1.0]), "text 1 has 1 numbers but the vectors before it have 2"),
+    (["a", 2.0], "text 1 holds a string at position 0, not a number"),
+    ([1e300, 0.0], "text 1 holds 1e[+]?300 at position 0, beyond what float32 can hold"),
 ])
 def test_sink_refuses_what_is_not_a_vector_like_the_first(vector: object,
                                                            message: str) -> None:
