@@ -9,9 +9,12 @@ are installed by ``install_peers.sh``; a scenario whose peer is not installed pr
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import statistics
 import subprocess
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from sfmodels_emulator import Emulator
 GTE = "databricks-gte-large-en"
 LLAMA = "databricks-meta-llama-3-3-70b-instruct"
 SF_CHAT = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
@@ -113,3 +117,17 @@ def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, 
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{err}")
     return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
+
+
+@contextlib.contextmanager
+def code_at(before: str) -> Iterator[Path]:
+    """A checkout directory as it is, or the tree of a git ref in a temporary directory."""
+    if Path(before).is_dir():
+        yield Path(before).resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="sfmodels-before-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", before],
+                                 check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp)

@@ -21,16 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,20 +56,6 @@ def worker(prompts: int) -> None:
 
 
 # -- the parent: the emulator, the rounds, the table -------------------------------------------
-@contextlib.contextmanager
-def code_at(before: str) -> Iterator[Path]:
-    """A checkout directory as it is, or the tree of a git ref in a temporary directory."""
-    if Path(before).is_dir():
-        yield Path(before).resolve()
-        return
-    with tempfile.TemporaryDirectory(prefix="sfmodels-before-") as tmp:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", before],
-                                 check=True, capture_output=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
-        yield Path(tmp)
-
-
 def measure(tree: Path, emu: Any, prompts: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DATABRICKS_", "SALESFORCE_"))}
@@ -108,7 +90,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from _common import emulator, table  # benchmarks/ is this script's directory
+    from _common import code_at, emulator, table  # benchmarks/ is this script's directory
 
     ideal = args.prompts / args.rps
     with contextlib.ExitStack() as stack:
