@@ -241,3 +241,36 @@ def test_an_api_instance_url_off_https_or_with_user_info_is_refused(
 
     expect(emulator, case, TokenError,
            lambda: call(sf(emulator, sender), "chat", SF_CHAT, USER, sender=sender))
+
+
+# -- vectors ---------------------------------------------------------------------------------------
+VECTOR_CASES = ["vector_null", "vector_strings", "vector_bools", "vector_nested", "vector_empty",
+                "vector_mixed_dims", "vector_nan", "vector_inf"]
+
+
+@pytest.mark.parametrize("sender", SENDERS)
+@pytest.mark.parametrize("compact", [False, True], ids=["lists", "compact"])
+@pytest.mark.parametrize("provider", ["salesforce", "databricks"])
+@pytest.mark.parametrize("case", VECTOR_CASES)
+def test_a_bad_vector_is_refused_naming_its_text(emulator: Emulator, sender: str,
+                                                 compact: bool, provider: str,
+                                                 case: str) -> None:
+    texts = ["one", "two", "three"]
+    if provider == "salesforce":
+        client: Any = sf(emulator, sender)
+        model = "sfdc_ai__DefaultOpenAITextEmbeddingAda_002"
+    else:  # compact asks Databricks for base64, which the emulator honours
+        client, model = dbx(emulator, sender), "databricks-gte-large-en"
+
+    def run() -> Any:
+        if sender == "sync":
+            return client.embed(model, texts, compact=compact)
+
+        async def go() -> Any:
+            async with client:
+                return await client.aembed(model, texts, compact=compact)
+
+        return asyncio.run(go())
+
+    error = expect(emulator, case, ResponseValidationError, run)
+    assert "text 2" in str(error)  # the last vector of the batch is the bad one
