@@ -20,7 +20,7 @@ import pytest
 
 from sfmodels.cli import main
 from sfmodels_emulator import Emulator
-from sfmodels_emulator.text import embedding_json
+from sfmodels_emulator.text.embeddings import embedding_json
 
 from .test_commands import env  # noqa: F401  (the fixture pointing the environment at it)
 
