@@ -34,20 +34,12 @@ from .refusals import message as refusal_message
 from .server import Reply, Request, Response, StreamResponse
 from .shapes import databricks_error, reasoning_delta, reasoning_parts, reasoning_summary
 from .state import State
-from .text import (
-    Turn,
-    apply_stop,
-    count_tokens,
-    embedding_base64,
-    embedding_json,
-    generate_reply,
-    json_object_output,
-    plan_tool_calls,
-    split_fragments,
-    split_pieces,
-    structured_output,
-    truncate_tokens,
-)
+from .text.embeddings import embedding_base64, embedding_json
+from .text.replies import generate_reply
+from .text.structured_output import json_object_output, structured_output
+from .text.tokens import apply_stop, count_tokens, split_fragments, split_pieces, truncate_tokens
+from .text.tool_calls import plan_tool_calls
+from .text.turns import Turn
 
 EMBEDDING_DIMENSIONS = 1024
 MAX_TOOLS = 32

@@ -13,7 +13,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .text import Turn, generate_reply, json_object_output, plan_tool_calls, structured_output
+from .text.replies import generate_reply
+from .text.structured_output import json_object_output, structured_output
+from .text.tool_calls import plan_tool_calls
+from .text.turns import Turn
 
 TOOLS_HEADER = "# Tools (sfmodels tool protocol v1)"
 JSON_HEADER = "# Reply format (sfmodels JSON protocol v1)"

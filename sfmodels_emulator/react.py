@@ -16,7 +16,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .text import Turn, generate_reply, plan_tool_calls
+from .text.replies import generate_reply
+from .text.tool_calls import plan_tool_calls
+from .text.turns import Turn
 
 _TOOL_RE = re.compile(
     r"^> Tool Name: (?P<name>[^\n]+)\nTool Description: (?P<description>.*?)\n"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .state import Settings
-from .text import count_tokens
+from .text.tokens import count_tokens
 
 
 @dataclass(frozen=True)

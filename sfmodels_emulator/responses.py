@@ -33,7 +33,7 @@ from .databricks import (
     parse_chat,
 )
 from .server import Reply, Request, Response, StreamResponse
-from .text import count_tokens, split_fragments, split_pieces
+from .text.tokens import count_tokens, split_fragments, split_pieces
 
 RESPONSES_PATH = "/serving-endpoints/responses"
 DISCOVERY_PATHS = ("/.well-known/databricks-config",

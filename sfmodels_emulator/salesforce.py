@@ -25,7 +25,9 @@ from .refusals import Refusal, check_inputs, check_prompt
 from .refusals import message as refusal_message
 from .server import Request, Response
 from .state import State
-from .text import count_tokens, embedding_json, generate_reply
+from .text.embeddings import embedding_json
+from .text.replies import generate_reply
+from .text.tokens import count_tokens
 
 API_PREFIX = "/einstein/platform/v1"
 EMBEDDING_DIMENSIONS = 1536

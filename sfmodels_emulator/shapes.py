@@ -14,7 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .text import INSTRUCTION_WORDS, STOPWORDS, Turn
+from .text.turns import Turn
+from .text.words import INSTRUCTION_WORDS, STOPWORDS
 
 _WORDS = re.compile(r"[^\W_]+")
 

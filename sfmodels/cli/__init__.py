@@ -1,9 +1,10 @@
 """The ``sfmodels`` command: demo, chat, embed, feedback, token, emulator.
 
-Each sub-command is one module of this package that owns its options and its handler
-(``HELP``, ``DESCRIPTION``, ``add_arguments(parser)``, ``run(args) -> int``). The table below
-names them; a module is imported only when its command runs (or asks for ``--help``), so
-``sfmodels chat`` never imports LangChain and ``sfmodels --help`` imports nothing heavy.
+Each sub-command is one module of this package (or a package, like ``embed/``, when it has
+several parts) that owns its options and its handler (``DESCRIPTION``, ``add_arguments(parser)``,
+``run(args) -> int``). The table below names them; a module is imported only when its command
+runs (or asks for ``--help``), so ``sfmodels chat`` never imports LangChain and
+``sfmodels --help`` imports nothing heavy.
 
 Every sub-command reads the same settings as the Python classes (the SALESFORCE_* and
 DATABRICKS_* environment variables). Expected failures print one ``error:`` line and exit 1;
@@ -22,7 +23,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-#: Sub-command name -> (module of this package, one-line help shown in ``sfmodels --help``).
+#: Sub-command name -> (its module or package here, one-line help shown in ``sfmodels --help``).
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "run the end-to-end tour (on the built-in emulator without credentials)"),
     "chat": ("chat", "ask one question"),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import QUESTION, Report, Setup, corpus
+from .question import QUESTION, corpus
+from .report import Report
+from .services import Setup
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage

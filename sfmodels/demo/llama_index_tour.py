@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import QUESTION, Report, Setup, corpus
+from .question import QUESTION, corpus
+from .report import Report
+from .services import Setup
 
 
 def _query(embed_model: Any, llm: Any, report: Report) -> Any:

@@ -137,7 +137,7 @@ def test_the_progress_bar_shows_the_adaptive_limit(capsys: pytest.CaptureFixture
     pytest.importorskip("tqdm")
     from types import SimpleNamespace
 
-    from sfmodels.cli.embed import Progress
+    from sfmodels.cli.embed.progress import Progress
 
     progress = Progress(10, True, lambda: SimpleNamespace(limit=4, rate_limited=2))
     progress.update(3)

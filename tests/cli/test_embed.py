@@ -20,7 +20,7 @@ import pytest
 
 from sfmodels.cli import main
 from sfmodels_emulator import Emulator
-from sfmodels_emulator.text import embedding_json
+from sfmodels_emulator.text.embeddings import embedding_json
 
 from .test_commands import env  # noqa: F401  (the fixture pointing the environment at it)
 
@@ -316,7 +316,7 @@ def test_ids_with_escapes_and_whole_files_resume(env: Emulator, tmp_path: Path, 
 
 
 def test_the_resume_index_holds_many_keys_compactly() -> None:
-    from sfmodels.cli.embed import ResumeIndex, id_key
+    from sfmodels.cli.embed.resume_index import ResumeIndex, id_key
 
     index = ResumeIndex(capacity=8)
     keys = [id_key(f"file.txt:{i}") for i in range(20_000)]

@@ -15,7 +15,7 @@ import pytest
 from sfmodels_core.tool_protocol import ToolSpec, render_history, tool_instructions
 from sfmodels_emulator.protocol import protocol_reply
 from sfmodels_emulator.react import is_react_prompt, react_reply, react_tools
-from sfmodels_emulator.text import plan_tool_calls, request_steps
+from sfmodels_emulator.text.tool_calls import plan_tool_calls, request_steps
 
 
 def function(name: str, description: str, **properties: str) -> dict[str, Any]:

@@ -7,19 +7,17 @@ import math
 
 import pytest
 
-from sfmodels_emulator.text import (
+from sfmodels_emulator.text.embeddings import embedding, embedding_json
+from sfmodels_emulator.text.replies import generate_reply
+from sfmodels_emulator.text.structured_output import json_object_output, structured_output
+from sfmodels_emulator.text.tokens import (
     apply_stop,
     count_tokens,
-    embedding,
-    embedding_json,
-    generate_reply,
-    json_object_output,
-    plan_tool_calls,
     split_fragments,
     split_pieces,
-    structured_output,
     truncate_tokens,
 )
+from sfmodels_emulator.text.tool_calls import plan_tool_calls
 
 
 def dot(a: list[float], b: list[float]) -> float:
@@ -244,7 +242,7 @@ def test_emulator_imports_only_the_standard_library() -> None:
 
 
 def test_a_forced_call_after_tool_results_goes_to_another_tool() -> None:
-    from sfmodels_emulator.text import plan_tool_calls
+    from sfmodels_emulator.text.tool_calls import plan_tool_calls
 
     def tool(name: str, description: str) -> dict[str, object]:
         return {"type": "function", "function": {
