@@ -131,3 +131,18 @@ def code_at(before: str) -> Iterator[Path]:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
         yield Path(tmp)
+
+
+def run_worker(script: Path, args: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
+    """Run ``script --worker ARGS`` in a child process; what it printed last, as JSON."""
+    import json
+    import sys
+
+    done = subprocess.run([sys.executable, str(script), "--worker", *args], env=env,
+                          capture_output=True, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{what} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+

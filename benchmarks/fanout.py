@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import os
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import LLAMA, SF_CHAT, emulator, table
+from _common import LLAMA, SF_CHAT, code_at, emulator, run_worker, table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -199,30 +195,14 @@ def worker(case: str, calls: int, repeat: int) -> None:
 
 
 # -- the parent: the emulator, the rounds, the table -------------------------------------------
-@contextlib.contextmanager
-def export(ref: str) -> Iterator[Path]:
-    """The tree of ``ref`` in a temporary directory."""
-    with tempfile.TemporaryDirectory(prefix="sfmodels-before-") as tmp:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref],
-                                 check=True, capture_output=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
-        yield Path(tmp)
-
-
 def measure(case: str, tree: Path, emu: Any, calls: int, repeat: int,
             latency: float) -> dict[str, Any]:
     path = [str(tree), str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**os.environ, **emu.env(), "PYTHONPATH": os.pathsep.join(path),
            "FANOUT_LATENCY": str(latency)}
     emu.reset()
-    done = subprocess.run(
-        [sys.executable, str(HERE / "fanout.py"), "--worker", case, "--calls", str(calls),
-         "--repeat", str(repeat)], env=env, capture_output=True, text=True, check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{case} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(lines[-1])
+    result = run_worker(HERE / "fanout.py", [case, "--calls", str(calls), "--repeat", str(repeat)],
+                        env, case)
     result["max_in_flight"] = emu.counters()["max_in_flight"]
     return result
 
@@ -253,7 +233,7 @@ def main() -> None:
         rows: list[tuple[str, Path, str, int]] = [(label, ROOT, case, args.rounds)
                                                   for label, case in RAW]
         if args.before:
-            before = stack.enter_context(export(args.before))
+            before = stack.enter_context(code_at(args.before))
             rows += [(f"{label} ({args.before})", before, case, args.rounds)
                      for label, case in OURS]
         rows += [(label, ROOT, case, args.rounds) for label, case in OURS + AIOHTTP]

@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,18 +56,11 @@ def worker(prompts: int) -> None:
 
 # -- the parent: the emulator, the rounds, the table -------------------------------------------
 def measure(tree: Path, emu: Any, prompts: int) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABRICKS_", "SALESFORCE_"))}
-    env.update(DATABRICKS_HOST=emu.databricks_host, DATABRICKS_TOKEN=emu.databricks_token,
-               DATABRICKS_CONFIG_FILE="/nonexistent", PYTHONPATH=str(tree))
+    from _common import child_env, run_worker
+
     emu.reset()  # settings stay; the rate windows and counters start empty
-    done = subprocess.run([sys.executable, str(HERE / Path(__file__).name), "--worker",
-                           "--prompts", str(prompts)], env=env, capture_output=True, text=True,
-                          check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"the run with {tree} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(lines[-1])
+    result = run_worker(HERE / Path(__file__).name, ["--prompts", str(prompts)],
+                        {**child_env(emu), "PYTHONPATH": str(tree)}, f"the run with {tree}")
     result["emulator_429"] = emu.counters()["rate_limited"]
     return result
 

@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,18 +52,11 @@ def worker(mode: str, texts: int) -> None:
     print(json.dumps({"wall": wall, "cpu_us_per_text": cpu / texts * 1e6}))
 
 
-def measure(tree: Path, emu: Any, mode: str, texts: int) -> dict[str, float]:
-    from _common import child_env
+def measure(tree: Path, emu: Any, mode: str, texts: int) -> dict[str, Any]:
+    from _common import child_env, run_worker
 
-    env = {**child_env(emu), "PYTHONPATH": str(tree)}
-    done = subprocess.run([sys.executable, str(HERE / Path(__file__).name), "--worker", mode,
-                           "--texts", str(texts)], env=env, capture_output=True, text=True,
-                          check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{mode} with {tree} failed:\n{done.stderr}")
-    result: dict[str, float] = json.loads(lines[-1])
-    return result
+    return run_worker(HERE / Path(__file__).name, [mode, "--texts", str(texts)],
+                      {**child_env(emu), "PYTHONPATH": str(tree)}, f"{mode} with {tree}")
 
 
 def main() -> None:
@@ -76,10 +68,11 @@ def main() -> None:
     parser.add_argument("--before", metavar="DIR_OR_REF", required=False,
                         help="the code to compare with: a checkout directory or a git ref")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--worker", metavar="MODE", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("mode", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.texts)
+        worker(args.mode, args.texts)
         return
 
     sys.path.insert(0, str(HERE))
@@ -90,7 +83,7 @@ def main() -> None:
         if args.before:
             trees.insert(0, (f"before ({args.before})", stack.enter_context(code_at(args.before))))
         emu = stack.enter_context(emulator(latency_ms=args.latency_ms))
-        runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for round_ in range(args.rounds):
             for mode in args.modes:
                 for label, tree in trees:
