@@ -2,9 +2,9 @@
 
 Each function here turns a documented body into the shape a real service was seen to send
 (error bodies that wrap another error, reasoning content parts, fields beyond the spec). The
-settings that switch them on are in :mod:`.state`; where each shape comes from is in the
-README's "Behaviour against the real services" section and beside each fixture file under
-``tests/fixtures/real_world``.
+settings that switch them on are in :mod:`.state`; where each shape comes from is in the docs
+page "Behaviour against the real services" (``docs/real-world.md``) and beside each fixture
+file under ``tests/fixtures/real_world``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The import arrows of the five packages point one way, and stay that way."""
+"""The import arrows of the six packages point one way, and stay that way."""
 
 from __future__ import annotations
 

@@ -6,11 +6,11 @@ pydantic fields, ``_generate``/``_stream`` keyword arguments, ``bind_tools`` and
 ``with_structured_output``) and what ours does with each:
 
 - ``supported``: same name, same meaning;
-- ``renamed``: supported under another name or shape, written in the note (and in the README);
+- ``renamed``: supported under another name or shape, written in the note (and in the docs);
 - ``refused``: an error whose message names what to do instead.
 
 Every row has a check that exercises it against the emulator, so the table cannot drift from the
-code. The README's "Compatibility with databricks-langchain" list is this table.
+code. The "databricks-langchain" table of docs/compatibility.md is this table.
 """
 
 from __future__ import annotations

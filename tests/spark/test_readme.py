@@ -1,5 +1,5 @@
-"""The README's Spark section: the open-source example runs as written against the emulator;
-the Databricks and resume examples, which need a workspace, at least compile."""
+"""The Spark page of the documentation: the open-source example runs as written against the
+emulator; the Databricks and resume examples, which need a workspace, at least compile."""
 
 from __future__ import annotations
 
@@ -16,15 +16,14 @@ from .conftest import api_requests
 pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-SECTION = README[README.index("## Spark\n"):README.index("## Command line\n")]
-SNIPPETS = re.findall(r"```python\n(.*?)```", SECTION, re.DOTALL)
+PAGE = (ROOT / "docs" / "spark.md").read_text(encoding="utf-8")
+SNIPPETS = re.findall(r"```python\n(.*?)```", PAGE, re.DOTALL)
 
 
 def test_the_section_has_the_three_examples() -> None:
     assert len(SNIPPETS) == 3
     for snippet in SNIPPETS:
-        compile(snippet, "README.md", "exec")
+        compile(snippet, "docs/spark.md", "exec")
 
 
 def test_the_open_source_example_runs(spark: Any, emulator: Emulator,
@@ -34,7 +33,7 @@ def test_the_open_source_example_runs(spark: Any, emulator: Emulator,
         monkeypatch.delenv(key, raising=False)
     for key, value in emulator.env().items():
         monkeypatch.setenv(key, value)
-    exec(compile(SNIPPETS[1], "README.md", "exec"), {"__name__": "readme"})
+    exec(compile(SNIPPETS[1], "docs/spark.md", "exec"), {"__name__": "docs"})
     printed = capsys.readouterr().out
     assert "2 vectors" in printed
     assert len(emulator.feedback()) == 2
