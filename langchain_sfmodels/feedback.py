@@ -30,6 +30,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import SecretStr
 
 from sfmodels_core import defaults
+from sfmodels_core._lifecycle import Closeable
 from sfmodels_core.adapters.feedback import (
     GenerationLog,
     GenerationRecord,
@@ -40,7 +41,6 @@ from sfmodels_core.adapters.feedback import (
 )
 from sfmodels_core.adapters.settings import SalesforceSettings
 from sfmodels_core.errors import InvalidInputError
-from sfmodels_core.lifecycle import Closeable
 
 from ._common import SALESFORCE
 

@@ -42,6 +42,7 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, model_validator
 
+from sfmodels_core._validation import warn_once
 from sfmodels_core.adapters.salesforce import (
     UNSUPPORTED_PARAMS,
     SalesforceChat,
@@ -54,7 +55,6 @@ from sfmodels_core.adapters.settings import SalesforceSettings
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.tool_protocol import Protocol
-from sfmodels_core.validation import warn_once
 
 from ._common import ToolCalling, require_prompt, tool_specs
 from ._salesforce import (

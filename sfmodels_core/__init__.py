@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import defaults, errors
+    from ._throttle import ThrottleStats
     from .databricks import DatabricksClient
     from .errors import SFModelsError
     from .options import ClientOptions, RetryPolicy
@@ -29,6 +30,7 @@ _EXPORTS = {
     "RetryPolicy": "options",
     "SFModelsError": "errors",
     "SalesforceClient": "salesforce",
+    "ThrottleStats": "_throttle",
     "Usage": "types",
     "Vectors": "vectors",
 }
@@ -41,6 +43,7 @@ __all__ = [
     "RetryPolicy",
     "SFModelsError",
     "SalesforceClient",
+    "ThrottleStats",
     "Usage",
     "Vectors",
     "defaults",

@@ -25,8 +25,8 @@ import pydantic_core
 from pydantic import SecretStr
 
 from . import defaults
+from ._validation import character_kind, unprintable_at, url_problem, warn_insecure_http
 from .errors import TokenError
-from .validation import character_kind, unprintable_at, url_problem, warn_insecure_http
 
 
 @dataclass(frozen=True)

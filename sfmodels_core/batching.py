@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import defaults
+from ._retry import backoff_delay
 from .errors import (
     APIConnectionError,
     BadRequestError,
@@ -42,7 +43,6 @@ from .errors import (
     SFModelsError,
 )
 from .options import RetryPolicy
-from .transport import backoff_delay
 from .types import ParsedBatch
 
 T = TypeVar("T")

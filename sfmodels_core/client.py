@@ -10,6 +10,11 @@ from typing import Any, TypeVar
 import httpx
 
 from . import batching
+from ._lifecycle import Closeable
+from ._retry import ErrorParser
+from ._throttle import ThrottleStats
+from ._transport import JSON, Transport, loads
+from ._validation import require_name, require_texts
 from .auth import BearerAuth, TokenSource
 from .errors import (
     BadRequestError,
@@ -19,11 +24,8 @@ from .errors import (
     SFModelsError,
     make_bulk_error,
 )
-from .lifecycle import Closeable
 from .options import ClientOptions
-from .transport import JSON, ErrorParser, ThrottleStats, Transport, loads
 from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
-from .validation import require_name, require_texts
 from .vectors import (
     BadVector,
     StoredRows,

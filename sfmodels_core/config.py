@@ -25,6 +25,7 @@ import httpx
 from pydantic import SecretStr
 
 from . import defaults
+from ._validation import secret_problem, url_problem, warn_insecure_http, warn_once
 from .auth import (
     DatabricksM2M,
     DatabricksSDKCredentials,
@@ -33,7 +34,6 @@ from .auth import (
     TokenSource,
 )
 from .errors import ConfigurationError
-from .validation import secret_problem, url_problem, warn_insecure_http, warn_once
 
 GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 

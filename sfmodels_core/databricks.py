@@ -15,7 +15,12 @@ import httpx
 import pydantic_core
 from pydantic import BaseModel, Field
 
-from . import defaults, wire
+from . import _lenient as lenient
+from . import defaults
+from ._lenient import Index, LenientInt, LenientStr
+from ._sse import ErrorEvent, EventReader, WholeBody, aiter_events, iter_events
+from ._transport import loads
+from ._validation import name_segment, require_messages, url_segment
 from .adapters.streams import StreamAccumulator
 from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
 from .client import BaseClient, EmbedPlan, EmbedRequest
@@ -33,17 +38,13 @@ from .errors import (
     error_class_for_status,
 )
 from .options import ClientOptions
-from .sse import ErrorEvent, EventReader, WholeBody, aiter_events, iter_events
-from .transport import loads
 from .types import (
     EmbeddingResult,
     ParsedBatch,
     Usage,
     ordered,
 )
-from .validation import name_segment, require_messages, url_segment
 from .vectors import MISSING, Vectors
-from .wire import Index, LenientInt, LenientStr
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -299,8 +300,8 @@ def _tool_calls(items: Any) -> list[ToolCall]:
     for item in items or []:
         fn = item.get("function") or {}
         args = fn.get("arguments")
-        calls.append(ToolCall(id=wire.opt_str(item.get("id")),
-                              type=wire.opt_str(item.get("type")) or "function",
+        calls.append(ToolCall(id=lenient.opt_str(item.get("id")),
+                              type=lenient.opt_str(item.get("type")) or "function",
                               name=fn.get("name") or "",
                               arguments=args if isinstance(args, str) else pydantic_core.to_json(
                                   args if args is not None else {}).decode()))
@@ -379,11 +380,11 @@ def parse_chat(body: dict[str, Any]) -> ChatCompletion:
             raise ValueError(f"choices[{i}].message has no content and no tool calls")
         choices.append(ChatChoice(
             index=choice.get("index", i), finish_reason=choice.get("finish_reason"),
-            message=AssistantMessage(role=wire.opt_str(msg.get("role")) or "assistant",
+            message=AssistantMessage(role=lenient.opt_str(msg.get("role")) or "assistant",
                                      content=text, tool_calls=calls,
                                      reasoning=reasoning_text(content))))
     return ChatCompletion(id=body.get("id"), model=body.get("model"), created=body.get("created"),
-                          choices=choices, usage=wire.usage(body.get("usage")), raw=body,
+                          choices=choices, usage=lenient.usage(body.get("usage")), raw=body,
                           custom_outputs=_custom_outputs(body))
 
 
@@ -414,7 +415,7 @@ def parse_chat_chunk(body: dict[str, Any]) -> ChatCompletionChunk:
                                    reasoning=reasoning_text(delta.get("content"))))
     return ChatCompletionChunk(id=body.get("id"), model=body.get("model"),
                                created=body.get("created"), choices=choices,
-                               usage=wire.usage(body.get("usage")),
+                               usage=lenient.usage(body.get("usage")),
                                custom_outputs=_custom_outputs(body))
 
 
@@ -437,15 +438,15 @@ def parse_completion(body: dict[str, Any], *, piece: bool = False) -> Completion
                                 finish_reason=c.get("finish_reason"))
                for i, c in enumerate(body.get("choices") or [] if piece else _choices(body))]
     return Completion(id=body.get("id"), model=body.get("model"), created=body.get("created"),
-                      choices=choices, usage=wire.usage(body.get("usage")), raw=body)
+                      choices=choices, usage=lenient.usage(body.get("usage")), raw=body)
 
 
 def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
-    items = ordered(wire.vector_items(body.get("data") or [], "data"))
+    items = ordered(lenient.vector_items(body.get("data") or [], "data"))
     rest = {k: v for k, v in body.items() if k != "data"}
-    return ([item.get("embedding", MISSING) for item in items], wire.opt_str(rest.get("model")),
-            wire.usage(rest.get("usage")), rest)
+    return ([item.get("embedding", MISSING) for item in items], lenient.opt_str(rest.get("model")),
+            lenient.usage(rest.get("usage")), rest)
 
 
 def _error_parts(node: Any, codes: list[str], messages: list[str], request_ids: list[str],
@@ -475,19 +476,19 @@ def _error_parts(node: Any, codes: list[str], messages: list[str], request_ids: 
         return
     if not isinstance(node, dict):
         return
-    code = (wire.opt_str(node.get("code")) or wire.opt_str(node.get("error_code"))
-            or wire.opt_str(node.get("errorCode")))
+    code = (lenient.opt_str(node.get("code")) or lenient.opt_str(node.get("error_code"))
+            or lenient.opt_str(node.get("errorCode")))
     error = node.get("error")
     if code is None and isinstance(error, str) and error and " " not in error.strip():
         code = error  # OAuth: {"error": "invalid_client", "error_description": ...}
-    kind = wire.opt_str(node.get("type"))
+    kind = lenient.opt_str(node.get("type"))
     if code is None and kind and kind != "error" and ("message" in node or depth):
         code = kind  # an error object's type is its code when it has no code
     if code:
         codes.append(code)
     details = node.get("details")
     for item in details if isinstance(details, list) else []:
-        request_id = wire.opt_str(item.get("request_id")) if isinstance(item, dict) else None
+        request_id = lenient.opt_str(item.get("request_id")) if isinstance(item, dict) else None
         if request_id:
             request_ids.append(request_id)
     for key in ("message", "error_description", "detail"):
@@ -547,7 +548,7 @@ def _whole_body_as_chunk(body: dict[str, Any]) -> dict[str, Any]:
 def parse_event(event: str, parse: Callable[[dict[str, Any]], T]) -> T:
     """One stream event, parsed; an error event or one that does not fit raises SFModelsError.
 
-    A :class:`~sfmodels_core.sse.WholeBody` (a streaming request answered with one ordinary JSON
+    A :class:`~sfmodels_core._sse.WholeBody` (a streaming request answered with one ordinary JSON
     completion, as custom and pyfunc endpoints do) is read as the one chunk of its stream.
     """
     try:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pydantic_core
 
+from ._validation import require_name
 from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
 from .databricks import (
     AssistantMessage,
@@ -44,7 +45,6 @@ from .databricks import (
 )
 from .errors import APIStatusError, InvalidInputError
 from .types import Usage
-from .validation import require_name
 
 RESPONSES_PATH = "/serving-endpoints/responses"
 ROLES = ("system", "developer", "user", "assistant", "tool")

@@ -13,19 +13,20 @@ from typing import Any, Literal, TypeVar, overload
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import defaults, wire
+from . import _lenient as lenient
+from . import defaults
+from ._transport import loads
+from ._validation import name_segment, require_messages, url_segment
 from .client import BaseClient, EmbedRequest
 from .config import Secret, resolve_salesforce
 from .errors import BulkEmbeddingError, ErrorDetails, InvalidInputError
 from .options import ClientOptions
-from .transport import loads
 from .types import (
     EmbeddingResult,
     ParsedBatch,
     Usage,
     ordered,
 )
-from .validation import name_segment, require_messages, url_segment
 from .vectors import MISSING, Vectors
 
 R = TypeVar("R")
@@ -57,11 +58,11 @@ class ContentQuality(BaseModel):
         scores: dict[str, float] = {}
         categories = scan.get("categories")
         for item in categories if isinstance(categories, list) else []:
-            name = wire.opt_str(item.get("categoryName")) if isinstance(item, dict) else None
-            score = wire.opt_float(item.get("score")) if isinstance(item, dict) else None
+            name = lenient.opt_str(item.get("categoryName")) if isinstance(item, dict) else None
+            score = lenient.opt_float(item.get("score")) if isinstance(item, dict) else None
             if name is not None and score is not None:  # the list varies by model
                 scores[name] = score
-        return cls(is_toxicity_detected=wire.opt_bool(scan.get("isDetected")), scores=scores)
+        return cls(is_toxicity_detected=lenient.opt_bool(scan.get("isDetected")), scores=scores)
 
 
 class Generation(BaseModel):
@@ -189,7 +190,7 @@ def feedback_request(generation_id: str, feedback: str | None, *, text: str | No
 def _generation(data: Any, text_key: str, index: int) -> Generation:
     if not isinstance(data, dict):
         raise ValueError("a generation is not an object")
-    params = wire.opt_dict(data.get("parameters"))
+    params = lenient.opt_dict(data.get("parameters"))
     text = data.get(text_key)
     if text is None and text_key == "generatedText":
         text = data.get("text")  # the spec's required name; real bodies use generatedText
@@ -197,30 +198,31 @@ def _generation(data: Any, text_key: str, index: int) -> Generation:
         raise ValueError(f"generation {index} has " + (
             f"no {text_key}" if text is None else f"a {text_key} that is not text"))
     return Generation(
-        id=wire.opt_str(data.get("id")), text=text or "",
-        role=wire.opt_str(data.get("role")) or "assistant",
-        finish_reason=wire.opt_str(params.get("finish_reason")),
-        index=wire.opt_int(params.get("index"), index) or 0,
-        timestamp=wire.opt_int(data.get("timestamp")),
+        id=lenient.opt_str(data.get("id")), text=text or "",
+        role=lenient.opt_str(data.get("role")) or "assistant",
+        finish_reason=lenient.opt_str(params.get("finish_reason")),
+        index=lenient.opt_int(params.get("index"), index) or 0,
+        timestamp=lenient.opt_int(data.get("timestamp")),
         content_quality=ContentQuality.from_wire(data.get("contentQuality")),
-        refusal=wire.opt_str(data.get("refusal")) or wire.opt_str(params.get("refusal")))
+        refusal=lenient.opt_str(data.get("refusal")) or lenient.opt_str(params.get("refusal")))
 
 
 def _model_and_usage(params: Any) -> dict[str, Any]:
-    params = wire.opt_dict(params)
-    return {"model": wire.opt_str(params.get("model")), "usage": wire.usage(params.get("usage"))}
+    params = lenient.opt_dict(params)
+    return {"model": lenient.opt_str(params.get("model")),
+            "usage": lenient.usage(params.get("usage"))}
 
 
 def parse_chat(body: dict[str, Any]) -> ChatResult:
-    details = wire.opt_dict(body.get("generationDetails"))
+    details = lenient.opt_dict(body.get("generationDetails"))
     generations = details.get("generations")
     if not isinstance(generations, list) or not generations:
         raise ValueError("the answer has no generationDetails.generations" if not generations
                          else "generationDetails.generations is not a list")
     gens = [_generation(g, "content", i) for i, g in enumerate(generations)]
-    params = wire.opt_dict(details.get("parameters"))
-    return ChatResult(id=wire.opt_str(body.get("id")) or "", generations=gens, raw=body,
-                      provider=wire.opt_str(params.get("provider")), **_model_and_usage(params))
+    params = lenient.opt_dict(details.get("parameters"))
+    return ChatResult(id=lenient.opt_str(body.get("id")) or "", generations=gens, raw=body,
+                      provider=lenient.opt_str(params.get("provider")), **_model_and_usage(params))
 
 
 def parse_generation(body: dict[str, Any]) -> GenerationResult:
@@ -229,15 +231,15 @@ def parse_generation(body: dict[str, Any]) -> GenerationResult:
         raise ValueError("the answer has no generation")
     items = [body["generation"], *(more if isinstance(more, list) else [])]
     gens = [_generation(g, "generatedText", i) for i, g in enumerate(items)]
-    params = wire.opt_dict(body.get("parameters"))
-    return GenerationResult(id=wire.opt_str(body.get("id")) or "", generations=gens, raw=body,
-                            provider=wire.opt_str(params.get("provider")),
+    params = lenient.opt_dict(body.get("parameters"))
+    return GenerationResult(id=lenient.opt_str(body.get("id")) or "", generations=gens, raw=body,
+                            provider=lenient.opt_str(params.get("provider")),
                             **_model_and_usage(params))
 
 
 def parse_embeddings(body: dict[str, Any]) -> ParsedBatch:
     """(vectors in input order, model, usage, the body without the vectors)."""
-    items = ordered(wire.vector_items(body.get("embeddings") or [], "embeddings"))
+    items = ordered(lenient.vector_items(body.get("embeddings") or [], "embeddings"))
     rest = {k: v for k, v in body.items() if k != "embeddings"}
     info = _model_and_usage(rest.get("parameters"))
     return [item.get("embedding", MISSING) for item in items], info["model"], info["usage"], rest
@@ -255,7 +257,7 @@ def feedback_result(body: Mapping[str, Any], status_code: int, content: bytes) -
         except ValueError:
             message = text[:500]
         else:
-            message = wire.opt_str(answer.get("message")) if isinstance(answer, dict) else None
+            message = lenient.opt_str(answer.get("message")) if isinstance(answer, dict) else None
     return FeedbackResult(feedback_id=body["id"], generation_id=body["generationId"],
                           message=message, status_code=status_code)
 
@@ -267,10 +269,10 @@ def parse_error(status: int, body: Any) -> ErrorDetails:
         body = body[0]
     code = message = message_code = None
     if isinstance(body, dict):
-        code = wire.opt_str(body.get("errorCode")) or wire.opt_str(body.get("error"))
-        message = wire.opt_str(body.get("message")) or wire.opt_str(
+        code = lenient.opt_str(body.get("errorCode")) or lenient.opt_str(body.get("error"))
+        message = lenient.opt_str(body.get("message")) or lenient.opt_str(
             body.get("error_description"))
-        message_code = wire.opt_str(body.get("messageCode"))
+        message_code = lenient.opt_str(body.get("messageCode"))
     elif isinstance(body, str):
         message = body[:500]
     hint = {
@@ -309,8 +311,8 @@ class SalesforceClient(BaseClient):
     loopback host (127.0.0.1, ::1, localhost: the emulator); ``allow_insecure_http=True``
     allows plain http to other hosts, with a warning. The ``api_instance_url`` of a token
     answer is held to the same rule. Model names are checked and percent-encoded as one path
-    segment (see :func:`~sfmodels_core.validation.require_name` and
-    :func:`~sfmodels_core.validation.url_segment`).
+    segment (see :func:`~sfmodels_core._validation.require_name` and
+    :func:`~sfmodels_core._validation.url_segment`).
     """
 
     default_batch_size = defaults.SALESFORCE_EMBED_BATCH_SIZE

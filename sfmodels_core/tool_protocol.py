@@ -35,10 +35,10 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence, S
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from ._reply_json import Found, loads_lenient, scan
+from ._schema import validate
 from .adapters.tools import check_tools, function_of, normalize_tool_choice
 from .errors import InvalidInputError
-from .reply_json import Found, loads_lenient, scan
-from .schema import validate
 
 TOOLS_HEADER = "# Tools (sfmodels tool protocol v1)"
 JSON_HEADER = "# Reply format (sfmodels JSON protocol v1)"

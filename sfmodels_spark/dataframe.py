@@ -24,10 +24,10 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.functions import pandas_udf
 
 from sfmodels_core import databricks, salesforce
+from sfmodels_core._validation import require_name
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.options import ClientOptions
 from sfmodels_core.salesforce import SalesforceClient
-from sfmodels_core.validation import require_name
 from sfmodels_core.vectors import Vectors
 
 from . import rows

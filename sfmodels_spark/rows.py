@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sfmodels_core import batching
+from sfmodels_core._schema import validate
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import (
     AuthenticationError,
@@ -33,7 +34,6 @@ from sfmodels_core.errors import (
     SFModelsError,
 )
 from sfmodels_core.salesforce import SalesforceClient
-from sfmodels_core.schema import validate
 from sfmodels_core.tool_protocol import json_protocol, run
 from sfmodels_core.types import EmbeddingResult, Usage
 from sfmodels_core.vectors import Vectors

@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._validation import warn_once
 from ..errors import InvalidInputError
-from ..validation import warn_once
 
 if TYPE_CHECKING:
     from ..salesforce import ChatResult, ContentQuality

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, model_validator
 
+from .._lifecycle import Closeable
 from ..errors import InvalidInputError
-from ..lifecycle import Closeable
 
 if TYPE_CHECKING:
     from ..databricks import DatabricksClient

@@ -210,7 +210,7 @@ async def test_a_stream_left_early_frees_its_connection(emulator: Emulator) -> N
 
 def test_every_loop_gets_sessions_closed_with_it_and_sharing_the_tls_context(
         emulator: Emulator) -> None:
-    from sfmodels_core.transport import shared_ssl_context
+    from sfmodels_core._pool import shared_ssl_context
 
     client = dbx(emulator)
     pools = []
@@ -240,7 +240,7 @@ async def test_aclose_closes_the_sessions(emulator: Emulator) -> None:
 def test_aiohttp_errors_become_the_httpx_errors_they_correspond_to() -> None:
     from aiohttp.client_reqrep import ConnectionKey
 
-    from sfmodels_core.aiohttp_pool import transport_error
+    from sfmodels_core._aiohttp import transport_error
 
     request = httpx.Request("POST", "https://h.example/x")
     key = ConnectionKey("h.example", 443, True, True, None, None, None)
@@ -265,7 +265,7 @@ def test_aiohttp_errors_become_the_httpx_errors_they_correspond_to() -> None:
 
 
 def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sfmodels_core.aiohttp_pool import AiohttpPool
+    from sfmodels_core._aiohttp import AiohttpPool
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "local.example")

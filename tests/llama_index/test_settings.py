@@ -29,7 +29,7 @@ from llama_index_sfmodels import (
     SalesforceLLM,
 )
 from llama_index_sfmodels._bulk import WholeList
-from sfmodels_core import validation as adapters
+from sfmodels_core import _validation as adapters
 from sfmodels_core.adapters.settings import SalesforceSettings as SalesforceConnection
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import ConfigurationError, InvalidInputError, SFModelsError

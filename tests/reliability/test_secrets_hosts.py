@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient
+from sfmodels_core._retry import error_from_exception
 from sfmodels_core.auth import DatabricksSDKCredentials
 from sfmodels_core.errors import (
     APIConnectionError,
@@ -29,7 +30,6 @@ from sfmodels_core.errors import (
     SFModelsError,
     TokenError,
 )
-from sfmodels_core.transport import error_from_exception
 from tests.unit.fakes import Recorder, make_jwt, sf_chat_body, sf_token_body
 
 SECRET = "dapiUniqueSecret4242"
@@ -320,7 +320,7 @@ def test_errors_name_the_exception_class_and_never_copy_its_text(
 
 def test_aiohttp_errors_never_carry_aiohttp_text() -> None:
     aiohttp = pytest.importorskip("aiohttp")
-    from sfmodels_core.aiohttp_pool import transport_error
+    from sfmodels_core._aiohttp import transport_error
 
     request = httpx.Request("POST", "https://h.example/x")
     info = aiohttp.RequestInfo(request.url, "POST", {}, request.url)  # type: ignore[arg-type]

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from sfmodels_core import _transport as transport_module
 from sfmodels_core import batching as batching_module
-from sfmodels_core import transport as transport_module
 
 
 @pytest.fixture

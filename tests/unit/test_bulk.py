@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient, defaults
+from sfmodels_core._throttle import Throttle, WindowLimiter
 from sfmodels_core.batching import BulkJob, Retry, names_size_limit, should_split
 from sfmodels_core.errors import (
     APIConnectionError,
@@ -26,7 +27,6 @@ from sfmodels_core.errors import (
     SFModelsError,
 )
 from sfmodels_core.options import ClientOptions, RetryPolicy
-from sfmodels_core.transport import Throttle, WindowLimiter
 
 from .fakes import Recorder
 

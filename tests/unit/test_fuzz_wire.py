@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from sfmodels_core import DatabricksClient, SalesforceClient, responses
 from sfmodels_core import databricks as dbx
 from sfmodels_core import salesforce as sfw
+from sfmodels_core._sse import EventReader, iter_events
 from sfmodels_core.adapters.streams import StreamAccumulator
 from sfmodels_core.errors import SFModelsError
-from sfmodels_core.sse import EventReader, iter_events
 
 FUZZ = settings(max_examples=150, deadline=2000,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

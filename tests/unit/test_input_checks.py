@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient
+from sfmodels_core._transport import dumps
 from sfmodels_core.adapters.salesforce import choose_protocol
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.tool_protocol import tools_protocol
-from sfmodels_core.transport import dumps
 
 from .fakes import make_jwt
 

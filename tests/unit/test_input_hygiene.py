@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sfmodels_core import ClientOptions, DatabricksClient, SalesforceClient, validation
+from sfmodels_core import ClientOptions, DatabricksClient, SalesforceClient
+from sfmodels_core import _validation as validation
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.options import RetryPolicy
 
@@ -85,9 +86,9 @@ def test_retry_after_zero_waits_a_little_all_the_same() -> None:
     import random
 
     from sfmodels_core import defaults
+    from sfmodels_core._retry import RetryState
     from sfmodels_core.databricks import parse_error
     from sfmodels_core.options import RetryPolicy
-    from sfmodels_core.transport import RetryState
 
     state = RetryState(RetryPolicy(max_retries=3), "Databricks", parse_error, random.Random(0))
     response = httpx.Response(429, headers={"retry-after": "0"},

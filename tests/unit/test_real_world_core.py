@@ -14,14 +14,14 @@ import pytest
 from sfmodels_core import DatabricksClient, SalesforceClient
 from sfmodels_core import databricks as dbx
 from sfmodels_core import salesforce as sfx
+from sfmodels_core._lenient import opt_float, opt_int, opt_str, usage
+from sfmodels_core._sse import WholeBody, aiter_events, iter_events
 from sfmodels_core.errors import (
     InvalidInputError,
     ResponseValidationError,
     ServerError,
     SFModelsError,
 )
-from sfmodels_core.sse import WholeBody, aiter_events, iter_events
-from sfmodels_core.wire import opt_float, opt_int, opt_str, usage
 
 from .fakes import Recorder
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.allow_hosts([])
 
 
 async def test_every_pool_shares_one_tls_context() -> None:
-    from sfmodels_core.transport import shared_ssl_context
+    from sfmodels_core._pool import shared_ssl_context
 
     client = DatabricksClient(host="https://db.example", api_key="t", env={})
     sync_pool = client._transport.client._transport._pool  # type: ignore[attr-defined]

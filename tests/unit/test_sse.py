@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfmodels_core.sse import SSEDecoder, aiter_events, iter_events
+from sfmodels_core._sse import SSEDecoder, aiter_events, iter_events
 
 
 def test_events_split_anywhere_across_chunks() -> None:

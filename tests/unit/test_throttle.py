@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from sfmodels_core import defaults
+from sfmodels_core._retry import RetryState
+from sfmodels_core._throttle import Throttle
 from sfmodels_core.errors import ErrorDetails, RateLimitError, ServerError
 from sfmodels_core.options import RetryPolicy
-from sfmodels_core.transport import RetryState, Throttle
 
 PAUSE = defaults.ADAPTIVE_QPS_WINDOW
 WINDOW = defaults.ADAPTIVE_RATE_WINDOW

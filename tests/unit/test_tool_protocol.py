@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sfmodels_core.schema import validate
+from sfmodels_core._schema import validate
 from sfmodels_core.tool_protocol import (
     RESULT_PREFIX,
     TOOLS_HEADER,
@@ -294,7 +294,7 @@ def test_reading_work_stays_proportional_to_the_reply(monkeypatch: pytest.Monkey
                                                      reply: str) -> None:
     """Spans that do not read are looked into, but the characters read in all stay within a
     small multiple of the reply (a quadratic re-reading would read about depth x size)."""
-    from sfmodels_core import reply_json
+    from sfmodels_core import _reply_json as reply_json
 
     read: list[int] = []
     original = reply_json.loads_lenient

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from sfmodels_core import DatabricksClient
+from sfmodels_core._retry import backoff_delay, parse_retry_after
 from sfmodels_core.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -21,7 +22,6 @@ from sfmodels_core.errors import (
     ServerError,
 )
 from sfmodels_core.options import RetryPolicy
-from sfmodels_core.transport import backoff_delay, parse_retry_after
 
 from .fakes import Recorder
 
@@ -146,9 +146,9 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
 
 def test_requests_per_minute_paces_calls(sleeps: list[float],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import sfmodels_core.transport as transport
+    import sfmodels_core._throttle as throttle
 
-    monkeypatch.setattr(transport.time, "monotonic", lambda: 100.0)  # a clock that stands still
+    monkeypatch.setattr(throttle.time, "monotonic", lambda: 100.0)  # a clock that stands still
     client = client_for(scripted(), requests_per_minute=600)  # one every 0.1 s
     for _ in range(4):
         client.chat("ep", MSGS)
@@ -212,7 +212,7 @@ def test_one_client_object_serves_successive_event_loops() -> None:
 async def test_async_pool_gives_each_call_a_client_of_one_free_connection() -> None:
     import asyncio
 
-    from sfmodels_core.transport import AsyncPool
+    from sfmodels_core._pool import AsyncPool
 
     made: list[int] = []
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient, defaults
+from sfmodels_core._sse import ErrorEvent, EventReader, iter_events
 from sfmodels_core.errors import (
     APIStatusError,
     APITimeoutError,
@@ -26,7 +27,6 @@ from sfmodels_core.errors import (
     ServerError,
     SFModelsError,
 )
-from sfmodels_core.sse import ErrorEvent, EventReader, iter_events
 
 from .fakes import Recorder, sf_chat_body
 

@@ -30,7 +30,8 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 
-from .transport import AsyncHTTP, aread_whole, os_error_text, shared_ssl_context
+from ._pool import AsyncHTTP, aread_whole, shared_ssl_context
+from ._retry import os_error_text
 
 #: What the base headers add to the client's own: the encodings httpx decodes on every install.
 BASE_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
