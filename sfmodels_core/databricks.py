@@ -24,7 +24,7 @@ from ._validation import name_segment, require_messages, url_segment
 from .adapters.streams import StreamAccumulator
 from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
 from .client import BaseClient, EmbedPlan, EmbedRequest
-from .config import Secret, resolve_databricks
+from .credentials import Secret, resolve_databricks
 from .errors import (
     APIStatusError,
     BadRequestError,

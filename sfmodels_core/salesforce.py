@@ -18,7 +18,7 @@ from . import defaults
 from ._transport import loads
 from ._validation import name_segment, require_messages, url_segment
 from .client import BaseClient, EmbedRequest
-from .config import Secret, resolve_salesforce
+from .credentials import Secret, resolve_salesforce
 from .errors import BulkEmbeddingError, ErrorDetails, InvalidInputError
 from .options import ClientOptions
 from .types import (

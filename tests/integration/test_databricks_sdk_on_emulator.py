@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sfmodels_core import DatabricksClient
-from sfmodels_core.config import SDK_EXTRA
+from sfmodels_core.credentials import SDK_EXTRA
 from sfmodels_core.errors import AuthenticationError, ConfigurationError
 from sfmodels_emulator import Emulator
 

@@ -22,7 +22,7 @@ import pytest
 
 from sfmodels_core import DatabricksClient
 from sfmodels_core.auth import BearerAuth, DatabricksSDKCredentials
-from sfmodels_core.config import SDK_EXTRA, profile_from_target_uri, resolve_databricks
+from sfmodels_core.credentials import SDK_EXTRA, profile_from_target_uri, resolve_databricks
 from sfmodels_core.errors import ConfigurationError, TokenError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Settings: constructor, then environment, then the Databricks profile; clear errors."""
+"""Credentials: constructor, then environment, then the Databricks profile; clear errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sfmodels_core.auth import DatabricksM2M, SalesforceClientCredentials, StaticToken
-from sfmodels_core.config import normalize_url, resolve_databricks, resolve_salesforce
+from sfmodels_core.credentials import normalize_url, resolve_databricks, resolve_salesforce
 from sfmodels_core.errors import ConfigurationError
 
 SF_ENV = {"SALESFORCE_DOMAIN": "acme.my.salesforce.com", "SALESFORCE_CLIENT_ID": "key",
