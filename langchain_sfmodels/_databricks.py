@@ -22,7 +22,7 @@ from langchain_core.outputs import (
 )
 from pydantic import Field, field_validator
 
-from sfmodels_core.adapters.settings import DatabricksSettings
+from sfmodels_core.adapters.settings import DatabricksClientFields
 from sfmodels_core.adapters.streams import StreamAccumulator
 from sfmodels_core.errors import InvalidInputError
 
@@ -55,7 +55,7 @@ def check_extra_params(value: dict[str, Any] | None) -> dict[str, Any]:
     return value
 
 
-class DatabricksFields(ModelBasics, DatabricksSettings):
+class DatabricksFields(ModelBasics, DatabricksClientFields):
     """The settings ``ChatDatabricks`` and ``DatabricksLLM`` share (databricks-langchain's
     names)."""
 

@@ -40,7 +40,7 @@ from sfmodels_core.adapters.salesforce import (
     response_format_schema,
     warn_unsupported,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings, refuse_unknown_options
+from sfmodels_core.adapters.settings import SalesforceClientFields, refuse_unknown_options
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
 
@@ -69,7 +69,7 @@ _ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "ass
           "ai": "assistant"}
 
 
-class SalesforceFields(ModelBasics, SalesforceSettings):
+class SalesforceFields(ModelBasics, SalesforceClientFields):
     """The settings ``ChatSalesforce`` and ``SalesforceLLM`` share."""
 
     model: str = SALESFORCE_CHAT_MODEL

@@ -39,7 +39,7 @@ from sfmodels_core.adapters.feedback import (
     normalize_rating,
     submit,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings
+from sfmodels_core.adapters.settings import SalesforceClientFields
 from sfmodels_core.errors import InvalidInputError
 
 from ._common import SALESFORCE
@@ -111,7 +111,7 @@ class SalesforceFeedbackHandler(Closeable, BaseCallbackHandler):
             "requests_per_minute": requests_per_minute,
             "allow_insecure_http": allow_insecure_http}
         given = {k: v for k, v in settings.items() if v is not None}
-        self._settings = SalesforceSettings(client=client, **given)  # type: ignore[call-arg]
+        self._settings = SalesforceClientFields(client=client, **given)  # type: ignore[call-arg]
         self.log = GenerationLog(max_runs=max_runs)
         # run id -> parent run id, for the runs seen; bounded with the log (a run's ancestors
         # are read when its model run ends).

@@ -45,7 +45,7 @@ from sfmodels_core.adapters.feedback import (
     normalize_rating,
     submit,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings
+from sfmodels_core.adapters.settings import SalesforceClientFields
 from sfmodels_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _generation_ids(extra: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(g for g in ids if isinstance(g, str) and g))
 
 
-class SalesforceFeedbackHandler(SalesforceSettings, BaseEventHandler):
+class SalesforceFeedbackHandler(SalesforceClientFields, BaseEventHandler):
     """Records the generation ids of ``SalesforceLLM`` calls and sends feedback about them.
 
     Build it with the same settings as ``SalesforceLLM``, from the environment, or with

@@ -51,7 +51,7 @@ from sfmodels_core.adapters.salesforce import (
     stop_list,
     warn_unsupported,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings
+from sfmodels_core.adapters.settings import SalesforceClientFields
 from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.tool_protocol import Protocol
@@ -76,7 +76,7 @@ dispatcher = get_dispatcher(__name__)
 _CALL_OPTIONS = ("stop", "localization", "tags")
 
 
-class SalesforceLLM(SalesforceSettings, ToolCalling, FunctionCallingLLM):
+class SalesforceLLM(SalesforceClientFields, ToolCalling, FunctionCallingLLM):
     """A Salesforce Models API model (Einstein / Agentforce) for LlamaIndex.
 
     Credentials come from the arguments or the environment (``SALESFORCE_DOMAIN``,

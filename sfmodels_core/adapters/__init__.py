@@ -1,7 +1,8 @@
 """The kit every framework adapter is built from: what LangChain, LlamaIndex and Spark share.
 
-- :mod:`.settings`: the configuration mixins (``SalesforceSettings``, ``DatabricksSettings``)
-  with the lazy, thread-safe core client, ``client=``, copy and pickle rules, ``close()``.
+- :mod:`.settings`: the mixins declaring the core client's fields (``SalesforceClientFields``,
+  ``DatabricksClientFields``) with the lazy, thread-safe core client, ``client=``, copy and
+  pickle rules, ``close()``.
 - :mod:`.streams`: the one accumulator of Databricks streams (text, tool-call pieces, usage
   once, finish reason).
 - :mod:`.tools`: tool choice in every spelling, read one way.

@@ -1,6 +1,6 @@
 """The settings every framework class shares, and the core client it creates from them.
 
-Both framework packages build their classes as ``class ChatSalesforce(SalesforceSettings,
+Both framework packages build their classes as ``class ChatSalesforce(SalesforceClientFields,
 BaseChatModel)``: the mixins here declare the public configuration names (constructor argument,
 then environment, then default) and own the lazily created core client, so that:
 
@@ -91,7 +91,7 @@ class ClientSlot(Generic[C]):
         return copied
 
 
-class ClientSettings(Closeable, BaseModel):
+class ClientFields(Closeable, BaseModel):
     """Transport settings of every class, and the lazy core client (see the module docstring)."""
 
     timeout: float | None = Field(
@@ -221,7 +221,7 @@ def _secret(description: str, *aliases: str) -> Any:
                  validation_alias=AliasChoices(*aliases) if aliases else None)
 
 
-class SalesforceSettings(ClientSettings):
+class SalesforceClientFields(ClientFields):
     """Salesforce Models API settings: argument, then ``SALESFORCE_*`` environment variables."""
 
     domain: str | None = Field(
@@ -239,7 +239,7 @@ class SalesforceSettings(ClientSettings):
                                   "token's api_instance_url, else "
                                   "https://api.salesforce.com/einstein/platform/v1).")
 
-    _CLIENT_FIELDS = ClientSettings._CLIENT_FIELDS | {
+    _CLIENT_FIELDS = ClientFields._CLIENT_FIELDS | {
         "domain", "client_id", "client_secret", "api_key", "api_base"}
 
     @classmethod
@@ -259,7 +259,7 @@ class SalesforceSettings(ClientSettings):
         return self._slot.get(self._new_client)  # type: ignore[no-any-return]
 
 
-class DatabricksSettings(ClientSettings):
+class DatabricksClientFields(ClientFields):
     """Databricks settings: argument, then ``DATABRICKS_*`` variables, then ``~/.databrickscfg``.
 
     ``profile="NAME"`` selects a profile of the config file; it is stored as ``config_profile``
@@ -292,7 +292,7 @@ class DatabricksSettings(ClientSettings):
         default=None, description="'databricks' or 'databricks://<profile>' (names a profile, "
                                   "as databricks-langchain does).")
 
-    _CLIENT_FIELDS = ClientSettings._CLIENT_FIELDS | {
+    _CLIENT_FIELDS = ClientFields._CLIENT_FIELDS | {
         "host", "api_key", "client_id", "client_secret", "config_profile", "config_file",
         "workspace_client", "target_uri"}
     _EXTRA_NAMES: ClassVar[Mapping[str, str]] = {"profile": "config_profile"}
