@@ -17,13 +17,14 @@ from pydantic import BaseModel, Field
 
 from . import _lenient as lenient
 from . import defaults
+from ._base_client import BaseClient
 from ._lenient import Index, LenientInt, LenientStr
 from ._sse import ErrorEvent, EventReader, WholeBody, aiter_events, iter_events
 from ._transport import loads
 from ._validation import name_segment, require_messages, url_segment
 from .adapters.streams import StreamAccumulator
 from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
-from .client import BaseClient, EmbedPlan, EmbedRequest
+from .bulk import EmbedPlan, EmbedRequest
 from .credentials import Secret, resolve_databricks
 from .errors import (
     APIStatusError,

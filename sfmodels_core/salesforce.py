@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import _lenient as lenient
 from . import defaults
+from ._base_client import BaseClient
 from ._transport import loads
 from ._validation import name_segment, require_messages, url_segment
-from .client import BaseClient, EmbedRequest
+from .bulk import EmbedRequest
 from .credentials import Secret, resolve_salesforce
 from .errors import BulkEmbeddingError, ErrorDetails, InvalidInputError
 from .options import ClientOptions

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sfmodels_core import batching
+from sfmodels_core import bulk
 from sfmodels_core._schema import validate
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import (
@@ -122,7 +122,7 @@ def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[
         elif isinstance(result, BadRequestError) and len(rows) > 1:
             # The service refused the request: find the rows it refuses, one request's worth
             # at a time, then halving. Refused rows get the error; the others their vectors.
-            parts = (batching.split(rows, client.batch_size) if len(rows) > client.batch_size
+            parts = (bulk.split(rows, client.batch_size) if len(rows) > client.batch_size
                      else [rows[:len(rows) // 2], rows[len(rows) // 2:]])
             for part, outcome in zip(parts, each(client, parts, send), strict=True):
                 settle(part, outcome)

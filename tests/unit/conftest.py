@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sfmodels_core import _transport as transport_module
-from sfmodels_core import batching as batching_module
+from sfmodels_core import bulk as bulk_module
 
 
 @pytest.fixture
@@ -28,6 +28,6 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(transport_module, "_sleep", fake)
     monkeypatch.setattr(transport_module, "_asleep", afake)
-    monkeypatch.setattr(batching_module, "_wait", lambda stop, delay: fake(delay))
-    monkeypatch.setattr(batching_module, "_await", await_stop)
+    monkeypatch.setattr(bulk_module, "_wait", lambda stop, delay: fake(delay))
+    monkeypatch.setattr(bulk_module, "_await", await_stop)
     return waits

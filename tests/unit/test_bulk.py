@@ -15,7 +15,7 @@ import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient, defaults
 from sfmodels_core._throttle import Throttle, WindowLimiter
-from sfmodels_core.batching import BulkJob, Retry, names_size_limit, should_split
+from sfmodels_core.bulk import BulkJob, Retry, names_size_limit, should_split
 from sfmodels_core.errors import (
     APIConnectionError,
     BadRequestError,

@@ -18,8 +18,7 @@ import pydantic_core
 import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient, Vectors, databricks, salesforce
-from sfmodels_core.batching import BulkJob
-from sfmodels_core.client import EmbedPlan
+from sfmodels_core.bulk import BulkJob, EmbedPlan
 from sfmodels_core.errors import BulkEmbeddingError, ResponseValidationError
 from sfmodels_core.options import RetryPolicy
 from sfmodels_core.vectors import BadVector, VectorCheck, VectorSink, may_hold_bools

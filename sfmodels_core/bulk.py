@@ -1,4 +1,5 @@
-"""Bulk work that finishes: batches, progress-aware retries, splitting, and no lost work.
+"""Bulk work that finishes: batches, progress-aware retries, splitting, and no lost work; and the
+plan of a bulk embedding (:class:`EmbedPlan`), which an earlier one's error can resume.
 
 A :class:`BulkJob` makes every decision of one bulk call and never sends or sleeps, so the
 thread runner (:func:`run_bulk`) and the task runner (:func:`arun_bulk`) differ only in how they
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import random
 import re
@@ -37,13 +39,17 @@ from ._retry import backoff_delay
 from .errors import (
     APIConnectionError,
     BadRequestError,
+    BulkEmbeddingError,
+    InvalidInputError,
     RateLimitError,
     ResponseValidationError,
     ServerError,
     SFModelsError,
+    make_bulk_error,
 )
 from .options import RetryPolicy
-from .types import ParsedBatch
+from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
+from .vectors import StoredRows, VectorCheck, VectorSink, may_hold_bools
 
 T = TypeVar("T")
 
@@ -404,3 +410,111 @@ async def arun_bulk(job: BulkJob, send: ASend, max_concurrency: int) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
 
+
+# -- bulk embedding: the plan both clients run, and resuming it -----------------------------------
+@dataclass
+class EmbedRequest:
+    """The path and body of every batch of one bulk embed (each batch adds its ``input``).
+
+    ``optional``: fields the call can do without (``encoding_format``): a 400 that names one
+    drops it and the batch is sent again, rather than failing the call.
+    """
+
+    path: str
+    body: dict[str, Any]
+    optional: tuple[str, ...] = ()
+
+    def body_for(self, texts: list[str], indices: list[int]) -> dict[str, Any]:
+        return {**self.body, "input": [texts[i] for i in indices]}
+
+    def drop_refused(self, error: SFModelsError, sent: dict[str, Any]) -> str | None:
+        """The optional field of ``sent`` that ``error`` refuses by name, now dropped (another
+        batch may have dropped it first); None if there is none."""
+        said = (error.provider_message or error.message or "").lower()
+        for name in self.optional:
+            if name in sent and name in said:
+                self.body = {k: v for k, v in self.body.items() if k != name}
+                return name
+        return None
+
+
+@dataclass
+class EmbedPlan:
+    """One bulk embed: its texts, its job, where compact vectors go, and what an earlier
+    attempt already did."""
+
+    target: str
+    texts: list[str]
+    job: BulkJob
+    sink: VectorSink | None = None
+    #: The checks of vectors kept as lists (compact vectors are checked by the sink).
+    check: VectorCheck = field(default_factory=VectorCheck)
+    prior_vectors: dict[int, Any] = field(default_factory=dict)
+    prior_usage: Usage | None = None
+    prior_raw: list[Any] = field(default_factory=list)
+    prior_model: str | None = None
+
+    def keep(self, indices: list[int], batch: ParsedBatch,
+             content: bytes | None = None) -> ParsedBatch:
+        """A batch just read: one vector per text, checked, and kept as lists or written to
+        the sink (a :class:`~sfmodels_core.vectors.BadVector` names the first that is wrong).
+        ``content``: the body's bytes, which tell whether it can hold a bool at all."""
+        vectors, model, usage, rest = expect_vectors(batch, len(indices))
+        bools = content is None or (any(type(vector) is list for vector in vectors)
+                                    and may_hold_bools(content))
+        if self.sink is None:
+            return self.check.lists(indices, vectors, bools), model, usage, rest
+        self.sink.put(indices, vectors, bools)
+        return StoredRows(self.sink, indices), model, usage, rest
+
+    def outcome(self) -> EmbeddingResult[Any]:
+        """Every vector in input order, or the error with everything done so far."""
+        job = self.job
+        batches = job.ordered_results()
+        usage = Usage.total([self.prior_usage, *(batch[2] for batch in batches)])
+        raw = self.prior_raw + [batch[3] for batch in batches]
+        model = self.prior_model or next((batch[1] for batch in batches if batch[1]), None)
+        total = len(self.texts)
+        if job.finished and len(self.prior_vectors) + job.done == total:
+            if self.sink is not None:
+                vectors: Any = self.sink.vectors()
+            else:
+                by_index = self.prior_vectors
+                by_index.update(job.vectors())
+                vectors = [by_index[i] for i in range(total)]
+            return EmbeddingResult.model_construct(vectors=vectors, model=model, usage=usage,
+                                                   raw=raw)
+        done = self.prior_vectors
+        done.update(job.vectors())
+        cause = job.error or next(iter(job.refused.values()))
+        error = make_bulk_error(
+            cause, vectors=done, missing=[i for i in range(total) if i not in done],
+            refused=dict(job.refused), total=total, target=self.target,
+            texts_digest=texts_digest(self.texts), usage=usage, raw=raw, sink=self.sink)
+        error.served_model = model  # type: ignore[attr-defined]
+        raise error
+
+
+def texts_digest(texts: list[str]) -> str:
+    """A digest of the texts and their order, so a resume can tell they are the same."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def check_resume(error: Any, target: str, texts: list[str], provider: str) -> None:
+    if not isinstance(error, BulkEmbeddingError):
+        raise InvalidInputError("resume_from must be the BulkEmbeddingError an earlier embed "
+                                f"raised, got {type(error).__name__}")
+    if error.provider is not None and error.provider != provider:
+        raise InvalidInputError(f"resume_from comes from a {error.provider} call, not "
+                                f"{provider}")
+    if error.target != target:
+        raise InvalidInputError(f"resume_from was made with {error.target!r}, not {target!r}: "
+                                "vectors of two models cannot be mixed")
+    if error.total != len(texts) or error.texts_digest != texts_digest(texts):
+        raise InvalidInputError(f"resume_from was made for other texts ({error.total} texts); "
+                                "pass the same texts in the same order")

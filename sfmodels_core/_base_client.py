@@ -1,15 +1,14 @@
-"""What both provider clients share: auth and transport wiring, lifecycle, bulk planning."""
+"""What both provider clients share: auth and transport wiring, lifecycle, reading answers,
+and driving a bulk embedding (:mod:`.bulk` plans and runs it)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
-from . import batching
+from . import bulk
 from ._lifecycle import Closeable
 from ._retry import ErrorParser
 from ._throttle import ThrottleStats
@@ -22,17 +21,14 @@ from .errors import (
     InvalidInputError,
     ResponseValidationError,
     SFModelsError,
-    make_bulk_error,
 )
 from .options import ClientOptions
-from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
+from .types import EmbeddingResult, ParsedBatch
 from .vectors import (
     BadVector,
-    StoredRows,
     VectorCheck,
     VectorSink,
     as_list,
-    may_hold_bools,
 )
 
 R = TypeVar("R")
@@ -116,18 +112,18 @@ class BaseClient(Closeable):
 
     # -- bulk embeddings: one mechanism for both providers, sync and async ----------------------
     def _embed_plan(self, name: Any, what: str, texts: Any,
-                    resume_from: BulkEmbeddingError | None, compact: bool) -> EmbedPlan:
+                    resume_from: BulkEmbeddingError | None, compact: bool) -> bulk.EmbedPlan:
         """The checked name and texts, and the job that embeds what is still missing."""
         target = require_name(name, what)
         items = require_texts(texts)
         if not isinstance(compact, bool):
             raise InvalidInputError(f"compact must be True or False, got {compact!r}")
         todo = list(range(len(items)))
-        plan = EmbedPlan(target, items, batching.BulkJob(
+        plan = bulk.EmbedPlan(target, items, bulk.BulkJob(
             todo, self.batch_size, self.options.retry, self.options.bulk_give_up_after),
             VectorSink(len(items)) if compact else None)
         if resume_from is not None:
-            _check_resume(resume_from, target, items, self.provider)
+            bulk.check_resume(resume_from, target, items, self.provider)
             plan.job.todo = list(resume_from.missing)
             plan.prior_vectors = dict(resume_from.vectors)
             plan.prior_usage = resume_from.usage
@@ -149,7 +145,7 @@ class BaseClient(Closeable):
         """Whether the service refused the body field ``name`` for ``target`` before."""
         return (target, name) in self._refused_fields
 
-    def _drop_refused_field(self, request: EmbedRequest, target: str, error: SFModelsError,
+    def _drop_refused_field(self, request: bulk.EmbedRequest, target: str, error: SFModelsError,
                  sent: dict[str, Any]) -> bool:
         """Whether ``error`` refuses one of the optional fields ``sent`` had, by name; if so the
         field is dropped (for this call and the client's later ones) and the batch resent."""
@@ -170,7 +166,7 @@ class BaseClient(Closeable):
                      ) -> R:  # pragma: no cover - every provider defines it
         raise NotImplementedError
 
-    def _bulk_embed(self, plan: EmbedPlan, request: EmbedRequest,
+    def _bulk_embed(self, plan: bulk.EmbedPlan, request: bulk.EmbedRequest,
                     parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult[Any]:
         """Every text of ``plan`` still missing, in batches of ``request``'s body with their
         ``input``; each batch is one attempt, and the job decides retries and splits."""
@@ -186,10 +182,10 @@ class BaseClient(Closeable):
                         raise
 
         if plan.job.todo:
-            batching.run_bulk(plan.job, one, self.max_concurrency)
+            bulk.run_bulk(plan.job, one, self.max_concurrency)
         return plan.outcome()
 
-    async def _abulk_embed(self, plan: EmbedPlan, request: EmbedRequest,
+    async def _abulk_embed(self, plan: bulk.EmbedPlan, request: bulk.EmbedRequest,
                            parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult[Any]:
         async def one(indices: list[int]) -> ParsedBatch:
             while True:
@@ -202,113 +198,5 @@ class BaseClient(Closeable):
                         raise
 
         if plan.job.todo:
-            await batching.arun_bulk(plan.job, one, self.max_concurrency)
+            await bulk.arun_bulk(plan.job, one, self.max_concurrency)
         return plan.outcome()
-
-
-@dataclass
-class EmbedRequest:
-    """The path and body of every batch of one bulk embed (each batch adds its ``input``).
-
-    ``optional``: fields the call can do without (``encoding_format``): a 400 that names one
-    drops it and the batch is sent again, rather than failing the call.
-    """
-
-    path: str
-    body: dict[str, Any]
-    optional: tuple[str, ...] = ()
-
-    def body_for(self, texts: list[str], indices: list[int]) -> dict[str, Any]:
-        return {**self.body, "input": [texts[i] for i in indices]}
-
-    def drop_refused(self, error: SFModelsError, sent: dict[str, Any]) -> str | None:
-        """The optional field of ``sent`` that ``error`` refuses by name, now dropped (another
-        batch may have dropped it first); None if there is none."""
-        said = (error.provider_message or error.message or "").lower()
-        for name in self.optional:
-            if name in sent and name in said:
-                self.body = {k: v for k, v in self.body.items() if k != name}
-                return name
-        return None
-
-
-@dataclass
-class EmbedPlan:
-    """One bulk embed: its texts, its job, where compact vectors go, and what an earlier
-    attempt already did."""
-
-    target: str
-    texts: list[str]
-    job: batching.BulkJob
-    sink: VectorSink | None = None
-    #: The checks of vectors kept as lists (compact vectors are checked by the sink).
-    check: VectorCheck = field(default_factory=VectorCheck)
-    prior_vectors: dict[int, Any] = field(default_factory=dict)
-    prior_usage: Usage | None = None
-    prior_raw: list[Any] = field(default_factory=list)
-    prior_model: str | None = None
-
-    def keep(self, indices: list[int], batch: ParsedBatch,
-             content: bytes | None = None) -> ParsedBatch:
-        """A batch just read: one vector per text, checked, and kept as lists or written to
-        the sink (a :class:`~sfmodels_core.vectors.BadVector` names the first that is wrong).
-        ``content``: the body's bytes, which tell whether it can hold a bool at all."""
-        vectors, model, usage, rest = expect_vectors(batch, len(indices))
-        bools = content is None or (any(type(vector) is list for vector in vectors)
-                                    and may_hold_bools(content))
-        if self.sink is None:
-            return self.check.lists(indices, vectors, bools), model, usage, rest
-        self.sink.put(indices, vectors, bools)
-        return StoredRows(self.sink, indices), model, usage, rest
-
-    def outcome(self) -> EmbeddingResult[Any]:
-        """Every vector in input order, or the error with everything done so far."""
-        job = self.job
-        batches = job.ordered_results()
-        usage = Usage.total([self.prior_usage, *(batch[2] for batch in batches)])
-        raw = self.prior_raw + [batch[3] for batch in batches]
-        model = self.prior_model or next((batch[1] for batch in batches if batch[1]), None)
-        total = len(self.texts)
-        if job.finished and len(self.prior_vectors) + job.done == total:
-            if self.sink is not None:
-                vectors: Any = self.sink.vectors()
-            else:
-                by_index = self.prior_vectors
-                by_index.update(job.vectors())
-                vectors = [by_index[i] for i in range(total)]
-            return EmbeddingResult.model_construct(vectors=vectors, model=model, usage=usage,
-                                                   raw=raw)
-        done = self.prior_vectors
-        done.update(job.vectors())
-        cause = job.error or next(iter(job.refused.values()))
-        error = make_bulk_error(
-            cause, vectors=done, missing=[i for i in range(total) if i not in done],
-            refused=dict(job.refused), total=total, target=self.target,
-            texts_digest=texts_digest(self.texts), usage=usage, raw=raw, sink=self.sink)
-        error.served_model = model  # type: ignore[attr-defined]
-        raise error
-
-
-def texts_digest(texts: list[str]) -> str:
-    """A digest of the texts and their order, so a resume can tell they are the same."""
-    digest = hashlib.sha256()
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _check_resume(error: Any, target: str, texts: list[str], provider: str) -> None:
-    if not isinstance(error, BulkEmbeddingError):
-        raise InvalidInputError("resume_from must be the BulkEmbeddingError an earlier embed "
-                                f"raised, got {type(error).__name__}")
-    if error.provider is not None and error.provider != provider:
-        raise InvalidInputError(f"resume_from comes from a {error.provider} call, not "
-                                f"{provider}")
-    if error.target != target:
-        raise InvalidInputError(f"resume_from was made with {error.target!r}, not {target!r}: "
-                                "vectors of two models cannot be mixed")
-    if error.total != len(texts) or error.texts_digest != texts_digest(texts):
-        raise InvalidInputError(f"resume_from was made for other texts ({error.total} texts); "
-                                "pass the same texts in the same order")
