@@ -24,12 +24,7 @@ from .errors import (
 )
 from .options import ClientOptions
 from .types import EmbeddingResult, ParsedBatch
-from .vectors import (
-    BadVector,
-    VectorCheck,
-    VectorSink,
-    as_list,
-)
+from .vectors import BadVector, VectorCheck, VectorSink, as_list
 
 R = TypeVar("R")
 

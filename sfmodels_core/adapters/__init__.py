@@ -3,8 +3,8 @@
 - :mod:`.settings`: the mixins declaring the core client's fields (``SalesforceClientFields``,
   ``DatabricksClientFields``) with the lazy, thread-safe core client, ``client=``, copy and
   pickle rules, ``close()``.
-- :mod:`.streams`: the one accumulator of Databricks streams (text, tool-call pieces, usage
-  once, finish reason).
+- :class:`~sfmodels_core.databricks.StreamAccumulator`: the one accumulator of Databricks
+  streams (text, tool-call pieces, usage once, finish reason), with the Databricks provider.
 - :mod:`.tools`: tool choice in every spelling, read one way.
 - :mod:`.salesforce`: a Salesforce chat call, plain or through the prompted protocol, and its
   answer (stop sequences, unsupported settings, generation ids, usage summed).

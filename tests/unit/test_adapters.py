@@ -14,9 +14,9 @@ from sfmodels_core.adapters.feedback import (
     normalize_rating,
 )
 from sfmodels_core.adapters.salesforce import apply_stop, stop_list, warn_unsupported
-from sfmodels_core.adapters.streams import StreamAccumulator
 from sfmodels_core.adapters.tools import normalize_tool_choice, wire_tool_choice
-from sfmodels_core.databricks import merge_chunks, parse_chat_chunk
+from sfmodels_core.databricks import StreamAccumulator, merge_chunks
+from sfmodels_core.databricks._wire import parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
 
 

@@ -94,7 +94,7 @@ def recording_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
 def test_importing_the_databricks_client_does_not_import_the_sdk() -> None:
     code = ("import sys, sfmodels_core.databricks as d; "
             "d.DatabricksClient(host='https://adb-1.test', api_key='dapi-x'); "
-            "import sfmodels_core.responses; "
+            "import sfmodels_core.databricks._responses; "
             "print('databricks.sdk' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)

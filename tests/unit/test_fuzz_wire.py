@@ -15,12 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sfmodels_core import DatabricksClient, SalesforceClient, responses
-from sfmodels_core import databricks as dbx
-from sfmodels_core import salesforce as sfw
+from sfmodels_core import DatabricksClient, SalesforceClient
 from sfmodels_core._sse import EventReader, iter_events
-from sfmodels_core.adapters.streams import StreamAccumulator
+from sfmodels_core.databricks import StreamAccumulator
+from sfmodels_core.databricks import _responses as responses
+from sfmodels_core.databricks import _wire as dbx
 from sfmodels_core.errors import SFModelsError
+from sfmodels_core.salesforce import _wire as sfw
 
 FUZZ = settings(max_examples=150, deadline=2000,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

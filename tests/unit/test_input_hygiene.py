@@ -87,7 +87,7 @@ def test_retry_after_zero_waits_a_little_all_the_same() -> None:
 
     from sfmodels_core import defaults
     from sfmodels_core._retry import RetryState
-    from sfmodels_core.databricks import parse_error
+    from sfmodels_core.databricks._wire import parse_error
     from sfmodels_core.options import RetryPolicy
 
     state = RetryState(RetryPolicy(max_retries=3), "Databricks", parse_error, random.Random(0))

@@ -12,16 +12,16 @@ import httpx
 import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient
-from sfmodels_core import databricks as dbx
-from sfmodels_core import salesforce as sfx
 from sfmodels_core._lenient import opt_float, opt_int, opt_str, usage
 from sfmodels_core._sse import WholeBody, aiter_events, iter_events
+from sfmodels_core.databricks import _wire as dbx
 from sfmodels_core.errors import (
     InvalidInputError,
     ResponseValidationError,
     ServerError,
     SFModelsError,
 )
+from sfmodels_core.salesforce import _wire as sfx
 
 from .fakes import Recorder
 

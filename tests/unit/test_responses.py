@@ -10,13 +10,13 @@ import pytest
 
 from sfmodels_core import DatabricksClient
 from sfmodels_core.databricks import merge_chunks
-from sfmodels_core.errors import APIStatusError, InvalidInputError, ResponseValidationError
-from sfmodels_core.responses import (
+from sfmodels_core.databricks._responses import (
     ResponsesStream,
     input_items,
     parse_response,
     responses_request,
 )
+from sfmodels_core.errors import APIStatusError, InvalidInputError, ResponseValidationError
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather",
                                          "parameters": {"type": "object", "properties": {}}}}

@@ -17,10 +17,12 @@ import httpx
 import pydantic_core
 import pytest
 
-from sfmodels_core import DatabricksClient, SalesforceClient, Vectors, databricks, salesforce
+from sfmodels_core import DatabricksClient, SalesforceClient, Vectors
 from sfmodels_core.bulk import BulkJob, EmbedPlan
+from sfmodels_core.databricks import _wire as databricks
 from sfmodels_core.errors import BulkEmbeddingError, ResponseValidationError
 from sfmodels_core.options import RetryPolicy
+from sfmodels_core.salesforce import _wire as salesforce
 from sfmodels_core.vectors import BadVector, VectorCheck, VectorSink, may_hold_bools
 
 from .fakes import Recorder, make_jwt

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..databricks import ChatCompletion, ChatCompletionChunk, Completion, ToolCall
     from ..types import Usage
+    from .models import ChatCompletion, ChatCompletionChunk, Completion, ToolCall
 
 
 @dataclass
@@ -147,7 +147,7 @@ class StreamAccumulator:
 
     def completion(self) -> ChatCompletion:
         """The chat completion the stream adds up to, every choice."""
-        from ..databricks import AssistantMessage, ChatChoice, ChatCompletion
+        from .models import AssistantMessage, ChatChoice, ChatCompletion
 
         choices = [ChatChoice(index=index, finish_reason=state.finish_reason,
                               message=AssistantMessage(content="".join(state.text),
@@ -160,6 +160,6 @@ class StreamAccumulator:
 
 
 def _tool_calls(state: _Choice) -> list[ToolCall]:
-    from ..databricks import ToolCall
+    from .models import ToolCall
 
     return [ToolCall(**call) for call in state.calls]

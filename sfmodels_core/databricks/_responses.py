@@ -3,7 +3,7 @@
 ``POST {host}/serving-endpoints/responses`` with ``"model": "{endpoint}"`` answers endpoints that
 serve the Responses API (the GPT-5 family; Codex models serve nothing else) and agent endpoints
 written against it. The functions here take the same chat messages and parameter names as
-:func:`sfmodels_core.databricks.chat_request` and give the same :class:`ChatCompletion` and
+:func:`._wire.chat_request` and give the same :class:`ChatCompletion` and
 :class:`ChatCompletionChunk` results, so a caller switches APIs without changing anything else:
 
 - messages become input items (assistant tool calls become ``function_call`` items, tool
@@ -30,9 +30,13 @@ from typing import Any
 
 import pydantic_core
 
-from ._validation import require_name
-from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
-from .databricks import (
+from .._validation import require_name
+from ..adapters.tools import check_tool_choice, check_tools, function_names, function_of
+from ..errors import APIStatusError, InvalidInputError
+from ..types import Usage
+from ._stream import StreamAccumulator
+from ._wire import reasoning_text, stream_error
+from .models import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
@@ -40,11 +44,7 @@ from .databricks import (
     ChoiceDelta,
     ToolCall,
     ToolCallDelta,
-    reasoning_text,
-    stream_error,
 )
-from .errors import APIStatusError, InvalidInputError
-from .types import Usage
 
 RESPONSES_PATH = "/serving-endpoints/responses"
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -427,8 +427,6 @@ class ResponsesStream:
 
     def partial(self) -> ChatCompletion:
         """What the stream gave so far, as a completion (for an error that says it was cut)."""
-        from .adapters.streams import StreamAccumulator
-
         stream = StreamAccumulator()
         for chunk in self._given:
             stream.add(chunk)

@@ -1,35 +1,25 @@
-"""Databricks Foundation Model APIs: wire format and the client.
+"""The Databricks wire format, pure: request bodies for chat, completions and embeddings, and
+the parsers of answers, stream events and error bodies (an error inside a stream included).
 
 Requests go to the native route ``{host}/serving-endpoints/{endpoint}/invocations``, which every
 serving endpoint has (foundation models, external models and custom endpoints alike).
-Building and parsing are pure module-level functions; :class:`DatabricksClient` adds I/O.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar, overload
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
-import httpx
 import pydantic_core
-from pydantic import BaseModel, Field
 
-from . import _lenient as lenient
-from . import defaults
-from ._base_client import BaseClient
-from ._lenient import Index, LenientInt, LenientStr
-from ._sse import ErrorEvent, EventReader, WholeBody, aiter_events, iter_events
-from ._transport import loads
-from ._validation import name_segment, require_messages, url_segment
-from .adapters.streams import StreamAccumulator
-from .adapters.tools import check_tool_choice, check_tools, function_names, function_of
-from .bulk import EmbedPlan, EmbedRequest
-from .credentials import Secret, resolve_databricks
-from .errors import (
+from .. import _lenient as lenient
+from .._sse import ErrorEvent, EventReader, WholeBody
+from .._transport import loads
+from .._validation import name_segment, require_messages, url_segment
+from ..adapters.tools import check_tool_choice, check_tools, function_names, function_of
+from ..errors import (
     APIStatusError,
     BadRequestError,
-    BulkEmbeddingError,
     ErrorDetails,
     IncompleteResponseError,
     InvalidInputError,
@@ -38,14 +28,20 @@ from .errors import (
     ServerError,
     error_class_for_status,
 )
-from .options import ClientOptions
-from .types import (
-    EmbeddingResult,
-    ParsedBatch,
-    Usage,
-    ordered,
+from ..types import ParsedBatch, ordered
+from ..vectors import MISSING
+from ._stream import StreamAccumulator
+from .models import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChoiceDelta,
+    Completion,
+    CompletionChoice,
+    ToolCall,
+    ToolCallDelta,
 )
-from .vectors import MISSING, Vectors
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -57,123 +53,6 @@ HEADERS = {"accept": "application/json"}
 KNOWN_PARAMS = ("temperature", "max_tokens", "stop", "n", "top_p", "top_k", "tools",
                 "tool_choice", "response_format")
 
-
-# -- results --------------------------------------------------------------------------------------
-class ToolCall(BaseModel):
-    """A function call the model asked for. ``arguments`` is the JSON text the model wrote."""
-
-    id: str | None = None
-    type: str = "function"
-    name: str
-    arguments: str = ""
-
-    def parsed_arguments(self) -> Any:
-        return pydantic_core.from_json(self.arguments or "{}")
-
-
-class AssistantMessage(BaseModel):
-    """The answer. ``content`` is its text only; a reasoning model's reasoning (the summaries
-    of its ``{"type": "reasoning"}`` content parts) is in ``reasoning``."""
-
-    role: str = "assistant"
-    content: str | None = None
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    reasoning: str | None = None
-
-
-class ChatChoice(BaseModel):
-    index: Index = 0
-    message: AssistantMessage
-    finish_reason: LenientStr = None
-
-
-class ChatCompletion(BaseModel):
-    """A chat answer; ``text``, ``tool_calls`` and ``finish_reason`` are the first choice's."""
-
-    id: LenientStr = None
-    model: LenientStr = None
-    created: LenientInt = None
-    choices: list[ChatChoice]
-    usage: Usage | None = None
-    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
-    #: What an agent endpoint returned beside the answer (it echoes ``custom_inputs`` or adds
-    #: its own); None when the endpoint sent none.
-    custom_outputs: dict[str, Any] | None = None
-
-    @property
-    def text(self) -> str:
-        return (self.choices[0].message.content or "") if self.choices else ""
-
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        return self.choices[0].message.tool_calls if self.choices else []
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self.choices[0].finish_reason if self.choices else None
-
-
-class ToolCallDelta(BaseModel):
-    """A piece of a streamed tool call: pieces with the same ``index`` concatenate. Some
-    services send no index (None here); see :class:`~sfmodels_core.adapters.StreamAccumulator`
-    for how such pieces are placed."""
-
-    index: int | None = None
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-
-
-class ChoiceDelta(BaseModel):
-    index: Index = 0
-    role: LenientStr = None
-    content: str | None = None
-    tool_calls: list[ToolCallDelta] = Field(default_factory=list)
-    finish_reason: LenientStr = None
-    #: A piece of a reasoning model's reasoning (kept out of ``content``).
-    reasoning: str | None = None
-
-
-class ChatCompletionChunk(BaseModel):
-    """One streamed piece. Usage is never on content chunks: a stream ends with one chunk that
-    has no choices and the final usage (when the service reported any)."""
-
-    id: LenientStr = None
-    model: LenientStr = None
-    created: LenientInt = None
-    choices: list[ChoiceDelta] = Field(default_factory=list)
-    usage: Usage | None = None
-    #: An agent endpoint's ``custom_outputs``, on the chunk that carried them.
-    custom_outputs: dict[str, Any] | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(c.content or "" for c in self.choices if c.index == 0)
-
-
-class CompletionChoice(BaseModel):
-    index: Index = 0
-    text: str = ""
-    finish_reason: LenientStr = None
-
-
-class Completion(BaseModel):
-    """A completions answer (or, streamed, one piece of it: then ``text`` is the new text)."""
-
-    id: LenientStr = None
-    model: LenientStr = None
-    created: LenientInt = None
-    choices: list[CompletionChoice] = Field(default_factory=list)
-    usage: Usage | None = None
-    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
-
-    @property
-    def text(self) -> str:
-        return "".join(c.text for c in self.choices if c.index == 0)
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self.choices[0].finish_reason if self.choices else None
 
 
 # -- wire format (pure) ---------------------------------------------------------------------------
@@ -646,284 +525,3 @@ def _fed(state: Any, event: dict[str, Any]) -> list[ChatCompletionChunk]:
             f"Databricks sent a Responses stream event this client cannot use "
             f"({type(exc).__name__}: {exc}): {str(event)[:200]!r}", provider=PROVIDER) from exc
     return chunks
-
-
-# -- the client -----------------------------------------------------------------------------------
-class DatabricksClient(BaseClient):
-    """Client for Databricks model serving endpoints: chat, completions and embeddings.
-
-    Settings come from the arguments, then ``DATABRICKS_HOST``, ``DATABRICKS_TOKEN``,
-    ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET``, then a profile of
-    ``~/.databrickscfg`` (``DATABRICKS_CONFIG_PROFILE``, ``DATABRICKS_CONFIG_FILE``;
-    ``target_uri="databricks://<profile>"`` names one too). With databricks-sdk installed
-    (the ``databricks-sdk`` extra), ``workspace_client=`` (a ``WorkspaceClient`` or its
-    ``Config``) provides host and credentials, a profile whose ``auth_type`` only the SDK knows
-    works, and when nothing above names credentials the SDK's default authentication is used
-    (notebooks and jobs, ``databricks auth login``, Azure CLI, managed identities, GCP). The SDK
-    only supplies credentials: requests go through this client's transport, retries and pools.
-    Timeout, retries, pacing, pool size and batching as for ``SalesforceClient``.
-
-    Streaming calls send ``stream_options: {"include_usage": true}`` so that external-model
-    endpoints report usage; pass ``stream_usage=False`` to leave it out (for an endpoint that
-    rejects the field). A streaming call answered with one plain JSON body (as custom and pyfunc
-    endpoints do) streams as one chunk.
-
-    Credentials go only over https, or plain http to a loopback host (127.0.0.1, ::1,
-    localhost: the emulator); ``allow_insecure_http=True`` allows plain http to other hosts,
-    with a warning. Endpoint names are checked and percent-encoded as one path segment (see
-    :func:`invocations_path`).
-    """
-
-    default_batch_size = defaults.DATABRICKS_EMBED_BATCH_SIZE
-
-    def __init__(
-        self,
-        *,
-        host: str | None = None,
-        api_key: Secret = None,
-        token: Secret = None,
-        client_id: str | None = None,
-        client_secret: Secret = None,
-        profile: str | None = None,
-        config_file: str | None = None,
-        workspace_client: Any = None,
-        target_uri: str | None = None,
-        options: ClientOptions | None = None,
-        transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
-        env: Mapping[str, str] | None = None,
-        allow_insecure_http: bool = False,
-        **settings: Any,
-    ) -> None:
-        resolved = resolve_databricks(host=host, api_key=api_key if api_key is not None else token,
-                                      client_id=client_id, client_secret=client_secret,
-                                      profile=profile, config_file=config_file, env=env,
-                                      workspace_client=workspace_client, target_uri=target_uri,
-                                      allow_insecure_http=allow_insecure_http)
-        self.allow_insecure_http = allow_insecure_http
-        self.host = resolved.host
-        super().__init__(
-            resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
-            options=ClientOptions.build(options, **settings), transport=transport,
-            async_transport=async_transport)
-
-    def __repr__(self) -> str:
-        return f"DatabricksClient(host={self.host!r}, auth={self.auth.source!r})"
-
-    def _post(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-              retry: bool = True, raw: bool = False) -> R:
-        return self._read(self._transport.request("POST", self.host + path, body, retry=retry),
-                          parse, raw=raw)
-
-    async def _apost(self, path: str, body: dict[str, Any], parse: Callable[[Any], R], *,
-                     retry: bool = True, raw: bool = False) -> R:
-        return self._read(await self._transport.arequest("POST", self.host + path, body,
-                                                         retry=retry), parse, raw=raw)
-
-    def _events(self, path: str, body: dict[str, Any], parse: Callable[[dict[str, Any]], T],
-                reader: EventReader) -> Iterator[T]:
-        stream = self._transport.stream("POST", self.host + path, body)
-        with contextlib.closing(stream):
-            for event in iter_events(stream, reader, self._transport.stream_timeout):
-                yield parse_event(event, parse)
-
-    async def _aevents(self, path: str, body: dict[str, Any],
-                       parse: Callable[[dict[str, Any]], T],
-                       reader: EventReader) -> AsyncIterator[T]:
-        stream = await self._transport.astream("POST", self.host + path, body)
-        events = aiter_events(stream, reader, self._transport.stream_timeout)
-        async with contextlib.aclosing(stream), contextlib.aclosing(events):
-            async for event in events:
-                yield parse_event(event, parse)
-
-    # -- chat
-    def chat(self, endpoint: str, messages: Sequence[Any], **params: Any) -> ChatCompletion:
-        """Chat with ``temperature``, ``max_tokens``, ``stop``, ``n``, ``top_p``, ``top_k``,
-        ``tools``, ``tool_choice``, ``response_format``, and any other field passed through."""
-        return self._post(*chat_request(endpoint, messages, params), parse_chat)
-
-    async def achat(self, endpoint: str, messages: Sequence[Any],
-                    **params: Any) -> ChatCompletion:
-        return await self._apost(*chat_request(endpoint, messages, params), parse_chat)
-
-    def stream_chat(self, endpoint: str, messages: Sequence[Any],
-                    **params: Any) -> Iterator[ChatCompletionChunk]:
-        """Chunks as they arrive; usage comes once, on a last chunk with no choices."""
-        path, body = chat_request(endpoint, messages, params, stream=True)
-        stream, reader = StreamAccumulator(), EventReader()
-        for part in self._events(path, body, parse_chat_chunk, reader):
-            stream.add(part)
-            yield part.model_copy(update={"usage": None}) if part.usage else part
-        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
-        if (last := _usage_last(stream, ChatCompletionChunk)) is not None:
-            yield last
-
-    async def astream_chat(self, endpoint: str, messages: Sequence[Any],
-                           **params: Any) -> AsyncIterator[ChatCompletionChunk]:
-        path, body = chat_request(endpoint, messages, params, stream=True)
-        stream, reader = StreamAccumulator(), EventReader()
-        async for part in self._aevents(path, body, parse_chat_chunk, reader):
-            stream.add(part)
-            yield part.model_copy(update={"usage": None}) if part.usage else part
-        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
-        if (last := _usage_last(stream, ChatCompletionChunk)) is not None:
-            yield last
-
-    # -- the Responses API: same messages, parameters and results as chat
-    def respond(self, endpoint: str, messages: Sequence[Any], **params: Any) -> ChatCompletion:
-        """Chat through the OpenAI Responses API (``/serving-endpoints/responses``), for endpoints
-        that serve it (GPT-5 family, Codex, Responses agents). Takes chat messages and chat
-        parameter names and returns a :class:`ChatCompletion`, as :meth:`chat` does; see
-        :mod:`sfmodels_core.responses` for how they map."""
-        from . import responses
-
-        return self._post(*responses.responses_request(endpoint, messages, params),
-                          responses.parse_response)
-
-    async def arespond(self, endpoint: str, messages: Sequence[Any],
-                       **params: Any) -> ChatCompletion:
-        from . import responses
-
-        return await self._apost(*responses.responses_request(endpoint, messages, params),
-                                 responses.parse_response)
-
-    def stream_respond(self, endpoint: str, messages: Sequence[Any],
-                       **params: Any) -> Iterator[ChatCompletionChunk]:
-        """:meth:`respond`, streamed: chunks as :meth:`stream_chat` gives them (usage once, on
-        a last chunk with no choices)."""
-        from . import responses
-
-        path, body = responses.responses_request(endpoint, messages, params, stream=True)
-        state, reader = responses.ResponsesStream(), EventReader()
-        for event in self._events(path, body, _identity, reader):
-            yield from _fed(state, event)
-        ensure_complete(reader, state.complete, state.answered, state.partial)
-        yield from state.finish()
-
-    async def astream_respond(self, endpoint: str, messages: Sequence[Any],
-                              **params: Any) -> AsyncIterator[ChatCompletionChunk]:
-        from . import responses
-
-        path, body = responses.responses_request(endpoint, messages, params, stream=True)
-        state, reader = responses.ResponsesStream(), EventReader()
-        async for event in self._aevents(path, body, _identity, reader):
-            for chunk in _fed(state, event):
-                yield chunk
-        ensure_complete(reader, state.complete, state.answered, state.partial)
-        for chunk in state.finish():
-            yield chunk
-
-    # -- completions
-    def complete(self, endpoint: str, prompt: str | list[str], **params: Any) -> Completion:
-        return self._post(*completion_request(endpoint, prompt, params), parse_completion)
-
-    async def acomplete(self, endpoint: str, prompt: str | list[str],
-                        **params: Any) -> Completion:
-        return await self._apost(*completion_request(endpoint, prompt, params),
-                                 parse_completion)
-
-    def stream_complete(self, endpoint: str, prompt: str | list[str],
-                        **params: Any) -> Iterator[Completion]:
-        """Pieces of text as they arrive; usage comes once, on a last piece with no choices."""
-        path, body = completion_request(endpoint, prompt, params, stream=True)
-        stream, reader = StreamAccumulator(), EventReader()
-        for part in self._events(path, body, parse_completion_piece, reader):
-            stream.add(part)
-            yield part.model_copy(update={"usage": None}) if part.usage else part
-        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
-        if (last := _usage_last(stream, Completion)) is not None:
-            yield last
-
-    async def astream_complete(self, endpoint: str, prompt: str | list[str],
-                               **params: Any) -> AsyncIterator[Completion]:
-        path, body = completion_request(endpoint, prompt, params, stream=True)
-        stream, reader = StreamAccumulator(), EventReader()
-        async for part in self._aevents(path, body, parse_completion_piece, reader):
-            stream.add(part)
-            yield part.model_copy(update={"usage": None}) if part.usage else part
-        ensure_complete(reader, stream.complete, stream.answered, stream.completion)
-        if (last := _usage_last(stream, Completion)) is not None:
-            yield last
-
-    # -- embeddings: any number of texts, batched, in input order
-    @overload
-    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
-              resume_from: BulkEmbeddingError | None = None, compact: Literal[False] = False,
-              **params: Any) -> EmbeddingResult[list[list[float]]]: ...
-
-    @overload
-    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
-              resume_from: BulkEmbeddingError | None = None, compact: Literal[True],
-              **params: Any) -> EmbeddingResult[Vectors]: ...
-
-    @overload
-    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
-              resume_from: BulkEmbeddingError | None = None, compact: bool,
-              **params: Any) -> EmbeddingResult[Any]: ...
-
-    def embed(self, endpoint: str, texts: Sequence[str], *, instruction: str | None = None,
-              resume_from: BulkEmbeddingError | None = None, compact: bool = False,
-              **params: Any) -> EmbeddingResult[Any]:
-        """One vector per text, in order; other keywords go into each request body as they are.
-
-        Batches retry while the job progresses and split when the endpoint refuses their size;
-        a failure carries the vectors done, and ``resume_from=`` that error sends only the
-        missing texts. ``compact=True`` returns float32 :class:`~sfmodels_core.vectors.Vectors`
-        and asks for base64 vectors (``encoding_format``), reading lists when the endpoint
-        sends them anyway and leaving the field out when it refuses it."""
-        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from, compact)
-        return self._bulk_embed(plan, self._embedding_request(plan, instruction, params),
-                                parse_embeddings)
-
-    @overload
-    async def aembed(self, endpoint: str, texts: Sequence[str], *,
-                     instruction: str | None = None,
-                     resume_from: BulkEmbeddingError | None = None,
-                     compact: Literal[False] = False,
-                     **params: Any) -> EmbeddingResult[list[list[float]]]: ...
-
-    @overload
-    async def aembed(self, endpoint: str, texts: Sequence[str], *,
-                     instruction: str | None = None,
-                     resume_from: BulkEmbeddingError | None = None, compact: Literal[True],
-                     **params: Any) -> EmbeddingResult[Vectors]: ...
-
-    @overload
-    async def aembed(self, endpoint: str, texts: Sequence[str], *,
-                     instruction: str | None = None,
-                     resume_from: BulkEmbeddingError | None = None, compact: bool,
-                     **params: Any) -> EmbeddingResult[Any]: ...
-
-    async def aembed(self, endpoint: str, texts: Sequence[str], *,
-                     instruction: str | None = None,
-                     resume_from: BulkEmbeddingError | None = None, compact: bool = False,
-                     **params: Any) -> EmbeddingResult[Any]:
-        plan = self._embed_plan(endpoint, "endpoint", texts, resume_from, compact)
-        return await self._abulk_embed(plan, self._embedding_request(plan, instruction, params),
-                                       parse_embeddings)
-
-    def _embedding_request(self, plan: EmbedPlan, instruction: str | None,
-                           params: Mapping[str, Any]) -> EmbedRequest:
-        """The batches' request; a compact call asks for base64 vectors unless the caller set
-        ``encoding_format`` or the endpoint refused it before."""
-        path, body = embedding_request(plan.target, [], instruction, params)
-        if plan.sink is None or "encoding_format" in params or \
-                self._was_refused(plan.target, "encoding_format"):
-            return EmbedRequest(path, body)
-        return EmbedRequest(path, {**body, "encoding_format": "base64"},
-                            optional=("encoding_format",))
-
-
-__all__ = [
-    "AssistantMessage",
-    "ChatChoice",
-    "ChatCompletion",
-    "ChatCompletionChunk",
-    "ChoiceDelta",
-    "Completion",
-    "CompletionChoice",
-    "DatabricksClient",
-    "ToolCall",
-    "ToolCallDelta",
-    "merge_chunks",
-]
