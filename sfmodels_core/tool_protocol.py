@@ -74,14 +74,17 @@ class ToolSpec:
 
 
 @dataclass
-class ToolCall:
+class ProtocolCall:
+    """A tool call read from a model's reply under the prompted protocol (Salesforce models
+    have no native tool calling); the front ends turn it into their own tool-call type."""
+
     name: str
     arguments: dict[str, Any]
     id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
 
 
 @dataclass
-class InvalidToolCall:
+class InvalidProtocolCall:
     name: str | None
     arguments: str | None  # the arguments as the model wrote them
     error: str
@@ -93,8 +96,8 @@ class ToolReply:
     """The model's reply read under the tool protocol."""
 
     text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
+    tool_calls: list[ProtocolCall] = field(default_factory=list)
+    invalid_tool_calls: list[InvalidProtocolCall] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -373,8 +376,8 @@ def parse_tool_reply(text: str, tools: Sequence[ToolSpec], choice: str = "auto")
         return reply
     for item in reading.calls or ():
         if not isinstance(item, dict):
-            reply.invalid_tool_calls.append(InvalidToolCall(None, json.dumps(item, default=repr),
-                                                            "a tool call must be an object"))
+            reply.invalid_tool_calls.append(InvalidProtocolCall(
+                None, json.dumps(item, default=repr), "a tool call must be an object"))
             continue
         name, raw_args = _entry(item)
         arguments, raw_text = _arguments(raw_args)
@@ -389,11 +392,11 @@ def parse_tool_reply(text: str, tools: Sequence[ToolSpec], choice: str = "auto")
             if issues:
                 problem = f"arguments of {name} do not fit its schema: " + "; ".join(issues)
         if problem:
-            reply.invalid_tool_calls.append(InvalidToolCall(
+            reply.invalid_tool_calls.append(InvalidProtocolCall(
                 name if isinstance(name, str) else None, raw_text, problem))
         else:
             assert arguments is not None and isinstance(name, str)
-            reply.tool_calls.append(ToolCall(name, arguments))
+            reply.tool_calls.append(ProtocolCall(name, arguments))
     reply.errors = [c.error for c in reply.invalid_tool_calls]
     if reading.calls is None:
         reply.text = reading.text

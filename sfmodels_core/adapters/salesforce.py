@@ -28,7 +28,7 @@ from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
     from ..salesforce import ChatResult, ContentQuality
-    from ..tool_protocol import InvalidToolCall, Outcome, Protocol, ToolCall
+    from ..tool_protocol import InvalidProtocolCall, Outcome, Protocol, ProtocolCall
     from ..types import Usage
 
 UNSUPPORTED_PARAMS = ("temperature", "max_tokens", "top_p", "n")
@@ -199,8 +199,8 @@ class SalesforceAnswer:
     finish_reason: str | None
     generation_ids: list[str]
     usage: Usage | None
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
+    tool_calls: list[ProtocolCall] = field(default_factory=list)
+    invalid_tool_calls: list[InvalidProtocolCall] = field(default_factory=list)
     #: What is still wrong with the reply after the repair round (empty when usable).
     problems: list[str] = field(default_factory=list)
     #: The object read under the JSON protocol (None otherwise, or when none was usable).
