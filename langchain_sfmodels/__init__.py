@@ -13,8 +13,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sfmodels_core.adapters.feedback import FeedbackSubmission
     from sfmodels_core.errors import ModelReplyError, SFModelsError
+    from sfmodels_core.integration.feedback import FeedbackSubmission
 
     from .chat_databricks import ChatDatabricks
     from .chat_salesforce import ChatSalesforce
@@ -27,7 +27,7 @@ _MODULES = {
     "ChatSalesforce": ".chat_salesforce",
     "DatabricksEmbeddings": ".embeddings",
     "DatabricksLLM": ".llms",
-    "FeedbackSubmission": "sfmodels_core.adapters.feedback",
+    "FeedbackSubmission": "sfmodels_core.integration.feedback",
     "ModelReplyError": "sfmodels_core.errors",
     "SFModelsError": "sfmodels_core.errors",
     "SalesforceEmbeddings": ".embeddings",

@@ -22,9 +22,9 @@ from langchain_core.outputs import (
 )
 from pydantic import Field, field_validator
 
-from sfmodels_core.adapters.settings import DatabricksClientFields
 from sfmodels_core.databricks import StreamAccumulator
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.fields import DatabricksClientFields
 
 from ._common import (
     DATABRICKS,

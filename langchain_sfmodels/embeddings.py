@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sfmodels_core.adapters.settings import DatabricksClientFields, SalesforceClientFields
 from sfmodels_core.defaults import SALESFORCE_EMBEDDING_MODEL
+from sfmodels_core.integration.fields import DatabricksClientFields, SalesforceClientFields
 from sfmodels_core.types import EmbeddingResult
 
 #: A core result with its vectors as lists, as LangChain's contract wants them.

@@ -13,7 +13,7 @@ only the id of the run you started::
 
 Feedback about a run goes to every Salesforce generation the run made: one per model call, and
 two for a tool or structured-output answer whose first reply had to be repaired (the same rule
-as the LlamaIndex handler: see ``sfmodels_core.adapters.feedback``). Memory is bounded:
+as the LlamaIndex handler: see ``sfmodels_core.integration.feedback``). Memory is bounded:
 ``max_runs`` model runs are remembered, the oldest forgotten first.
 """
 
@@ -31,7 +31,8 @@ from pydantic import SecretStr
 
 from sfmodels_core import defaults
 from sfmodels_core._lifecycle import Closeable
-from sfmodels_core.adapters.feedback import (
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.feedback import (
     GenerationLog,
     GenerationRecord,
     asubmit,
@@ -39,13 +40,12 @@ from sfmodels_core.adapters.feedback import (
     normalize_rating,
     submit,
 )
-from sfmodels_core.adapters.settings import SalesforceClientFields
-from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.fields import SalesforceClientFields
 
 from ._common import SALESFORCE
 
 if TYPE_CHECKING:
-    from sfmodels_core.adapters.feedback import FeedbackSubmission
+    from sfmodels_core.integration.feedback import FeedbackSubmission
     from sfmodels_core.salesforce import SalesforceClient
 
 #: How far up the run tree ancestors are followed.

@@ -16,8 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sfmodels_core.adapters.feedback import FeedbackSubmission
     from sfmodels_core.errors import ModelReplyError, SFModelsError
+    from sfmodels_core.integration.feedback import FeedbackSubmission
 
     from .databricks_llm import DatabricksLLM
     from .embeddings import DatabricksEmbedding, SalesforceEmbedding
@@ -38,7 +38,7 @@ __all__ = [
 _MODULES = {
     "DatabricksEmbedding": ".embeddings",
     "DatabricksLLM": ".databricks_llm",
-    "FeedbackSubmission": "sfmodels_core.adapters.feedback",
+    "FeedbackSubmission": "sfmodels_core.integration.feedback",
     "ModelReplyError": "sfmodels_core.errors",
     "SFModelsError": "sfmodels_core.errors",
     "SalesforceEmbedding": ".embeddings",

@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import AliasChoices, Field, model_validator
 
-from sfmodels_core.adapters.settings import DatabricksClientFields, SalesforceClientFields
 from sfmodels_core.defaults import (
     DATABRICKS_EMBED_BATCH_SIZE,
     SALESFORCE_EMBED_BATCH_SIZE,
     SALESFORCE_EMBEDDING_MODEL,
 )
+from sfmodels_core.integration.fields import DatabricksClientFields, SalesforceClientFields
 
 from ._bulk import ListResult, WholeList, even_split
 

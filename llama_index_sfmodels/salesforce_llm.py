@@ -43,7 +43,10 @@ from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, model_validator
 
 from sfmodels_core._validation import warn_once
-from sfmodels_core.adapters.salesforce import (
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.fields import SalesforceClientFields
+from sfmodels_core.integration.salesforce import (
     UNSUPPORTED_PARAMS,
     SalesforceChat,
     choose_protocol,
@@ -51,9 +54,6 @@ from sfmodels_core.adapters.salesforce import (
     stop_list,
     warn_unsupported,
 )
-from sfmodels_core.adapters.settings import SalesforceClientFields
-from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
-from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.tool_protocol import Protocol
 
 from ._common import ToolCalling, require_prompt, tool_specs

@@ -1,7 +1,7 @@
 """sfmodels core: clients for the Salesforce Models API and Databricks model serving.
 
 Depends only on httpx and pydantic; the LangChain, LlamaIndex and Spark packages build on it.
-What this module exports is the public surface; ``sfmodels_core.adapters`` is the kit the
+What this module exports is the public surface; ``sfmodels_core.integration`` is the kit the
 framework packages share. Names are loaded on first use, so importing a light part
 (``sfmodels_core.errors``, ``sfmodels_core.defaults``) does not pay for the HTTP clients.
 """

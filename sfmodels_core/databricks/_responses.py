@@ -31,8 +31,8 @@ from typing import Any
 import pydantic_core
 
 from .._validation import require_name
-from ..adapters.tools import check_tool_choice, check_tools, function_names, function_of
 from ..errors import APIStatusError, InvalidInputError
+from ..integration.tools import check_tool_choice, check_tools, function_names, function_of
 from ..types import Usage
 from ._stream import StreamAccumulator
 from ._wire import reasoning_text, stream_error

@@ -68,7 +68,7 @@ class ChatCompletion(BaseModel):
 
 class ToolCallDelta(BaseModel):
     """A piece of a streamed tool call: pieces with the same ``index`` concatenate. Some
-    services send no index (None here); see :class:`~sfmodels_core.adapters.StreamAccumulator`
+    services send no index (None here); see :class:`~sfmodels_core.integration.StreamAccumulator`
     for how such pieces are placed."""
 
     index: int | None = None

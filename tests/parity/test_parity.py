@@ -2,7 +2,7 @@
 
 Each test runs once per framework (the ``fw`` fixture), through a small driver that speaks the
 framework's own API; the assertions are written once. What both frameworks must agree on lives
-once in ``sfmodels_core.adapters``; this module pins that they do.
+once in ``sfmodels_core.integration``; this module pins that they do.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sfmodels_core.adapters.feedback import FeedbackSubmission
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.feedback import FeedbackSubmission
 from sfmodels_core.salesforce import SalesforceClient
 
 # No host may be reached (event loops may still make their internal socket pair).

@@ -15,8 +15,8 @@ import pytest
 
 from sfmodels_core import DatabricksClient, SalesforceClient
 from sfmodels_core._transport import dumps
-from sfmodels_core.adapters.salesforce import choose_protocol
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.salesforce import choose_protocol
 from sfmodels_core.tool_protocol import tools_protocol
 
 from .fakes import make_jwt

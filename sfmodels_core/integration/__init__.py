@@ -1,6 +1,6 @@
-"""The kit every framework adapter is built from: what LangChain, LlamaIndex and Spark share.
+"""The integration kit every front end is built from: what LangChain, LlamaIndex and Spark share.
 
-- :mod:`.settings`: the mixins declaring the core client's fields (``SalesforceClientFields``,
+- :mod:`.fields`: the mixins declaring the core client's fields (``SalesforceClientFields``,
   ``DatabricksClientFields``) with the lazy, thread-safe core client, ``client=``, copy and
   pickle rules, ``close()``.
 - :class:`~sfmodels_core.databricks.StreamAccumulator`: the one accumulator of Databricks
@@ -12,6 +12,7 @@
   handlers use.
 - :mod:`.tokens`: token counts for trimming a history, with no tokenizer download.
 
-A framework package keeps only its field declarations and its conversions to and from its own
-types; a behaviour both need is written here once, and a parity test pins that both agree.
+A front end keeps only its field declarations and its conversions to and from its own types;
+a behaviour two need is written here once, and a parity test (``tests/parity``) pins that they
+agree.
 """

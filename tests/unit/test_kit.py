@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from sfmodels_core.adapters.feedback import (
+from sfmodels_core.databricks import StreamAccumulator, merge_chunks
+from sfmodels_core.databricks._wire import parse_chat_chunk
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.feedback import (
     GenerationLog,
     GenerationRecord,
     feedback_requests,
     normalize_rating,
 )
-from sfmodels_core.adapters.salesforce import apply_stop, stop_list, warn_unsupported
-from sfmodels_core.adapters.tools import normalize_tool_choice, wire_tool_choice
-from sfmodels_core.databricks import StreamAccumulator, merge_chunks
-from sfmodels_core.databricks._wire import parse_chat_chunk
-from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.salesforce import apply_stop, stop_list, warn_unsupported
+from sfmodels_core.integration.tools import normalize_tool_choice, wire_tool_choice
 
 
 @pytest.mark.parametrize("text, stop, expected", [
