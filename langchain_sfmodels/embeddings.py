@@ -16,6 +16,12 @@ from sfmodels_core.defaults import SALESFORCE_EMBEDDING_MODEL
 from sfmodels_core.integration.fields import DatabricksClientFields, SalesforceClientFields
 from sfmodels_core.types import EmbeddingResult
 
+__all__ = [
+    "DatabricksEmbeddings",
+    "Lists",
+    "SalesforceEmbeddings",
+]
+
 #: A core result with its vectors as lists, as LangChain's contract wants them.
 Lists = EmbeddingResult[list[list[float]]]
 

@@ -48,6 +48,12 @@ if TYPE_CHECKING:
     from sfmodels_core.integration.feedback import FeedbackSubmission
     from sfmodels_core.salesforce import SalesforceClient
 
+__all__ = [
+    "MAX_DEPTH",
+    "SalesforceFeedbackHandler",
+    "generation_ids",
+]
+
 #: How far up the run tree ancestors are followed.
 MAX_DEPTH = 64
 

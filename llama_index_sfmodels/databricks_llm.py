@@ -39,6 +39,10 @@ from ._databricks import ChatStream, chat_response, first_tool_call_only, to_dat
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
+__all__ = [
+    "DatabricksLLM",
+]
+
 
 class DatabricksLLM(DatabricksClientFields, ToolCalling, FunctionCallingLLM):
     """A Databricks serving endpoint (Foundation Model APIs, external or custom models).

@@ -24,6 +24,12 @@ from sfmodels_core.integration.fields import DatabricksClientFields, SalesforceC
 
 from ._bulk import ListResult, WholeList, even_split
 
+__all__ = [
+    "EMBED_BATCH_SIZE",
+    "DatabricksEmbedding",
+    "SalesforceEmbedding",
+]
+
 #: Texts per hand-off: a quarter of VectorStoreIndex's insert batch (2,048), and a whole number
 #: of full requests for both providers.
 EMBED_BATCH_SIZE = 512

@@ -53,6 +53,12 @@ if TYPE_CHECKING:
 
     from sfmodels_core.integration.feedback import FeedbackSubmission
 
+__all__ = [
+    "MAX_DEPTH",
+    "RUN_KEY",
+    "SalesforceFeedbackHandler",
+]
+
 #: Where an answer keeps the id of the span that produced it.
 RUN_KEY = "sfmodels_run_id"
 #: How far up the span tree ancestors are followed.

@@ -70,6 +70,11 @@ if TYPE_CHECKING:
     from llama_index.core.prompts import PromptTemplate
     from llama_index.core.tools.types import BaseTool
 
+__all__ = [
+    "SalesforceLLM",
+    "dispatcher",
+]
+
 dispatcher = get_dispatcher(__name__)
 
 #: Per-call keyword arguments the Models API has something to do with.

@@ -51,6 +51,26 @@ from .options import RetryPolicy
 from .types import EmbeddingResult, ParsedBatch, Usage, expect_vectors
 from .vectors import StoredRows, VectorCheck, VectorSink, may_hold_bools
 
+__all__ = [
+    "WAIT",
+    "ASend",
+    "Batch",
+    "BulkJob",
+    "EmbedPlan",
+    "EmbedRequest",
+    "Retry",
+    "Send",
+    "arun_bulk",
+    "check_resume",
+    "is_transient",
+    "names_size_limit",
+    "refuses_single",
+    "run_bulk",
+    "should_split",
+    "split",
+    "texts_digest",
+]
+
 T = TypeVar("T")
 
 

@@ -36,6 +36,22 @@ from .auth import (
 )
 from .errors import ConfigurationError
 
+__all__ = [
+    "GENERIC_LOGIN_HOSTS",
+    "OWN_AUTH_TYPES",
+    "SDK_EXTRA",
+    "SDK_ONLY_KEYS",
+    "DatabricksCredentials",
+    "SalesforceCredentials",
+    "Secret",
+    "check_flag",
+    "normalize_url",
+    "profile_from_target_uri",
+    "resolve_databricks",
+    "resolve_salesforce",
+    "secure_url",
+]
+
 GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 Secret = str | SecretStr | None

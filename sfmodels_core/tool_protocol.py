@@ -40,6 +40,39 @@ from ._schema import validate
 from .errors import InvalidInputError
 from .integration.tools import check_tools, function_of, normalize_tool_choice
 
+__all__ = [
+    "ANSWER_KEY",
+    "CALLS_KEY",
+    "CUT_OFF",
+    "JSON_HEADER",
+    "NOT_JSON",
+    "ONE_CALL_ERROR",
+    "RESULT_PREFIX",
+    "TOOLS_HEADER",
+    "Conversation",
+    "InvalidProtocolCall",
+    "JSONReply",
+    "Outcome",
+    "Protocol",
+    "ProtocolCall",
+    "Reading",
+    "ToolReply",
+    "ToolSpec",
+    "answer_text",
+    "arun",
+    "find_json",
+    "json_instructions",
+    "json_protocol",
+    "parse_json_reply",
+    "parse_tool_reply",
+    "read_tool_reply",
+    "render_history",
+    "repair_messages",
+    "run",
+    "tool_instructions",
+    "tools_protocol",
+]
+
 TOOLS_HEADER = "# Tools (sfmodels tool protocol v1)"
 JSON_HEADER = "# Reply format (sfmodels JSON protocol v1)"
 RESULT_PREFIX = "Tool result"

@@ -306,3 +306,13 @@ class EmulatorService:
 
     async def close(self) -> None:
         await self.server.close()
+
+
+__all__ = [
+    "CONTROL_PREFIX",
+    "LOGIN_PREFIX",
+    "EmulatorApp",
+    "EmulatorService",
+    "Route",
+    "public_url",
+]

@@ -471,3 +471,10 @@ class Emulator:
     def mint_salesforce_token(self) -> str:
         body = self._control("POST", "salesforce-token", {})
         return str(body["access_token"])
+
+
+__all__ = [
+    "Emulator",
+    "Mode",
+    "environment",
+]

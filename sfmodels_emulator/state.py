@@ -567,3 +567,29 @@ def _expiry(now: float, ttl: float) -> int | float:
     lifetimes) keeps it, so the token dies exactly when the claim says (RFC 7519 allows
     non-integer dates)."""
     return math.ceil(now) + int(ttl) if ttl == int(ttl) else round(now + ttl, 3)
+
+
+__all__ = [
+    "DATABRICKS_TOKEN_TTL_S",
+    "DEFAULT_DATABRICKS_CLIENT_ID",
+    "DEFAULT_DATABRICKS_CLIENT_SECRET",
+    "DEFAULT_DATABRICKS_TOKEN",
+    "DEFAULT_FAULT_KINDS",
+    "DEFAULT_SALESFORCE_CLIENT_ID",
+    "DEFAULT_SALESFORCE_CLIENT_SECRET",
+    "EMBEDDING_BASE64",
+    "ERROR_SHAPES",
+    "FAULT_KINDS",
+    "FEEDBACK_BODIES",
+    "PER_MODEL_SETTINGS",
+    "ROUTE_NAMES",
+    "SALESFORCE_TOKEN_TTL_S",
+    "STREAM_FORMATS",
+    "USAGE_MODES",
+    "Config",
+    "Credentials",
+    "Settings",
+    "SettingsError",
+    "State",
+    "parse_fault_kinds",
+]

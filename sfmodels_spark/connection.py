@@ -33,6 +33,19 @@ from sfmodels_core.credentials import (
 from sfmodels_core.errors import ConfigurationError, InvalidInputError
 from sfmodels_core.options import ClientOptions
 
+__all__ = [
+    "MAX_CLIENTS",
+    "PROVIDERS",
+    "SETTINGS",
+    "Client",
+    "Connection",
+    "Provider",
+    "check_provider",
+    "client_for",
+    "make_client",
+    "resolve",
+]
+
 Provider = Literal["salesforce", "databricks"]
 PROVIDERS: tuple[Provider, ...] = ("salesforce", "databricks")
 Client = SalesforceClient | DatabricksClient

@@ -36,6 +36,21 @@ from .budget import parallel_tasks, per_task_rate
 from .connection import Connection, client_for, resolve
 from .schema import answer_schemas
 
+__all__ = [
+    "ANSWER_TYPE",
+    "EMBED_TYPE",
+    "FEEDBACK_TYPE",
+    "RAW_ANSWER_TYPE",
+    "REDO",
+    "RESULT",
+    "USAGE_TYPE",
+    "VECTOR_TYPE",
+    "Job",
+    "embed",
+    "generate",
+    "submit_feedback",
+]
+
 RESULT = "__sfmodels_result"
 REDO = "__sfmodels_redo"
 

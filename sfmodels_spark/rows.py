@@ -40,6 +40,26 @@ from sfmodels_core.tool_protocol import json_protocol
 from sfmodels_core.types import EmbeddingResult, Usage
 from sfmodels_core.vectors import Vectors
 
+__all__ = [
+    "FEEDBACK_NAMESPACE",
+    "JOB_ERRORS",
+    "MAX_ERROR",
+    "ROUNDS_PER_CALL",
+    "Answer",
+    "ChatSpec",
+    "Client",
+    "chat_one",
+    "describe",
+    "each",
+    "embed_rows",
+    "feedback_id",
+    "feedback_rows",
+    "generate_rows",
+    "messages_for",
+    "rating_value",
+    "text_problem",
+]
+
 T = TypeVar("T")
 R = TypeVar("R")
 Client = SalesforceClient | DatabricksClient

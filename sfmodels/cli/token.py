@@ -90,3 +90,10 @@ def _prove_databricks() -> Iterator[str]:
         yield from _minted(client)
         result = client.embed(endpoint, ["ping"])
         yield f"call: embeddings with {endpoint} answered ({len(result.vectors[0])} dims)"
+
+
+__all__ = [
+    "DESCRIPTION",
+    "add_arguments",
+    "run",
+]

@@ -11,6 +11,18 @@ from pydantic import BaseModel, Field
 from .._lenient import Index, LenientInt, LenientStr
 from ..types import Usage
 
+__all__ = [
+    "AssistantMessage",
+    "ChatChoice",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChoiceDelta",
+    "Completion",
+    "CompletionChoice",
+    "ToolCall",
+    "ToolCallDelta",
+]
+
 
 class ToolCall(BaseModel):
     """A function call the model asked for. ``arguments`` is the JSON text the model wrote."""

@@ -16,3 +16,5 @@ A front end keeps only its field declarations and its conversions to and from it
 a behaviour two need is written here once, and a parity test (``tests/parity``) pins that they
 agree.
 """
+
+__all__ = []

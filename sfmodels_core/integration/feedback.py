@@ -23,6 +23,17 @@ from ..errors import InvalidInputError
 if TYPE_CHECKING:
     from ..salesforce import FeedbackResult, SalesforceClient
 
+__all__ = [
+    "RATINGS",
+    "FeedbackSubmission",
+    "GenerationLog",
+    "GenerationRecord",
+    "asubmit",
+    "feedback_requests",
+    "normalize_rating",
+    "submit",
+]
+
 RATINGS = ("GOOD", "BAD")
 
 

@@ -37,6 +37,14 @@ if TYPE_CHECKING:
     from ..options import ClientOptions
     from ..salesforce import SalesforceClient
 
+__all__ = [
+    "ClientFields",
+    "ClientSlot",
+    "DatabricksClientFields",
+    "SalesforceClientFields",
+    "refuse_unknown_options",
+]
+
 C = TypeVar("C")
 
 

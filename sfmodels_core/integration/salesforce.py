@@ -31,6 +31,21 @@ if TYPE_CHECKING:
     from ..tool_protocol import InvalidProtocolCall, Outcome, Protocol, ProtocolCall
     from ..types import Usage
 
+__all__ = [
+    "UNSUPPORTED_PARAMS",
+    "AsyncChatFn",
+    "ChatFn",
+    "SalesforceAnswer",
+    "SalesforceChat",
+    "apply_stop",
+    "choose_protocol",
+    "read_answer",
+    "reply_protocol",
+    "response_format_schema",
+    "stop_list",
+    "warn_unsupported",
+]
+
 UNSUPPORTED_PARAMS = ("temperature", "max_tokens", "top_p", "n")
 
 def warn_unsupported(**params: object) -> None:

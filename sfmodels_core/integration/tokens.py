@@ -14,6 +14,13 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
+__all__ = [
+    "MESSAGE_OVERHEAD",
+    "REPLY_PRIMING",
+    "count_message_tokens",
+    "count_tokens",
+]
+
 _PIECES = re.compile(r"\w+|[^\w\s]")
 #: Tokens each message's envelope (role, separators) adds, and the reply's priming.
 MESSAGE_OVERHEAD = 3

@@ -18,6 +18,16 @@ from typing import Any
 
 from ..errors import InvalidInputError
 
+__all__ = [
+    "MODES",
+    "check_tool_choice",
+    "check_tools",
+    "function_names",
+    "function_of",
+    "normalize_tool_choice",
+    "wire_tool_choice",
+]
+
 MODES = ("auto", "required", "none")
 
 

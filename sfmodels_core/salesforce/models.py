@@ -11,6 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import _lenient as lenient
 from ..types import Usage
 
+__all__ = [
+    "ChatResult",
+    "ContentQuality",
+    "FeedbackResult",
+    "FeedbackValue",
+    "Generation",
+    "GenerationResult",
+]
+
 FeedbackValue = Literal["GOOD", "BAD"]
 
 
