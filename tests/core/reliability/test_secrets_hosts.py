@@ -30,7 +30,7 @@ from sfmodels_core.errors import (
     SFModelsError,
     TokenError,
 )
-from tests.unit.fakes import Recorder, make_jwt, sf_chat_body, sf_token_body
+from tests.core.unit.fakes import Recorder, make_jwt, sf_chat_body, sf_token_body
 
 SECRET = "dapiUniqueSecret4242"
 MINTED = make_jwt(exp=time.time() + 3600, sub="minted-claim-7Qz")

@@ -19,7 +19,7 @@ from sfmodels_emulator.state import (
     DEFAULT_SALESFORCE_CLIENT_SECRET,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SF_SECRET = "sf-consumer-secret-7Hq2"
 DBX_PAT = "dapi-personal-token-9Kx4"
 DBX_SECRET = "sp-client-secret-3Vb8"

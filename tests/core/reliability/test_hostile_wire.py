@@ -3,7 +3,7 @@ httpx, async httpx, async aiohttp): each answer is whole and right, or one of ou
 never a shorter answer, a raw exception or a hang.
 
 The same cases behind a mock transport, with the exact messages, are in
-``tests/unit/test_whole_answers.py``.
+``tests/core/unit/test_whole_answers.py``.
 """
 
 from __future__ import annotations

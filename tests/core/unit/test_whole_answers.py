@@ -2,7 +2,7 @@
 the wrong type, trickling bodies, oversized events and bodies, bad encodings, byte order marks.
 
 Fakes behind httpx.MockTransport (no sockets), sync and async; the same cases over real HTTP on
-both async senders are in ``tests/reliability/test_hostile_wire.py``.
+both async senders are in ``tests/core/reliability/test_hostile_wire.py``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The SDK is stood in for by a fake ``Config`` (anything with ``host``, ``auth_type`` and
 ``authenticate()``) so these tests run whether or not databricks-sdk is installed; the tests
-with a real ``WorkspaceClient`` are in tests/integration/test_databricks_sdk_on_emulator.py.
+with a real ``WorkspaceClient`` are in tests/core/on_emulator/test_databricks_sdk_on_emulator.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sfmodels_core.auth import BearerAuth, DatabricksSDKCredentials
 from sfmodels_core.credentials import SDK_EXTRA, profile_from_target_uri, resolve_databricks
 from sfmodels_core.errors import ConfigurationError, TokenError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHAT = {"id": "c1", "model": "m", "choices": [{"index": 0, "message": {
     "role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
 
