@@ -10,8 +10,9 @@ for the HTTP clients.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from . import defaults, errors
@@ -44,37 +45,37 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "APIConnectionError": "errors",
-    "APIStatusError": "errors",
-    "APITimeoutError": "errors",
-    "AuthenticationError": "errors",
-    "BadRequestError": "errors",
-    "BulkEmbeddingError": "errors",
-    "ChatCompletion": "databricks",
-    "ChatCompletionChunk": "databricks",
-    "ChatResult": "salesforce",
-    "ClientOptions": "options",
-    "Completion": "databricks",
-    "ConfigurationError": "errors",
-    "DatabricksClient": "databricks",
-    "EmbeddingResult": "types",
-    "FeedbackResult": "salesforce",
-    "GenerationResult": "salesforce",
-    "IncompleteResponseError": "errors",
-    "InvalidInputError": "errors",
-    "ModelReplyError": "errors",
-    "NotFoundError": "errors",
-    "PermissionDeniedError": "errors",
-    "RateLimitError": "errors",
-    "ResponseValidationError": "errors",
-    "RetryPolicy": "options",
-    "SFModelsError": "errors",
-    "SalesforceClient": "salesforce",
-    "ServerError": "errors",
-    "ThrottleStats": "_throttle",
-    "TokenError": "errors",
-    "Usage": "types",
-    "Vectors": "vectors",
+    "APIConnectionError": ".errors",
+    "APIStatusError": ".errors",
+    "APITimeoutError": ".errors",
+    "AuthenticationError": ".errors",
+    "BadRequestError": ".errors",
+    "BulkEmbeddingError": ".errors",
+    "ChatCompletion": ".databricks",
+    "ChatCompletionChunk": ".databricks",
+    "ChatResult": ".salesforce",
+    "ClientOptions": ".options",
+    "Completion": ".databricks",
+    "ConfigurationError": ".errors",
+    "DatabricksClient": ".databricks",
+    "EmbeddingResult": ".types",
+    "FeedbackResult": ".salesforce",
+    "GenerationResult": ".salesforce",
+    "IncompleteResponseError": ".errors",
+    "InvalidInputError": ".errors",
+    "ModelReplyError": ".errors",
+    "NotFoundError": ".errors",
+    "PermissionDeniedError": ".errors",
+    "RateLimitError": ".errors",
+    "ResponseValidationError": ".errors",
+    "RetryPolicy": ".options",
+    "SFModelsError": ".errors",
+    "SalesforceClient": ".salesforce",
+    "ServerError": ".errors",
+    "ThrottleStats": "._throttle",
+    "TokenError": ".errors",
+    "Usage": ".types",
+    "Vectors": ".vectors",
 }
 _MODULES = ("defaults", "errors")
 
@@ -115,12 +116,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, _MODULES)

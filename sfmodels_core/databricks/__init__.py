@@ -15,8 +15,9 @@ client's HTTP stack.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._client import DatabricksClient
@@ -35,18 +36,18 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "AssistantMessage": "models",
-    "ChatChoice": "models",
-    "ChatCompletion": "models",
-    "ChatCompletionChunk": "models",
-    "ChoiceDelta": "models",
-    "Completion": "models",
-    "CompletionChoice": "models",
-    "DatabricksClient": "_client",
-    "StreamAccumulator": "_stream",
-    "ToolCall": "models",
-    "ToolCallDelta": "models",
-    "merge_chunks": "_wire",
+    "AssistantMessage": ".models",
+    "ChatChoice": ".models",
+    "ChatCompletion": ".models",
+    "ChatCompletionChunk": ".models",
+    "ChoiceDelta": ".models",
+    "Completion": ".models",
+    "CompletionChoice": ".models",
+    "DatabricksClient": "._client",
+    "StreamAccumulator": "._stream",
+    "ToolCall": ".models",
+    "ToolCallDelta": ".models",
+    "merge_chunks": "._wire",
 }
 
 __all__ = [
@@ -65,10 +66,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

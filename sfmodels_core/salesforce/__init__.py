@@ -13,8 +13,9 @@ without the client's HTTP stack.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._client import SalesforceClient
@@ -28,13 +29,13 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "ChatResult": "models",
-    "ContentQuality": "models",
-    "FeedbackResult": "models",
-    "FeedbackValue": "models",
-    "Generation": "models",
-    "GenerationResult": "models",
-    "SalesforceClient": "_client",
+    "ChatResult": ".models",
+    "ContentQuality": ".models",
+    "FeedbackResult": ".models",
+    "FeedbackValue": ".models",
+    "Generation": ".models",
+    "GenerationResult": ".models",
+    "SalesforceClient": "._client",
 }
 
 __all__ = [
@@ -48,10 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
