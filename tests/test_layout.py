@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -88,3 +89,46 @@ def test_cli_help_loads_no_sub_command() -> None:
         "with contextlib.redirect_stdout(io.StringIO()):\n    main([])\n")
     assert "httpx" not in loaded and "langchain_core" not in loaded
     assert "llama_index" not in loaded
+
+
+def _core_imports() -> dict[str, set[str]]:
+    """Each module of sfmodels_core and the modules of sfmodels_core it imports anywhere (at the
+    top, in a function, under TYPE_CHECKING)."""
+    core = ROOT / "sfmodels_core"
+    names = {}
+    for path in core.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                prefix = ".".join([*base, *([node.module] if node.module else [])])
+                subs = {f"{prefix}.{alias.name}" for alias in node.names} & set(names)
+                found |= subs if len(subs) == len(node.names) else {prefix, *subs}
+        graph[name] = (found & set(names)) - {name}
+    return graph
+
+
+def test_the_core_has_no_import_cycle() -> None:
+    graph = _core_imports()
+    done: set[str] = set()
+
+    def walk(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module):], module]
+        if module in done:
+            return None
+        for imported in sorted(graph[module]):
+            cycle = walk(imported, [*path, module])
+            if cycle is not None:
+                return cycle
+        done.add(module)
+        return None
+
+    assert [cycle for module in sorted(graph) if (cycle := walk(module, []))] == []
