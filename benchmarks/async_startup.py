@@ -23,7 +23,7 @@ from _common import GTE, emulator
 from pydantic import BaseModel
 
 from sfmodels_core import DatabricksClient
-from sfmodels_core.transport import shared_ssl_context
+from sfmodels_core._pool import shared_ssl_context
 from sfmodels_core.types import EmbeddingResult
 
 

@@ -80,9 +80,9 @@ def client_settings(options: dict[str, str]) -> dict[str, Any]:
     if "async_http" in options:
         settings["async_http"] = options["async_http"]
     if "shards" in options:
-        from sfmodels_core import transport
+        from sfmodels_core import _pool
 
-        transport.AsyncPool.SHARD_SIZE = int(options["shards"])
+        _pool.AsyncPool.SHARD_SIZE = int(options["shards"])
     return settings
 
 

@@ -41,7 +41,7 @@ import pydantic_core
 from _common import GTE, emulator, table
 
 from sfmodels_core import DatabricksClient
-from sfmodels_core import client as client_module
+from sfmodels_core import bulk as bulk_module
 from sfmodels_core import vectors as vectors_module
 from sfmodels_core.vectors import VectorCheck, VectorSink, check_float32, may_hold_bools
 
@@ -74,15 +74,15 @@ def per_vector_us(work: Callable[[], Any], repeat: int = 25) -> float:
 def checks_off() -> Iterator[None]:
     """The checks replaced by no-ops (what the client did before it had them)."""
     saved = (vectors_module.check_list, vectors_module.check_float32,
-             client_module.may_hold_bools)
+             bulk_module.may_hold_bools)
     vectors_module.check_list = lambda vector, index, bools=True: None  # type: ignore[assignment]
     vectors_module.check_float32 = lambda data, index: None  # type: ignore[assignment]
-    client_module.may_hold_bools = lambda content: False  # type: ignore[assignment]
+    bulk_module.may_hold_bools = lambda content: False  # type: ignore[assignment]
     try:
         yield
     finally:
         (vectors_module.check_list, vectors_module.check_float32,
-         client_module.may_hold_bools) = saved
+         bulk_module.may_hold_bools) = saved
 
 
 def reading(as_json: bytes, as_base64: bytes) -> list[tuple[Any, ...]]:

@@ -9,12 +9,13 @@ so ``import langchain_sfmodels`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sfmodels_core._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from sfmodels_core.adapters.feedback import FeedbackSubmission
     from sfmodels_core.errors import ModelReplyError, SFModelsError
+    from sfmodels_core.integration.feedback import FeedbackSubmission
 
     from .chat_databricks import ChatDatabricks
     from .chat_salesforce import ChatSalesforce
@@ -27,7 +28,7 @@ _MODULES = {
     "ChatSalesforce": ".chat_salesforce",
     "DatabricksEmbeddings": ".embeddings",
     "DatabricksLLM": ".llms",
-    "FeedbackSubmission": "sfmodels_core.adapters.feedback",
+    "FeedbackSubmission": "sfmodels_core.integration.feedback",
     "ModelReplyError": "sfmodels_core.errors",
     "SFModelsError": "sfmodels_core.errors",
     "SalesforceEmbeddings": ".embeddings",
@@ -49,13 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _MODULES)
 
 
 def __dir__() -> list[str]:

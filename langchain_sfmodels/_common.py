@@ -14,7 +14,7 @@ from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel
 
-from sfmodels_core.adapters.tokens import count_message_tokens, count_tokens
+from sfmodels_core.integration.tokens import count_message_tokens, count_tokens
 
 if TYPE_CHECKING:
     from langchain_core.messages.ai import UsageMetadata
@@ -42,7 +42,7 @@ class ModelBasics(BaseModel):
     def get_num_tokens(self, text: str) -> int:
         """Tokens in ``text``: exact for OpenAI models when tiktoken is installed, otherwise
         an estimate that errs high (no tokenizer download; see
-        ``sfmodels_core.adapters.tokens``)."""
+        ``sfmodels_core.integration.tokens``)."""
         return count_tokens(text, self.model)
 
     def get_num_tokens_from_messages(self, messages: list[BaseMessage],
@@ -129,7 +129,7 @@ def tool_options(tools: Sequence[Any], tool_choice: Any, strict: bool | None,
     ``tool_choice`` in its wire form (any spelling LangChain users pass)."""
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    from sfmodels_core.adapters.tools import wire_tool_choice
+    from sfmodels_core.integration.tools import wire_tool_choice
 
     formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
     if tool_choice is not None:

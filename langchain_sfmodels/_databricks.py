@@ -1,7 +1,7 @@
 """Pure converters between LangChain and Databricks model serving, for ``ChatDatabricks`` and
 ``DatabricksLLM``: request parameters and messages in, results and stream chunks out.
 
-Streams are folded by the core's :class:`~sfmodels_core.adapters.streams.StreamAccumulator`;
+Streams are folded by the core's :class:`~sfmodels_core.databricks.StreamAccumulator`;
 :class:`DatabricksStream` only turns what each piece added into LangChain chunks.
 """
 
@@ -22,9 +22,9 @@ from langchain_core.outputs import (
 )
 from pydantic import Field, field_validator
 
-from sfmodels_core.adapters.settings import DatabricksSettings
-from sfmodels_core.adapters.streams import StreamAccumulator
+from sfmodels_core.databricks import StreamAccumulator
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.fields import DatabricksClientFields
 
 from ._common import (
     DATABRICKS,
@@ -45,7 +45,7 @@ _NOT_BODY = ("stream", "stream_usage", "model", "endpoint")
 def check_extra_params(value: dict[str, Any] | None) -> dict[str, Any]:
     """``extra_params`` go into every body: refused at construction if they set a key the
     request builds itself."""
-    from sfmodels_core.databricks import RESERVED_KEYS
+    from sfmodels_core.databricks._wire import RESERVED_KEYS
 
     value = {} if value is None else value
     reserved = [key for key in RESERVED_KEYS if key in value]
@@ -55,7 +55,7 @@ def check_extra_params(value: dict[str, Any] | None) -> dict[str, Any]:
     return value
 
 
-class DatabricksFields(ModelBasics, DatabricksSettings):
+class DatabricksFields(ModelBasics, DatabricksClientFields):
     """The settings ``ChatDatabricks`` and ``DatabricksLLM`` share (databricks-langchain's
     names)."""
 

@@ -3,8 +3,8 @@
 
 In: LangChain messages become the API's text messages, or the neutral history the prompted
 tool protocol renders (``to_salesforce_history``); a call's options become one
-:class:`~sfmodels_core.adapters.salesforce.SalesforceChat` (:func:`chat_call`). Out: the
-call's :class:`~sfmodels_core.adapters.salesforce.SalesforceAnswer` becomes an ``AIMessage`` or
+:class:`~sfmodels_core.integration.salesforce.SalesforceChat` (:func:`chat_call`). Out: the
+call's :class:`~sfmodels_core.integration.salesforce.SalesforceAnswer` becomes an ``AIMessage`` or
 the one chunk of a stream (:func:`chat_result`, :func:`chat_chunk`). The classes add only I/O.
 """
 
@@ -31,7 +31,10 @@ from langchain_core.messages import (
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
 
-from sfmodels_core.adapters.salesforce import (
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.fields import SalesforceClientFields, refuse_unknown_options
+from sfmodels_core.integration.salesforce import (
     SalesforceAnswer,
     SalesforceChat,
     apply_stop,
@@ -40,9 +43,6 @@ from sfmodels_core.adapters.salesforce import (
     response_format_schema,
     warn_unsupported,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings, refuse_unknown_options
-from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
-from sfmodels_core.errors import InvalidInputError
 
 from ._common import SALESFORCE, ModelBasics, langsmith_params, llm_output, usage_metadata
 
@@ -69,7 +69,7 @@ _ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "ass
           "ai": "assistant"}
 
 
-class SalesforceFields(ModelBasics, SalesforceSettings):
+class SalesforceFields(ModelBasics, SalesforceClientFields):
     """The settings ``ChatSalesforce`` and ``SalesforceLLM`` share."""
 
     model: str = SALESFORCE_CHAT_MODEL

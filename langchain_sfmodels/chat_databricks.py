@@ -31,6 +31,11 @@ from ._databricks import (
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
+__all__ = [
+    "PEER_OPTIONS_REFUSED",
+    "ChatDatabricks",
+]
+
 #: databricks-langchain options this class does not take, and what to do instead.
 PEER_OPTIONS_REFUSED = {
     "use_ai_gateway": "requests go to the serving endpoint's own route, where the endpoint's AI "

@@ -18,6 +18,10 @@ from ._salesforce import SalesforceFields, chat_call, chat_chunk, chat_result, p
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
+__all__ = [
+    "ChatSalesforce",
+]
+
 
 class ChatSalesforce(SalesforceFields, BaseChatModel):
     """Chat with a model of the Salesforce Models API (Einstein / Agentforce).

@@ -12,9 +12,15 @@ from typing import Any, ClassVar
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 from sfmodels_core.defaults import SALESFORCE_EMBEDDING_MODEL
+from sfmodels_core.integration.fields import DatabricksClientFields, SalesforceClientFields
 from sfmodels_core.types import EmbeddingResult
+
+__all__ = [
+    "DatabricksEmbeddings",
+    "Lists",
+    "SalesforceEmbeddings",
+]
 
 #: A core result with its vectors as lists, as LangChain's contract wants them.
 Lists = EmbeddingResult[list[list[float]]]
@@ -34,7 +40,7 @@ class _Bulk(BaseModel):
         return {"batch_size": self.batch_size, "max_concurrency": self.max_concurrency}
 
 
-class SalesforceEmbeddings(_Bulk, SalesforceSettings, Embeddings):
+class SalesforceEmbeddings(_Bulk, SalesforceClientFields, Embeddings):
     """Embeddings from the Salesforce Models API (Ada-002 by default: 1536 dimensions).
 
     Same credentials as ``ChatSalesforce``. ``batch_size`` (default 16) texts go in each
@@ -44,7 +50,7 @@ class SalesforceEmbeddings(_Bulk, SalesforceSettings, Embeddings):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    _CLIENT_FIELDS: ClassVar[frozenset[str]] = SalesforceSettings._CLIENT_FIELDS | _BULK
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = SalesforceClientFields._CLIENT_FIELDS | _BULK
 
     model: str = SALESFORCE_EMBEDDING_MODEL
     """Embedding model API name."""
@@ -69,7 +75,7 @@ class SalesforceEmbeddings(_Bulk, SalesforceSettings, Embeddings):
         return (await self.aembed_documents([text]))[0]
 
 
-class DatabricksEmbeddings(_Bulk, DatabricksSettings, Embeddings):
+class DatabricksEmbeddings(_Bulk, DatabricksClientFields, Embeddings):
     """Embeddings from a Databricks serving endpoint; a drop-in for databricks-langchain's class.
 
     ``endpoint`` (or ``model``), e.g. ``databricks-gte-large-en``. ``query_params`` and
@@ -83,7 +89,7 @@ class DatabricksEmbeddings(_Bulk, DatabricksSettings, Embeddings):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True,
                               extra="forbid", protected_namespaces=())
 
-    _CLIENT_FIELDS: ClassVar[frozenset[str]] = DatabricksSettings._CLIENT_FIELDS | _BULK
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = DatabricksClientFields._CLIENT_FIELDS | _BULK
 
     model: str = Field(alias="endpoint")
     """Name of the serving endpoint; alias ``endpoint`` (the name databricks-langchain uses)."""

@@ -13,7 +13,7 @@ only the id of the run you started::
 
 Feedback about a run goes to every Salesforce generation the run made: one per model call, and
 two for a tool or structured-output answer whose first reply had to be repaired (the same rule
-as the LlamaIndex handler: see ``sfmodels_core.adapters.feedback``). Memory is bounded:
+as the LlamaIndex handler: see ``sfmodels_core.integration.feedback``). Memory is bounded:
 ``max_runs`` model runs are remembered, the oldest forgotten first.
 """
 
@@ -30,7 +30,9 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import SecretStr
 
 from sfmodels_core import defaults
-from sfmodels_core.adapters.feedback import (
+from sfmodels_core._lifecycle import Closeable
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.feedback import (
     GenerationLog,
     GenerationRecord,
     asubmit,
@@ -38,15 +40,19 @@ from sfmodels_core.adapters.feedback import (
     normalize_rating,
     submit,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings
-from sfmodels_core.errors import InvalidInputError
-from sfmodels_core.lifecycle import Closeable
+from sfmodels_core.integration.fields import SalesforceClientFields
 
 from ._common import SALESFORCE
 
 if TYPE_CHECKING:
-    from sfmodels_core.adapters.feedback import FeedbackSubmission
+    from sfmodels_core.integration.feedback import FeedbackSubmission
     from sfmodels_core.salesforce import SalesforceClient
+
+__all__ = [
+    "MAX_DEPTH",
+    "SalesforceFeedbackHandler",
+    "generation_ids",
+]
 
 #: How far up the run tree ancestors are followed.
 MAX_DEPTH = 64
@@ -111,7 +117,7 @@ class SalesforceFeedbackHandler(Closeable, BaseCallbackHandler):
             "requests_per_minute": requests_per_minute,
             "allow_insecure_http": allow_insecure_http}
         given = {k: v for k, v in settings.items() if v is not None}
-        self._settings = SalesforceSettings(client=client, **given)  # type: ignore[call-arg]
+        self._settings = SalesforceClientFields(client=client, **given)  # type: ignore[call-arg]
         self.log = GenerationLog(max_runs=max_runs)
         # run id -> parent run id, for the runs seen; bounded with the log (a run's ancestors
         # are read when its model run ends).

@@ -26,6 +26,11 @@ from ._salesforce import SalesforceFields, call_settings, generation
 if TYPE_CHECKING:
     pass
 
+__all__ = [
+    "DatabricksLLM",
+    "SalesforceLLM",
+]
+
 
 def _result(generations: list[list[Generation]], usages: list[Usage | None],
             model: str) -> LLMResult:

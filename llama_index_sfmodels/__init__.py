@@ -12,12 +12,13 @@ The classes are imported on first access, so importing this package stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sfmodels_core._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from sfmodels_core.adapters.feedback import FeedbackSubmission
     from sfmodels_core.errors import ModelReplyError, SFModelsError
+    from sfmodels_core.integration.feedback import FeedbackSubmission
 
     from .databricks_llm import DatabricksLLM
     from .embeddings import DatabricksEmbedding, SalesforceEmbedding
@@ -38,7 +39,7 @@ __all__ = [
 _MODULES = {
     "DatabricksEmbedding": ".embeddings",
     "DatabricksLLM": ".databricks_llm",
-    "FeedbackSubmission": "sfmodels_core.adapters.feedback",
+    "FeedbackSubmission": "sfmodels_core.integration.feedback",
     "ModelReplyError": "sfmodels_core.errors",
     "SFModelsError": "sfmodels_core.errors",
     "SalesforceEmbedding": ".embeddings",
@@ -47,13 +48,7 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _MODULES)
 
 
 def __dir__() -> list[str]:

@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sfmodels_core.client import texts_digest
+from sfmodels_core.bulk import texts_digest
 from sfmodels_core.errors import BulkEmbeddingError, SFModelsError, make_bulk_error
 from sfmodels_core.types import EmbeddingResult, Usage
 

@@ -1,6 +1,6 @@
 """Pure converters between LlamaIndex and Databricks model serving, for ``DatabricksLLM``.
 
-Streams are folded by the core's :class:`~sfmodels_core.adapters.streams.StreamAccumulator`;
+Streams are folded by the core's :class:`~sfmodels_core.databricks.StreamAccumulator`;
 :class:`ChatStream` only turns the answer so far into one ``ChatResponse`` per piece.
 """
 
@@ -17,7 +17,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 
-from sfmodels_core.adapters.streams import StreamAccumulator
+from sfmodels_core.databricks import StreamAccumulator
 from sfmodels_core.errors import InvalidInputError
 
 from ._common import (

@@ -2,7 +2,7 @@
 
 In: LlamaIndex messages become the API's text messages, or the neutral history the prompted
 tool protocol renders. Out: a call's
-:class:`~sfmodels_core.adapters.salesforce.SalesforceAnswer` becomes a ``ChatResponse``
+:class:`~sfmodels_core.integration.salesforce.SalesforceAnswer` becomes a ``ChatResponse``
 (``ToolCallBlock``s for tool calls, the parsed object in ``additional_kwargs``), and a
 ``generations`` result a ``CompletionResponse``. The class adds only I/O.
 """
@@ -21,8 +21,8 @@ from llama_index.core.base.llms.types import (
 )
 from pydantic import BaseModel
 
-from sfmodels_core.adapters.salesforce import SalesforceAnswer, apply_stop
 from sfmodels_core.errors import InvalidInputError, ModelReplyError
+from sfmodels_core.integration.salesforce import SalesforceAnswer, apply_stop
 from sfmodels_core.tool_protocol import render_history
 
 from ._common import (

@@ -30,8 +30,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from pydantic import AliasChoices, Field
 
-from sfmodels_core.adapters.settings import DatabricksSettings
-from sfmodels_core.adapters.tools import wire_tool_choice
+from sfmodels_core.integration.fields import DatabricksClientFields
+from sfmodels_core.integration.tools import wire_tool_choice
 
 from ._common import ToolCalling, require_prompt, tool_names, tool_specs
 from ._databricks import ChatStream, chat_response, first_tool_call_only, to_databricks_messages
@@ -39,8 +39,12 @@ from ._databricks import ChatStream, chat_response, first_tool_call_only, to_dat
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
+__all__ = [
+    "DatabricksLLM",
+]
 
-class DatabricksLLM(DatabricksSettings, ToolCalling, FunctionCallingLLM):
+
+class DatabricksLLM(DatabricksClientFields, ToolCalling, FunctionCallingLLM):
     """A Databricks serving endpoint (Foundation Model APIs, external or custom models).
 
     Credentials come from the arguments, then ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` (or

@@ -15,14 +15,20 @@ from typing import Any, ClassVar
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import AliasChoices, Field, model_validator
 
-from sfmodels_core.adapters.settings import DatabricksSettings, SalesforceSettings
 from sfmodels_core.defaults import (
     DATABRICKS_EMBED_BATCH_SIZE,
     SALESFORCE_EMBED_BATCH_SIZE,
     SALESFORCE_EMBEDDING_MODEL,
 )
+from sfmodels_core.integration.fields import DatabricksClientFields, SalesforceClientFields
 
 from ._bulk import ListResult, WholeList, even_split
+
+__all__ = [
+    "EMBED_BATCH_SIZE",
+    "DatabricksEmbedding",
+    "SalesforceEmbedding",
+]
 
 #: Texts per hand-off: a quarter of VectorStoreIndex's insert batch (2,048), and a whole number
 #: of full requests for both providers.
@@ -48,7 +54,7 @@ def _request_batch_size() -> Any:
                              "into as few requests as the provider allows).")
 
 
-class SalesforceEmbedding(SalesforceSettings, WholeList, BaseEmbedding):
+class SalesforceEmbedding(SalesforceClientFields, WholeList, BaseEmbedding):
     """Salesforce Models API embeddings (e.g. ``sfdc_ai__DefaultOpenAITextEmbeddingAda_002``).
 
     Queries and documents are embedded the same way. Credentials as for ``SalesforceLLM``.
@@ -60,7 +66,7 @@ class SalesforceEmbedding(SalesforceSettings, WholeList, BaseEmbedding):
         description="API name of the embedding model.")
     embed_batch_size: int = _embed_batch_size()
     request_batch_size: int | None = _request_batch_size()
-    _CLIENT_FIELDS: ClassVar[frozenset[str]] = SalesforceSettings._CLIENT_FIELDS | {
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = SalesforceClientFields._CLIENT_FIELDS | {
         "request_batch_size"}
     localization: dict[str, Any] | None = Field(
         default=None, description="Models API localization, e.g. {'defaultLocale': 'en_US'}.")
@@ -98,7 +104,7 @@ class SalesforceEmbedding(SalesforceSettings, WholeList, BaseEmbedding):
         return (await self._aget_text_embeddings([text]))[0]
 
 
-class DatabricksEmbedding(DatabricksSettings, WholeList, BaseEmbedding):
+class DatabricksEmbedding(DatabricksClientFields, WholeList, BaseEmbedding):
     """A Databricks embedding endpoint (e.g. ``databricks-gte-large-en``).
 
     ``query_instruction`` and ``text_instruction`` are sent as the request's ``instruction`` for
@@ -111,7 +117,7 @@ class DatabricksEmbedding(DatabricksSettings, WholeList, BaseEmbedding):
         description="Serving endpoint name, e.g. databricks-gte-large-en.")
     embed_batch_size: int = _embed_batch_size()
     request_batch_size: int | None = _request_batch_size()
-    _CLIENT_FIELDS: ClassVar[frozenset[str]] = DatabricksSettings._CLIENT_FIELDS | {
+    _CLIENT_FIELDS: ClassVar[frozenset[str]] = DatabricksClientFields._CLIENT_FIELDS | {
         "request_batch_size"}
     query_instruction: str | None = Field(
         default=None, description="Instruction sent with queries.")

@@ -4,7 +4,7 @@ Register it on LlamaIndex's root dispatcher (``handler.register()``); it records
 ids of every ``SalesforceLLM`` call, streamed or not, sync or async, with tools or structured
 output (a repair request's id too), under the call's span and every span above it (the query,
 the chat engine turn, the agent step), in a bounded log, the same way the LangChain handler
-files them under chain runs (``sfmodels_core.adapters.feedback``).
+files them under chain runs (``sfmodels_core.integration.feedback``).
 
 What LlamaIndex returns then names its generations by id, never by its text:
 
@@ -37,7 +37,8 @@ from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, PrivateAttr
 
 from sfmodels_core import defaults
-from sfmodels_core.adapters.feedback import (
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.feedback import (
     GenerationLog,
     GenerationRecord,
     asubmit,
@@ -45,13 +46,18 @@ from sfmodels_core.adapters.feedback import (
     normalize_rating,
     submit,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings
-from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.fields import SalesforceClientFields
 
 if TYPE_CHECKING:
     from llama_index.core.instrumentation.events import BaseEvent
 
-    from sfmodels_core.adapters.feedback import FeedbackSubmission
+    from sfmodels_core.integration.feedback import FeedbackSubmission
+
+__all__ = [
+    "MAX_DEPTH",
+    "RUN_KEY",
+    "SalesforceFeedbackHandler",
+]
 
 #: Where an answer keeps the id of the span that produced it.
 RUN_KEY = "sfmodels_run_id"
@@ -108,7 +114,7 @@ def _generation_ids(extra: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(g for g in ids if isinstance(g, str) and g))
 
 
-class SalesforceFeedbackHandler(SalesforceSettings, BaseEventHandler):
+class SalesforceFeedbackHandler(SalesforceClientFields, BaseEventHandler):
     """Records the generation ids of ``SalesforceLLM`` calls and sends feedback about them.
 
     Build it with the same settings as ``SalesforceLLM``, from the environment, or with

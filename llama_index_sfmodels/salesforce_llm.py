@@ -42,7 +42,11 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, model_validator
 
-from sfmodels_core.adapters.salesforce import (
+from sfmodels_core._validation import warn_once
+from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
+from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.fields import SalesforceClientFields
+from sfmodels_core.integration.salesforce import (
     UNSUPPORTED_PARAMS,
     SalesforceChat,
     choose_protocol,
@@ -50,11 +54,7 @@ from sfmodels_core.adapters.salesforce import (
     stop_list,
     warn_unsupported,
 )
-from sfmodels_core.adapters.settings import SalesforceSettings
-from sfmodels_core.defaults import SALESFORCE_CHAT_MODEL
-from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.tool_protocol import Protocol
-from sfmodels_core.validation import warn_once
 
 from ._common import ToolCalling, require_prompt, tool_specs
 from ._salesforce import (
@@ -70,13 +70,18 @@ if TYPE_CHECKING:
     from llama_index.core.prompts import PromptTemplate
     from llama_index.core.tools.types import BaseTool
 
+__all__ = [
+    "SalesforceLLM",
+    "dispatcher",
+]
+
 dispatcher = get_dispatcher(__name__)
 
 #: Per-call keyword arguments the Models API has something to do with.
 _CALL_OPTIONS = ("stop", "localization", "tags")
 
 
-class SalesforceLLM(SalesforceSettings, ToolCalling, FunctionCallingLLM):
+class SalesforceLLM(SalesforceClientFields, ToolCalling, FunctionCallingLLM):
     """A Salesforce Models API model (Einstein / Agentforce) for LlamaIndex.
 
     Credentials come from the arguments or the environment (``SALESFORCE_DOMAIN``,

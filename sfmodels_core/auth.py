@@ -25,8 +25,22 @@ import pydantic_core
 from pydantic import SecretStr
 
 from . import defaults
+from ._validation import character_kind, unprintable_at, url_problem, warn_insecure_http
 from .errors import TokenError
-from .validation import character_kind, unprintable_at, url_problem, warn_insecure_http
+
+__all__ = [
+    "AsyncSender",
+    "BearerAuth",
+    "DatabricksM2M",
+    "DatabricksSDKCredentials",
+    "SalesforceClientCredentials",
+    "Sender",
+    "StaticToken",
+    "Token",
+    "TokenSource",
+    "jwt_claims",
+    "salesforce_token_hint",
+]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,12 @@ from typing import Any
 from . import defaults
 from .errors import InvalidInputError
 
+__all__ = [
+    "ASYNC_HTTP",
+    "ClientOptions",
+    "RetryPolicy",
+]
+
 #: The values of ``ClientOptions.async_http``.
 ASYNC_HTTP = ("httpx", "aiohttp")
 

@@ -35,10 +35,43 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence, S
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .adapters.tools import check_tools, function_of, normalize_tool_choice
+from ._reply_json import Found, loads_lenient, scan
+from ._schema import validate
 from .errors import InvalidInputError
-from .reply_json import Found, loads_lenient, scan
-from .schema import validate
+from .integration.tools import check_tools, function_of, normalize_tool_choice
+
+__all__ = [
+    "ANSWER_KEY",
+    "CALLS_KEY",
+    "CUT_OFF",
+    "JSON_HEADER",
+    "NOT_JSON",
+    "ONE_CALL_ERROR",
+    "RESULT_PREFIX",
+    "TOOLS_HEADER",
+    "Conversation",
+    "InvalidProtocolCall",
+    "JSONReply",
+    "Outcome",
+    "Protocol",
+    "ProtocolCall",
+    "Reading",
+    "ToolReply",
+    "ToolSpec",
+    "answer_text",
+    "arun",
+    "find_json",
+    "json_instructions",
+    "json_protocol",
+    "parse_json_reply",
+    "parse_tool_reply",
+    "read_tool_reply",
+    "render_history",
+    "repair_messages",
+    "run",
+    "tool_instructions",
+    "tools_protocol",
+]
 
 TOOLS_HEADER = "# Tools (sfmodels tool protocol v1)"
 JSON_HEADER = "# Reply format (sfmodels JSON protocol v1)"
@@ -74,14 +107,17 @@ class ToolSpec:
 
 
 @dataclass
-class ToolCall:
+class ProtocolCall:
+    """A tool call read from a model's reply under the prompted protocol (Salesforce models
+    have no native tool calling); the front ends turn it into their own tool-call type."""
+
     name: str
     arguments: dict[str, Any]
     id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
 
 
 @dataclass
-class InvalidToolCall:
+class InvalidProtocolCall:
     name: str | None
     arguments: str | None  # the arguments as the model wrote them
     error: str
@@ -93,8 +129,8 @@ class ToolReply:
     """The model's reply read under the tool protocol."""
 
     text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
+    tool_calls: list[ProtocolCall] = field(default_factory=list)
+    invalid_tool_calls: list[InvalidProtocolCall] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -373,8 +409,8 @@ def parse_tool_reply(text: str, tools: Sequence[ToolSpec], choice: str = "auto")
         return reply
     for item in reading.calls or ():
         if not isinstance(item, dict):
-            reply.invalid_tool_calls.append(InvalidToolCall(None, json.dumps(item, default=repr),
-                                                            "a tool call must be an object"))
+            reply.invalid_tool_calls.append(InvalidProtocolCall(
+                None, json.dumps(item, default=repr), "a tool call must be an object"))
             continue
         name, raw_args = _entry(item)
         arguments, raw_text = _arguments(raw_args)
@@ -389,11 +425,11 @@ def parse_tool_reply(text: str, tools: Sequence[ToolSpec], choice: str = "auto")
             if issues:
                 problem = f"arguments of {name} do not fit its schema: " + "; ".join(issues)
         if problem:
-            reply.invalid_tool_calls.append(InvalidToolCall(
+            reply.invalid_tool_calls.append(InvalidProtocolCall(
                 name if isinstance(name, str) else None, raw_text, problem))
         else:
             assert arguments is not None and isinstance(name, str)
-            reply.tool_calls.append(ToolCall(name, arguments))
+            reply.tool_calls.append(ProtocolCall(name, arguments))
     reply.errors = [c.error for c in reply.invalid_tool_calls]
     if reading.calls is None:
         reply.text = reading.text
@@ -467,7 +503,7 @@ ONE_CALL_ERROR = "call at most one tool per reply: put a single call in the tool
 def tools_protocol(tools: Sequence[Mapping[str, Any] | ToolSpec], tool_choice: Any = "auto",
                    *, parallel: bool = True, required: bool = False) -> Protocol[ToolReply]:
     """The tool protocol for these tools (``tool_choice`` in any spelling
-    :func:`~sfmodels_core.adapters.tools.normalize_tool_choice` reads).
+    :func:`~sfmodels_core.integration.tools.normalize_tool_choice` reads).
 
     ``parallel=False`` asks for one call per reply, and a reply with several is a problem like
     any other: repaired once, and never passed on as valid calls.

@@ -9,6 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .vectors import Vectors
 
+__all__ = [
+    "EmbeddingResult",
+    "ParsedBatch",
+    "Usage",
+    "expect_vectors",
+    "ordered",
+]
+
 #: What ``EmbeddingResult.vectors`` holds: lists of floats, or compact float32 ``Vectors``.
 V = TypeVar("V", list[list[float]], Vectors)
 

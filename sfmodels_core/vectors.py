@@ -33,6 +33,27 @@ from typing import Any, cast, overload
 
 from pydantic_core import SchemaValidator, core_schema
 
+__all__ = [
+    "ITEM_SIZE",
+    "MISSING",
+    "BadVector",
+    "StoredRows",
+    "VectorCheck",
+    "VectorSink",
+    "Vectors",
+    "as_list",
+    "as_lists",
+    "check_float32",
+    "check_list",
+    "decode_base64",
+    "dimension_problem",
+    "encode_base64",
+    "list_problem",
+    "may_hold_bools",
+    "nonfinite",
+    "read_base64",
+]
+
 #: Bytes per number.
 ITEM_SIZE = 4
 _LITTLE_ENDIAN = sys.byteorder == "little"

@@ -89,6 +89,7 @@ class EmulatorApp:
             ),
             ("GET", "feedback"): lambda r: json_response(200, list(self.state.feedback.values())),
             ("GET", "arrivals"): lambda r: json_response(200, list(self.state.arrivals)),
+            ("GET", "requests"): lambda r: json_response(200, self.state.recorded_requests()),
             ("GET", "config"): lambda r: json_response(200, self.state.settings.as_dict()),
             ("POST", "config"): self._configure,
             ("POST", "reset"): self._reset,
@@ -168,6 +169,8 @@ class EmulatorApp:
             return api.method_not_allowed(request)
         state = self.state
         state.count(route.name)
+        if route.kind == "api":
+            state.keep(route.name, request.body)
         state.enter()
         request.route = route.name
         settings = state.settings
@@ -306,3 +309,13 @@ class EmulatorService:
 
     async def close(self) -> None:
         await self.server.close()
+
+
+__all__ = [
+    "CONTROL_PREFIX",
+    "LOGIN_PREFIX",
+    "EmulatorApp",
+    "EmulatorService",
+    "Route",
+    "public_url",
+]

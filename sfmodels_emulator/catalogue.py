@@ -103,3 +103,12 @@ DATABRICKS_SHAPES: dict[str, dict[str, Any]] = {
     # A custom pyfunc endpoint: answers stream=true with one ordinary JSON body.
     "custom-pyfunc-chat": {"stream_format": "json"},
 }
+
+
+__all__ = [
+    "DATABRICKS_ENDPOINTS",
+    "DATABRICKS_SHAPES",
+    "SALESFORCE_MODELS",
+    "SalesforceModel",
+    "salesforce_model",
+]

@@ -300,3 +300,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "add_arguments",
+    "config_from_args",
+    "run",
+]

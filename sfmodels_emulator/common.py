@@ -104,3 +104,20 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+__all__ = [
+    "SSE_DONE",
+    "BodyError",
+    "basic_auth",
+    "bearer_token",
+    "dumps",
+    "is_int",
+    "is_number",
+    "json_response",
+    "now_s",
+    "parse_form",
+    "parse_json_object",
+    "random_id",
+    "sse_event",
+]

@@ -898,3 +898,19 @@ class DatabricksApi:
             f"Method {request.method} is not allowed on {request.path}",
             (("allow", "POST"),),
         )
+
+
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "ENDPOINTS",
+    "MAX_TOOLS",
+    "NOT_FOUND_MESSAGE",
+    "ChatRequest",
+    "Choice",
+    "DatabricksApi",
+    "Endpoint",
+    "Generation",
+    "chat_choices",
+    "error",
+    "parse_chat",
+]

@@ -82,6 +82,7 @@ from .server import Drip, Endless, Reply, Response, StreamResponse
 if TYPE_CHECKING:
     from .state import State
 
+
 Answer = Response | StreamResponse
 #: A case's builder: the hostile reply for a successful answer, or None where it does not apply.
 Builder = Callable[[Answer, "Context"], Reply | None]
@@ -530,3 +531,19 @@ def apply(case: str, answer: Reply, kind: str, context: Context) -> Reply | None
     if answer.status != 200:
         return None
     return entry.build(answer, context)
+
+
+__all__ = [
+    "BOM",
+    "CASES",
+    "EVIL_HTTP_URL",
+    "EVIL_USERINFO_URL",
+    "HOSTILE_CASES",
+    "STREAM_ERROR_CODE",
+    "STREAM_ERROR_MESSAGE",
+    "Answer",
+    "Builder",
+    "Case",
+    "Context",
+    "apply",
+]

@@ -100,3 +100,12 @@ class RateWindows:
         for what, span, _ in self._limited(limits):
             if what == "tokens":
                 self._window(key, what, span, now).add(now, count)
+
+
+__all__ = [
+    "HOUR",
+    "MINUTE",
+    "SECOND",
+    "Limits",
+    "RateWindows",
+]

@@ -97,3 +97,11 @@ def protocol_reply(turns: Sequence[Turn]) -> str | None:
         return structured_output(schema, question, answer)
     conversation = "\n".join(text for role, text in plain if role in ("system", "user"))
     return json_object_output(conversation, answer)
+
+
+__all__ = [
+    "JSON_HEADER",
+    "RESULT_PREFIX",
+    "TOOLS_HEADER",
+    "protocol_reply",
+]

@@ -108,3 +108,11 @@ def react_reply(turns: Sequence[Turn]) -> str | None:
         conversation.append(("assistant", ""))
         conversation.extend(("tool", o) for o in observations[used:used + len(plans)])
         used += len(plans)
+
+
+__all__ = [
+    "OBSERVATION",
+    "is_react_prompt",
+    "react_reply",
+    "react_tools",
+]

@@ -53,3 +53,11 @@ def message(refusal: Refusal, *, batch: bool) -> str:
         return (f"{where}This model's maximum context length is {refusal.limit} tokens, "
                 f"however you requested {refusal.tokens} tokens.")
     return f"{where}The input was rejected by the model provider's content management policy."
+
+
+__all__ = [
+    "Refusal",
+    "check_inputs",
+    "check_prompt",
+    "message",
+]

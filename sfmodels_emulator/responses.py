@@ -447,3 +447,14 @@ class ResponsesApi:
             events[last] = b"data: " + dumps(chunk) + b"\n\n"
             return StreamResponse(events, reply.delay_s, reply.status, reply.headers)
         return reply
+
+
+__all__ = [
+    "DISCOVERY_PATHS",
+    "RESPONSES_ENDPOINTS",
+    "RESPONSES_PATH",
+    "WORKSPACE_ID",
+    "ResponsesApi",
+    "ResponsesEndpoint",
+    "chat_body",
+]

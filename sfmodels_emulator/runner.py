@@ -468,6 +468,20 @@ class Emulator:
         """``(seconds since the last reset, route name)`` of each request, in arrival order."""
         return [(float(t), str(route)) for t, route in self._control("GET", "arrivals")]
 
+    def recorded_requests(self) -> list[dict[str, Any]]:
+        """The last API requests (at most ``RECORDED_REQUESTS``; token requests are not kept),
+        oldest first, each as ``{"route": route name, "body": the body, decoded when JSON}``: what
+        a client actually sent."""
+        result: list[dict[str, Any]] = self._control("GET", "requests")
+        return result
+
     def mint_salesforce_token(self) -> str:
         body = self._control("POST", "salesforce-token", {})
         return str(body["access_token"])
+
+
+__all__ = [
+    "Emulator",
+    "Mode",
+    "environment",
+]

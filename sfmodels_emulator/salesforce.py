@@ -489,3 +489,18 @@ class SalesforceApi:
             f"Method {request.method} is not allowed on {request.path}",
             headers=(("allow", "POST"),),
         )
+
+
+__all__ = [
+    "API_PREFIX",
+    "APP_CONTEXT",
+    "EMBEDDING_DIMENSIONS",
+    "EMBEDDING_MODEL",
+    "FEATURE_ID",
+    "MAX_FEEDBACK_TEXT",
+    "SalesforceApi",
+    "error",
+    "model_kind",
+    "oauth_error",
+    "served_model",
+]

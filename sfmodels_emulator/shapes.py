@@ -111,3 +111,14 @@ def salesforce_content_quality(provider: str) -> dict[str, Any]:
     categories: list[dict[str, Any]] = [{"categoryName": name, "score": 0} for name in names]
     categories[0]["score"] = 2.0e-5
     return {"scanToxicity": {"isDetected": False, "categories": categories}}
+
+
+__all__ = [
+    "REQUEST_INFO_TYPE",
+    "databricks_error",
+    "reasoning_delta",
+    "reasoning_parts",
+    "reasoning_summary",
+    "salesforce_content_quality",
+    "salesforce_usage",
+]

@@ -38,6 +38,8 @@ EMBEDDING_BASE64 = ("honor", "ignore", "reject")
 FEEDBACK_BODIES = ("json", "empty", "text")
 #: Token lifetimes of each service when ``token_ttl_s`` is not set.
 SALESFORCE_TOKEN_TTL_S = 1800.0
+#: API request bodies kept for :meth:`State.recorded_requests` (the oldest dropped first).
+RECORDED_REQUESTS = 32
 DATABRICKS_TOKEN_TTL_S = 3600.0
 #: Settings that ``model_settings`` may set for one model or endpoint.
 PER_MODEL_SETTINGS = (
@@ -367,6 +369,9 @@ class State:
         # to check a client's pacing over any window. Bounded, oldest dropped first.
         self.started = time.monotonic()
         self.arrivals: deque[tuple[float, str]] = deque(maxlen=100_000)
+        # The bodies of the last API requests (token requests, which carry secrets, are not
+        # kept), as they came: enough to check what a client sent.
+        self.bodies: deque[tuple[str, bytes]] = deque(maxlen=RECORDED_REQUESTS)
 
     # ---- control -------------------------------------------------------------------------
 
@@ -397,6 +402,20 @@ class State:
     def count(self, route: str) -> None:
         self.requests[route] = self.requests.get(route, 0) + 1
         self.arrivals.append((round(time.monotonic() - self.started, 6), route))
+
+    def keep(self, route: str, body: bytes) -> None:
+        self.bodies.append((route, body))
+
+    def recorded_requests(self) -> list[dict[str, Any]]:
+        """The last API requests, oldest first: the route and the body (JSON when it is)."""
+        recorded = []
+        for route, body in self.bodies:
+            try:
+                value: Any = json.loads(body)
+            except ValueError:
+                value = body.decode("utf-8", "replace")
+            recorded.append({"route": route, "body": value})
+        return recorded
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -567,3 +586,30 @@ def _expiry(now: float, ttl: float) -> int | float:
     lifetimes) keeps it, so the token dies exactly when the claim says (RFC 7519 allows
     non-integer dates)."""
     return math.ceil(now) + int(ttl) if ttl == int(ttl) else round(now + ttl, 3)
+
+
+__all__ = [
+    "DATABRICKS_TOKEN_TTL_S",
+    "DEFAULT_DATABRICKS_CLIENT_ID",
+    "DEFAULT_DATABRICKS_CLIENT_SECRET",
+    "DEFAULT_DATABRICKS_TOKEN",
+    "DEFAULT_FAULT_KINDS",
+    "DEFAULT_SALESFORCE_CLIENT_ID",
+    "DEFAULT_SALESFORCE_CLIENT_SECRET",
+    "EMBEDDING_BASE64",
+    "ERROR_SHAPES",
+    "FAULT_KINDS",
+    "FEEDBACK_BODIES",
+    "PER_MODEL_SETTINGS",
+    "RECORDED_REQUESTS",
+    "ROUTE_NAMES",
+    "SALESFORCE_TOKEN_TTL_S",
+    "STREAM_FORMATS",
+    "USAGE_MODES",
+    "Config",
+    "Credentials",
+    "Settings",
+    "SettingsError",
+    "State",
+    "parse_fault_kinds",
+]

@@ -13,6 +13,12 @@ from typing import Any
 
 from sfmodels_core.errors import ConfigurationError, InvalidInputError
 
+__all__ = [
+    "parallel_tasks",
+    "per_task_rate",
+    "task_slots",
+]
+
 
 def task_slots(spark: Any) -> int | None:
     """How many tasks the session runs at once, or None when it cannot tell (Spark Connect)."""

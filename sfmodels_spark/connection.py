@@ -2,8 +2,10 @@
 
 Settings are resolved once, on the driver, exactly as the core clients resolve them (arguments,
 then the driver's environment, then a Databricks config profile). The result is a
-:class:`Connection`: a small frozen value holding the URL and the credentials as
-``pydantic.SecretStr``, which travels to the executors inside the job's pickled function. It is
+:class:`Connection`: the core's resolved credentials
+(:class:`~sfmodels_core.credentials.SalesforceCredentials` or
+:class:`~sfmodels_core.credentials.DatabricksCredentials`, a small frozen value with the secrets
+as ``pydantic.SecretStr``), which travels to the executors inside the job's pickled function. It is
 never part of a plan string (plans name the function, not its contents), and its ``repr`` masks
 the secrets. On an executor, :func:`client_for` builds the core client from it without reading
 that machine's environment or files, and keeps it for the life of the Python worker process, so
@@ -21,10 +23,28 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from sfmodels_core import DatabricksClient, SalesforceClient
-from sfmodels_core.auth import DatabricksM2M, SalesforceClientCredentials, TokenSource
-from sfmodels_core.config import check_flag, resolve_databricks, resolve_salesforce
+from sfmodels_core.credentials import (
+    DatabricksCredentials,
+    SalesforceCredentials,
+    check_flag,
+    resolve_databricks,
+    resolve_salesforce,
+)
 from sfmodels_core.errors import ConfigurationError, InvalidInputError
 from sfmodels_core.options import ClientOptions
+
+__all__ = [
+    "MAX_CLIENTS",
+    "PROVIDERS",
+    "SETTINGS",
+    "Client",
+    "Connection",
+    "Provider",
+    "check_provider",
+    "client_for",
+    "make_client",
+    "resolve",
+]
 
 Provider = Literal["salesforce", "databricks"]
 PROVIDERS: tuple[Provider, ...] = ("salesforce", "databricks")
@@ -42,20 +62,47 @@ SETTINGS: dict[str, tuple[str, ...]] = {
 MAX_CLIENTS = 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Connection:
-    """Resolved settings of one provider. ``url`` is the Salesforce My Domain (when minting
-    tokens) or the Databricks workspace; ``token`` a pre-minted Salesforce token or a Databricks
-    personal access token; ``client_id``/``client_secret`` the app or service principal.
-    ``allow_insecure_http``: plain http to hosts other than loopback ones was allowed."""
+    """Resolved settings of one provider: the core's credentials, as the driver resolved them.
+    ``url`` is the Salesforce My Domain (when minting tokens) or the Databricks workspace;
+    ``token`` a pre-minted Salesforce token or a Databricks personal access token;
+    ``client_id``/``client_secret`` the app or service principal. ``allow_insecure_http``: plain
+    http to hosts other than loopback ones was allowed."""
 
-    provider: Provider
-    url: str | None = None
-    api_base: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    token: SecretStr | None = None
-    allow_insecure_http: bool = False
+    credentials: SalesforceCredentials | DatabricksCredentials
+
+    @property
+    def provider(self) -> Provider:
+        return "salesforce" if isinstance(self.credentials, SalesforceCredentials) else \
+            "databricks"
+
+    @property
+    def url(self) -> str | None:
+        credentials = self.credentials
+        return credentials.domain if isinstance(credentials, SalesforceCredentials) else \
+            credentials.host
+
+    @property
+    def api_base(self) -> str | None:
+        credentials = self.credentials
+        return credentials.api_base if isinstance(credentials, SalesforceCredentials) else None
+
+    @property
+    def token(self) -> SecretStr | None:
+        return self.credentials.token
+
+    @property
+    def client_id(self) -> str | None:
+        return self.credentials.client_id
+
+    @property
+    def client_secret(self) -> SecretStr | None:
+        return self.credentials.client_secret
+
+    @property
+    def allow_insecure_http(self) -> bool:
+        return self.credentials.allow_insecure_http
 
     def __repr__(self) -> str:
         auth = ("token" if self.token is not None else
@@ -87,30 +134,15 @@ def resolve(provider: Any, settings: Mapping[str, Any],
     if name == "salesforce":
         key = given.pop("api_key", None) or given.pop("access_token", None)
         given.pop("access_token", None)
-        sf = resolve_salesforce(api_key=key, env=env, allow_insecure_http=insecure, **given)
-        return _from_source("salesforce", sf.token_source, api_base=sf.api_base,
-                            insecure=insecure)
+        return Connection(resolve_salesforce(api_key=key, env=env, allow_insecure_http=insecure,
+                                             **given))
     key = given.pop("api_key", None) or given.pop("token", None)
     given.pop("token", None)
-    db = resolve_databricks(api_key=key, env=env, allow_insecure_http=insecure, **given)
-    return _from_source("databricks", db.token_source, url=db.host, insecure=insecure)
-
-
-def _from_source(provider: Provider, source: TokenSource, *, url: str | None = None,
-                 api_base: str | None = None, insecure: bool = False) -> Connection:
-    static = source.static_token()
-    if static is not None:
-        return Connection(provider, url=url, api_base=api_base, token=static.value,
-                          allow_insecure_http=insecure)
-    if isinstance(source, SalesforceClientCredentials):
-        return Connection(provider, url=source.domain, api_base=api_base,
-                          client_id=source.client_id, client_secret=source.client_secret,
-                          allow_insecure_http=insecure)
-    if isinstance(source, DatabricksM2M):
-        return Connection(provider, url=url, client_id=source.client_id,
-                          client_secret=source.client_secret, allow_insecure_http=insecure)
-    raise ConfigurationError(f"{provider} credentials of kind {type(source).__name__} cannot be "
-                             "sent to Spark executors")
+    databricks = resolve_databricks(api_key=key, env=env, allow_insecure_http=insecure, **given)
+    if databricks.sdk_config is not None:
+        raise ConfigurationError("databricks credentials of kind DatabricksSDKCredentials "
+                                 "cannot be sent to Spark executors")
+    return Connection(databricks)
 
 
 def make_client(connection: Connection, options: ClientOptions) -> Client:

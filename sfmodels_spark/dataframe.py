@@ -23,17 +23,33 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.functions import pandas_udf
 
-from sfmodels_core import databricks, salesforce
+from sfmodels_core._validation import require_name
+from sfmodels_core.databricks import _wire as databricks_wire
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.options import ClientOptions
 from sfmodels_core.salesforce import SalesforceClient
-from sfmodels_core.validation import require_name
+from sfmodels_core.salesforce import _wire as salesforce_wire
 from sfmodels_core.vectors import Vectors
 
 from . import rows
 from .budget import parallel_tasks, per_task_rate
 from .connection import Connection, client_for, resolve
 from .schema import answer_schemas
+
+__all__ = [
+    "ANSWER_TYPE",
+    "EMBED_TYPE",
+    "FEEDBACK_TYPE",
+    "RAW_ANSWER_TYPE",
+    "REDO",
+    "RESULT",
+    "USAGE_TYPE",
+    "VECTOR_TYPE",
+    "Job",
+    "embed",
+    "generate",
+    "submit_feedback",
+]
 
 RESULT = "__sfmodels_result"
 REDO = "__sfmodels_redo"
@@ -202,13 +218,14 @@ def _embed_params(provider: str, model: str, params: Mapping[str, Any] | None) -
         if unknown:
             raise InvalidInputError(f"Salesforce embeddings take only localization and tags as "
                                     f"params, got {', '.join(unknown)}")
-        salesforce.embedding_request(model, ["x"], extra.get("localization"), extra.get("tags"))
+        salesforce_wire.embedding_request(model, ["x"], extra.get("localization"),
+                                          extra.get("tags"))
     else:
         rest = {k: v for k, v in extra.items() if k != "instruction"}
         instruction = extra.get("instruction")
         if instruction is not None and not isinstance(instruction, str):
             raise InvalidInputError("instruction must be a string")
-        databricks.embedding_request(model, ["x"], instruction, rest)
+        databricks_wire.embedding_request(model, ["x"], instruction, rest)
     return extra
 
 
@@ -332,7 +349,7 @@ def _chat_params(provider: str, model: str, params: Mapping[str, Any] | None,
             raise InvalidInputError(f"{key} cannot be used here: {why}")
     if structured and "response_format" in given:
         raise InvalidInputError("give either schema= or a response_format in params, not both")
-    databricks.chat_request(model, [{"role": "user", "content": "x"}], given)
+    databricks_wire.chat_request(model, [{"role": "user", "content": "x"}], given)
     return given
 
 

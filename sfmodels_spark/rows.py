@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sfmodels_core import batching
+from sfmodels_core import bulk
+from sfmodels_core._schema import validate
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import (
     AuthenticationError,
@@ -32,11 +33,32 @@ from sfmodels_core.errors import (
     PermissionDeniedError,
     SFModelsError,
 )
+from sfmodels_core.integration.feedback import normalize_rating
+from sfmodels_core.integration.salesforce import SalesforceChat
 from sfmodels_core.salesforce import SalesforceClient
-from sfmodels_core.schema import validate
-from sfmodels_core.tool_protocol import json_protocol, run
+from sfmodels_core.tool_protocol import json_protocol
 from sfmodels_core.types import EmbeddingResult, Usage
 from sfmodels_core.vectors import Vectors
+
+__all__ = [
+    "FEEDBACK_NAMESPACE",
+    "JOB_ERRORS",
+    "MAX_ERROR",
+    "ROUNDS_PER_CALL",
+    "Answer",
+    "ChatSpec",
+    "Client",
+    "chat_one",
+    "describe",
+    "each",
+    "embed_rows",
+    "feedback_id",
+    "feedback_rows",
+    "generate_rows",
+    "messages_for",
+    "rating_value",
+    "text_problem",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -122,7 +144,7 @@ def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[
         elif isinstance(result, BadRequestError) and len(rows) > 1:
             # The service refused the request: find the rows it refuses, one request's worth
             # at a time, then halving. Refused rows get the error; the others their vectors.
-            parts = (batching.split(rows, client.batch_size) if len(rows) > client.batch_size
+            parts = (bulk.split(rows, client.batch_size) if len(rows) > client.batch_size
                      else [rows[:len(rows) // 2], rows[len(rows) // 2:]])
             for part, outcome in zip(parts, each(client, parts, send), strict=True):
                 settle(part, outcome)
@@ -189,34 +211,17 @@ def _structured(text: str, schema: Mapping[str, Any]) -> tuple[str, str | None]:
     return json.dumps(value, ensure_ascii=False), None
 
 
-def _usage_sum(usages: Sequence[Usage | None]) -> Usage | None:
-    present = [u for u in usages if u is not None]
-    if not present:
-        return None
-    total = present[0]
-    for usage in present[1:]:
-        total = total + usage
-    return total
-
-
 def chat_one(client: Client, spec: ChatSpec, value: Any) -> Answer:
     messages = messages_for(value, spec.system)
     if isinstance(client, SalesforceClient):
-        if spec.schema is None:
-            result = client.chat(spec.model, messages)
-            answer = Answer(result.text, result.generation_id, result.finish_reason, result.usage)
-        else:
-            outcome = run(lambda sent: client.chat(spec.model, sent), messages,
-                          json_protocol(spec.schema))
-            last = outcome.results[-1]
-            answer = Answer(outcome.text, last.generation_id, last.finish_reason,
-                            _usage_sum([r.usage for r in outcome.results]))
-            if outcome.errors:
-                answer.error = describe(ModelReplyError(
-                    "the reply did not follow the JSON format, even after one repair: "
-                    + "; ".join(outcome.errors[:5]), problems=outcome.errors))
-            else:
-                answer.text = json.dumps(outcome.reply.value, ensure_ascii=False)
+        # The kit's Salesforce call and answer reader, as the framework classes use them.
+        protocol = None if spec.schema is None else json_protocol(spec.schema)
+        said = SalesforceChat(spec.model, messages, {}, protocol=protocol).run(client.chat)
+        answer = Answer(said.text, said.generation_id, said.finish_reason, said.usage)
+        if said.problems:
+            answer.error = describe(ModelReplyError(
+                "the reply did not follow the JSON format, even after one repair: "
+                + "; ".join(said.problems[:5]), problems=said.problems))
     else:
         params = dict(spec.params)
         if spec.schema is not None:
@@ -252,15 +257,18 @@ def generate_rows(client: Client, spec: ChatSpec, values: Sequence[Any],
 
 # -- feedback -------------------------------------------------------------------------------------
 def rating_value(rating: Any) -> str | None:
-    """GOOD, BAD or None from a rating cell: the strings (any case), or True/False."""
+    """GOOD, BAD or None from a rating cell: a null (or NaN) cell is no rating, a boolean
+    column's True/False is GOOD/BAD, and a string is read by the kit's one rating rule
+    (:func:`~sfmodels_core.integration.feedback.normalize_rating`: any letter case)."""
     if rating is None or (isinstance(rating, float) and math.isnan(rating)):
         return None
     if isinstance(rating, bool):
         return "GOOD" if rating else "BAD"
-    if isinstance(rating, str) and rating.strip().upper() in ("GOOD", "BAD"):
-        return rating.strip().upper()
-    raise InvalidInputError(f"the rating must be 'GOOD', 'BAD', true, false or null, got "
-                            f"{rating!r}")
+    try:
+        return normalize_rating(rating)
+    except InvalidInputError:
+        raise InvalidInputError(f"the rating must be 'GOOD', 'BAD', true, false or null, got "
+                                f"{rating!r}") from None
 
 
 def feedback_id(generation_id: str, rating: str | None, text: str | None) -> str:

@@ -16,6 +16,12 @@ from pyspark.sql import types as T
 
 from sfmodels_core.errors import InvalidInputError
 
+__all__ = [
+    "answer_schemas",
+    "json_schema_of",
+    "spark_type_of",
+]
+
 _MAX_DEPTH = 16
 _SIMPLE: dict[type[T.DataType], dict[str, Any]] = {
     T.StringType: {"type": "string"},

@@ -47,3 +47,10 @@ def run(args: argparse.Namespace) -> int:
             elif chunk.text:
                 print(chunk.text, end="", flush=True)
     return 0
+
+
+__all__ = [
+    "DESCRIPTION",
+    "add_arguments",
+    "run",
+]

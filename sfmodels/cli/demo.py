@@ -24,3 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from sfmodels.demo import run as tour
 
     return tour(args)
+
+
+__all__ = [
+    "DESCRIPTION",
+    "add_arguments",
+    "run",
+]

@@ -25,3 +25,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"feedback {result.feedback_id} recorded for generation {result.generation_id}: "
           f"{result.message or 'accepted'}")
     return 0
+
+
+__all__ = [
+    "DESCRIPTION",
+    "add_arguments",
+    "run",
+]

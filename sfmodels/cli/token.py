@@ -44,7 +44,7 @@ def _check(name: str, describe: Callable[[], Iterator[str]],
 
 
 def _describe_salesforce() -> Iterator[str]:
-    from sfmodels_core.config import resolve_salesforce
+    from sfmodels_core.credentials import resolve_salesforce
 
     settings = resolve_salesforce()
     domain = getattr(settings.token_source, "domain", None)
@@ -56,7 +56,7 @@ def _describe_salesforce() -> Iterator[str]:
 
 
 def _describe_databricks() -> Iterator[str]:
-    from sfmodels_core.config import resolve_databricks
+    from sfmodels_core.credentials import resolve_databricks
 
     settings = resolve_databricks()
     kind = ("service principal (OAuth M2M)" if settings.token_source.refreshable
@@ -90,3 +90,10 @@ def _prove_databricks() -> Iterator[str]:
         yield from _minted(client)
         result = client.embed(endpoint, ["ping"])
         yield f"call: embeddings with {endpoint} answered ({len(result.vectors[0])} dims)"
+
+
+__all__ = [
+    "DESCRIPTION",
+    "add_arguments",
+    "run",
+]

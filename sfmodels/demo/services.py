@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sfmodels_core import defaults
-from sfmodels_core.config import resolve_databricks, resolve_salesforce
+from sfmodels_core.credentials import resolve_databricks, resolve_salesforce
 from sfmodels_core.errors import ConfigurationError
 
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from sfmodels_emulator import Emulator
+from sfmodels_emulator.state import RECORDED_REQUESTS
 
 from .payloads import (
     DATABRICKS_CHAT,
@@ -90,6 +91,20 @@ def test_arrivals_record_each_request_in_order(
     assert times == sorted(times) and times[0] >= 0
     emulator.reset()
     assert emulator.arrivals() == []
+
+
+def test_the_last_api_requests_are_kept_as_sent(
+        emulator: Emulator, http: httpx.Client, db_headers: dict[str, str]) -> None:
+    http.post("/oidc/v1/token", data={"grant_type": "client_credentials"})  # not kept: a secret
+    for i in range(RECORDED_REQUESTS + 2):
+        http.post(DB_EMBED, json={"input": [f"text {i}"]}, headers=db_headers)
+    http.post(DB_CHAT, content=b"not json", headers=db_headers)
+    recorded = emulator.recorded_requests()
+    assert len(recorded) == RECORDED_REQUESTS
+    assert {r["route"] for r in recorded} == {"databricks.invocations"}
+    assert recorded[0]["body"] == {"input": ["text 3"]} and recorded[-1]["body"] == "not json"
+    emulator.reset()
+    assert emulator.recorded_requests() == []
 
 
 def test_a_requests_per_second_limit_answers_429_without_retry_after(

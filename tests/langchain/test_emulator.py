@@ -68,7 +68,8 @@ def test_public_names_and_bases() -> None:
     # The shared settings come before LangChain's bases, so their fields are the ones used.
     for cls in (ChatSalesforce, ChatDatabricks, SalesforceLLM, DatabricksLLM):
         names = [base.__name__ for base in cls.__mro__]
-        settings = "SalesforceSettings" if "Salesforce" in cls.__name__ else "DatabricksSettings"
+        settings = ("SalesforceClientFields" if "Salesforce" in cls.__name__
+                    else "DatabricksClientFields")
         framework = "BaseChatModel" if cls.__name__.startswith("Chat") else "BaseLLM"
         assert names.index(settings) < names.index(framework)
 

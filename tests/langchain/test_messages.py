@@ -26,10 +26,11 @@ from langchain_sfmodels._salesforce import (
     to_salesforce_history,
     to_salesforce_messages,
 )
-from sfmodels_core.adapters.salesforce import read_answer
-from sfmodels_core.databricks import ChatCompletionChunk, chat_request, parse_chat, parse_chat_chunk
+from sfmodels_core.databricks import ChatCompletionChunk
+from sfmodels_core.databricks._wire import chat_request, parse_chat, parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
-from sfmodels_core.salesforce import parse_chat as parse_salesforce_chat
+from sfmodels_core.integration.salesforce import read_answer
+from sfmodels_core.salesforce._wire import parse_chat as parse_salesforce_chat
 from sfmodels_core.tool_protocol import Outcome
 from sfmodels_core.types import Usage
 

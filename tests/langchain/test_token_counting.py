@@ -9,7 +9,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, trim_messages
 
 from langchain_sfmodels import ChatDatabricks, ChatSalesforce, DatabricksLLM, SalesforceLLM
-from sfmodels_core.adapters import tokens
+from sfmodels_core.integration import tokens
 
 pytestmark = pytest.mark.disable_socket
 

@@ -19,7 +19,7 @@ from langchain_sfmodels import (
     SalesforceEmbeddings,
     SalesforceLLM,
 )
-from sfmodels_core import validation as adapters
+from sfmodels_core import _validation as adapters
 from sfmodels_core.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 from .fakes import (
@@ -474,7 +474,7 @@ def test_import_stays_cheap() -> None:
             "ChatSalesforce(); ChatDatabricks(endpoint='ep'); SalesforceEmbeddings()\n"
             "DatabricksEmbeddings(endpoint='ep'); SalesforceLLM(); DatabricksLLM(endpoint='ep')\n"
             "heavy = [m for m in sys.modules if m.split('.')[0] == 'httpx' or m in (\n"
-            "    'sfmodels_core.transport', 'sfmodels_core.salesforce',\n"
-            "    'sfmodels_core.databricks')]\n"
+            "    'sfmodels_core._transport', 'sfmodels_core.salesforce._client',\n"
+            "    'sfmodels_core.databricks._client')]\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

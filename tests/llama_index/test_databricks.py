@@ -287,11 +287,16 @@ async def test_async_embeddings(emulator: Emulator) -> None:
     await embedding.aclose()
 
 
-def test_image_input(db_llm: DatabricksLLM) -> None:
+def test_image_input(db_llm: DatabricksLLM, emulator: Emulator) -> None:
     message = ChatMessage(role="user", blocks=[
         TextBlock(text="Describe this picture of the Golden Gate Bridge."),
         ImageBlock(url="https://example.com/bridge.png")])
     assert db_llm.chat([message]).message.content
+    sent = emulator.recorded_requests()[-1]
+    assert sent["route"] == "databricks.invocations"
+    content = sent["body"]["messages"][-1]["content"]
+    images = [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
+    assert images == ["https://example.com/bridge.png"]
 
 
 def test_bulk_embedding_keeps_four_requests_in_flight(emulator: Emulator) -> None:

@@ -33,12 +33,12 @@ from llama_index_sfmodels._salesforce import (
     to_salesforce_messages,
 )
 from llama_index_sfmodels._salesforce import completion_response as salesforce_completion_response
-from sfmodels_core.adapters.salesforce import read_answer
-from sfmodels_core.adapters.tools import wire_tool_choice
-from sfmodels_core.databricks import parse_chat, parse_chat_chunk
+from sfmodels_core.databricks._wire import parse_chat, parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
-from sfmodels_core.salesforce import parse_chat as sf_parse_chat
-from sfmodels_core.salesforce import parse_generation
+from sfmodels_core.integration.salesforce import read_answer
+from sfmodels_core.integration.tools import wire_tool_choice
+from sfmodels_core.salesforce._wire import parse_chat as sf_parse_chat
+from sfmodels_core.salesforce._wire import parse_generation
 from sfmodels_core.tool_protocol import Outcome
 
 # Pure code: any attempt to open a socket fails the test.

@@ -12,7 +12,7 @@ from llama_index_sfmodels import DatabricksLLM
 from .conftest import CHAT_ENDPOINT
 
 if TYPE_CHECKING:
-    from sfmodels_core.transport import ThrottleStats
+    from sfmodels_core import ThrottleStats
     from sfmodels_emulator import Emulator
 
 

@@ -29,10 +29,10 @@ from llama_index_sfmodels import (
     SalesforceLLM,
 )
 from llama_index_sfmodels._bulk import WholeList
-from sfmodels_core import validation as adapters
-from sfmodels_core.adapters.settings import SalesforceSettings as SalesforceConnection
+from sfmodels_core import _validation as adapters
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import ConfigurationError, InvalidInputError, SFModelsError
+from sfmodels_core.integration.fields import SalesforceClientFields as SalesforceConnection
 from sfmodels_core.salesforce import SalesforceClient
 from sfmodels_core.tool_protocol import TOOLS_HEADER
 

@@ -1,8 +1,10 @@
-"""The same behaviours through LangChain and LlamaIndex, with the same outcome.
+"""The same behaviours through LangChain, LlamaIndex and Spark, with the same outcome.
 
 Each test runs once per framework (the ``fw`` fixture), through a small driver that speaks the
-framework's own API; the assertions are written once. What both frameworks must agree on lives
-once in ``sfmodels_core.adapters``; this module pins that they do.
+framework's own API; the assertions are written once. Where Spark does the same (reading a
+rating, reading a Salesforce answer), its pure row functions (no Spark session) are held to the
+same cases. What the front ends must agree on lives once in ``sfmodels_core.integration``; this
+module pins that they do.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sfmodels_core.adapters.feedback import FeedbackSubmission
 from sfmodels_core.databricks import DatabricksClient
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.feedback import FeedbackSubmission
 from sfmodels_core.salesforce import SalesforceClient
 
 # No host may be reached (event loops may still make their internal socket pair).
@@ -363,7 +365,12 @@ def test_images_are_refused_on_salesforce_before_sending(fw: Any) -> None:
     assert service.chats == []
 
 
-@pytest.mark.parametrize("rating, stored", [("GOOD", "GOOD"), ("bad", "BAD"), ("Good", "GOOD")])
+#: Ratings every front end reads, and what it stores; ratings every front end refuses.
+RATINGS = [("GOOD", "GOOD"), ("bad", "BAD"), ("Good", "GOOD")]
+BAD_RATINGS = ["MEH", "", 1]
+
+
+@pytest.mark.parametrize("rating, stored", RATINGS)
 def test_feedback_rates_every_generation_of_the_answer(fw: Any, rating: str,
                                                        stored: str) -> None:
     service = Salesforce(BOTH, ONE)
@@ -377,7 +384,7 @@ def test_feedback_rates_every_generation_of_the_answer(fw: Any, rating: str,
     assert [f["feedback"] for f in service.feedback] == [stored, stored]
 
 
-@pytest.mark.parametrize("rating", ["MEH", "", 1])
+@pytest.mark.parametrize("rating", BAD_RATINGS)
 def test_feedback_refuses_the_same_bad_ratings(fw: Any, rating: Any) -> None:
     service = Salesforce("hi")
     client = service.client()
@@ -415,3 +422,47 @@ def test_copies_validate_like_construction(fw: Any) -> None:
     chats = [c for c in databricks if getattr(c, "endpoint", None) == "e"]
     for component in chats:
         assert component.model_copy(update={"endpoint": "other"}).endpoint == "other"
+
+
+# -- Spark: its row functions, held to the same cases ---------------------------------------------
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+@pytest.mark.parametrize("rating, stored", RATINGS)
+def test_spark_reads_a_rating_as_the_handlers_do(rating: str, stored: str) -> None:
+    from sfmodels_spark import rows
+
+    assert rows.rating_value(rating) == stored
+
+
+@pytest.mark.parametrize("rating", BAD_RATINGS)
+def test_spark_refuses_the_same_bad_ratings(rating: Any) -> None:
+    from sfmodels_spark import rows
+
+    with pytest.raises(InvalidInputError, match="'GOOD', 'BAD'"):
+        rows.rating_value(rating)
+
+
+def test_spark_reads_a_salesforce_answer_as_the_frameworks_do(fw: Any) -> None:
+    from sfmodels_spark import rows
+
+    answer = fw.ask(fw.salesforce(Salesforce("It is sunny.").client()), "Weather?")
+    row = rows.chat_one(Salesforce("It is sunny.").client(), rows.ChatSpec("m"), "Weather?")
+    assert row.error is None and row.usage is not None
+    assert (row.text, row.finish_reason, [row.generation_id],
+            row.usage.prompt_tokens, row.usage.completion_tokens) == (
+        answer.text, answer.finish_reason, answer.generation_ids,
+        answer.input_tokens, answer.output_tokens)
+
+
+def test_spark_sums_usage_over_a_repair_round_as_the_frameworks_do(fw: Any) -> None:
+    from sfmodels_spark import rows
+
+    answer = fw.ask(fw.salesforce(Salesforce(BOTH, ONE).client()), "Weather?", tools=True,
+                    parallel=False)
+    service = Salesforce("No JSON here.", '{"city": "Paris"}')
+    row = rows.chat_one(service.client(), rows.ChatSpec("m", schema=CITY), "Weather?")
+    assert (row.error, row.text, row.generation_id) == (None, '{"city": "Paris"}', "gen-2")
+    assert row.usage is not None and len(service.chats) == 2
+    assert (row.usage.prompt_tokens, row.usage.completion_tokens) == (
+        answer.input_tokens, answer.output_tokens) == (20, 3)

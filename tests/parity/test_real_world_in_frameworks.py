@@ -1,6 +1,6 @@
 """The real-world response corpus replayed through the LangChain and LlamaIndex classes.
 
-The same fixtures as ``tests/unit/test_real_world_fixtures.py`` (the core); here each chat
+The same fixtures as ``tests/core/unit/test_real_world_fixtures.py`` (the core); here each chat
 fixture answers a framework call, and what a LangChain or LlamaIndex user reads must match the
 sidecar's ``expect``: the text (clean of reasoning), the reasoning in the framework's own form,
 the tool calls (never merged), the usage counted once (or honestly absent), the typed error.

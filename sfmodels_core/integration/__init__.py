@@ -1,0 +1,20 @@
+"""The integration kit every front end is built from: what LangChain, LlamaIndex and Spark share.
+
+- :mod:`.fields`: the mixins declaring the core client's fields (``SalesforceClientFields``,
+  ``DatabricksClientFields``) with the lazy, thread-safe core client, ``client=``, copy and
+  pickle rules, ``close()``.
+- :class:`~sfmodels_core.databricks.StreamAccumulator`: the one accumulator of Databricks
+  streams (text, tool-call pieces, usage once, finish reason), with the Databricks provider.
+- :mod:`.tools`: tool choice in every spelling, read one way.
+- :mod:`.salesforce`: a Salesforce chat call, plain or through the prompted protocol, and its
+  answer (stop sequences, unsupported settings, generation ids, usage summed).
+- :mod:`.feedback`: the generation log, the ratings and the submission both feedback
+  handlers use.
+- :mod:`.tokens`: token counts for trimming a history, with no tokenizer download.
+
+A front end keeps only its field declarations and its conversions to and from its own types;
+a behaviour two need is written here once, and a parity test (``tests/parity``) pins that they
+agree.
+"""
+
+__all__ = []
