@@ -129,7 +129,7 @@ def tool_options(tools: Sequence[Any], tool_choice: Any, strict: bool | None,
     ``tool_choice`` in its wire form (any spelling LangChain users pass)."""
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    from sfmodels_core.integration.tools import wire_tool_choice
+    from sfmodels_core.tools import wire_tool_choice
 
     formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
     if tool_choice is not None:

@@ -31,7 +31,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from pydantic import AliasChoices, Field
 
 from sfmodels_core.integration.fields import DatabricksClientFields
-from sfmodels_core.integration.tools import wire_tool_choice
+from sfmodels_core.tools import wire_tool_choice
 
 from ._common import ToolCalling, require_prompt, tool_names, tool_specs
 from ._databricks import ChatStream, chat_response, first_tool_call_only, to_databricks_messages

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 from ._reply_json import Found, loads_lenient, scan
 from ._schema import validate
 from .errors import InvalidInputError
-from .integration.tools import check_tools, function_of, normalize_tool_choice
+from .tools import check_tools, function_of, normalize_tool_choice
 
 __all__ = [
     "ANSWER_KEY",
@@ -503,7 +503,7 @@ ONE_CALL_ERROR = "call at most one tool per reply: put a single call in the tool
 def tools_protocol(tools: Sequence[Mapping[str, Any] | ToolSpec], tool_choice: Any = "auto",
                    *, parallel: bool = True, required: bool = False) -> Protocol[ToolReply]:
     """The tool protocol for these tools (``tool_choice`` in any spelling
-    :func:`~sfmodels_core.integration.tools.normalize_tool_choice` reads).
+    :func:`~sfmodels_core.tools.normalize_tool_choice` reads).
 
     ``parallel=False`` asks for one call per reply, and a reply with several is a problem like
     any other: repaired once, and never passed on as valid calls.

@@ -86,7 +86,7 @@ PUBLIC = {
         "stop_list", "warn_unsupported"],
     "sfmodels_core.integration.tokens": [
         "MESSAGE_OVERHEAD", "REPLY_PRIMING", "count_message_tokens", "count_tokens"],
-    "sfmodels_core.integration.tools": [
+    "sfmodels_core.tools": [
         "MODES", "check_tool_choice", "check_tools", "function_names", "function_of",
         "normalize_tool_choice", "wire_tool_choice"],
     "sfmodels_core.options": ["ASYNC_HTTP", "ClientOptions", "RetryPolicy"],

@@ -32,7 +32,7 @@ import pydantic_core
 
 from .._validation import require_name
 from ..errors import APIStatusError, InvalidInputError
-from ..integration.tools import check_tool_choice, check_tools, function_names, function_of
+from ..tools import check_tool_choice, check_tools, function_names, function_of
 from ..types import Usage
 from ._stream import StreamAccumulator
 from ._wire import reasoning_text, stream_error

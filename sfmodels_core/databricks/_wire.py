@@ -27,7 +27,7 @@ from ..errors import (
     ServerError,
     error_class_for_status,
 )
-from ..integration.tools import check_tool_choice, check_tools, function_names, function_of
+from ..tools import check_tool_choice, check_tools, function_names, function_of
 from ..types import ParsedBatch, ordered
 from ..vectors import MISSING
 from ._stream import StreamAccumulator
@@ -94,7 +94,7 @@ def _params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def chat_tools(tools: Any) -> list[Any]:
     """Tool definitions for the chat API, checked (see
-    :func:`~sfmodels_core.integration.tools.function_of`); a function given flat (its name at the
+    :func:`~sfmodels_core.tools.function_of`); a function given flat (its name at the
     top, as the Responses API takes it) is sent nested, as this API takes it."""
     out = []
     for i, tool in enumerate(check_tools(tools)):

@@ -5,7 +5,8 @@
   pickle rules, ``close()``.
 - :class:`~sfmodels_core.databricks.StreamAccumulator`: the one accumulator of Databricks
   streams (text, tool-call pieces, usage once, finish reason), with the Databricks provider.
-- :mod:`.tools`: tool choice in every spelling, read one way.
+- :mod:`sfmodels_core.tools` (beside the kit, as the providers check tools too): tool
+  definitions checked, and tool choice in every spelling, read one way.
 - :mod:`.salesforce`: a Salesforce chat call, plain or through the prompted protocol, and its
   answer (stop sequences, unsupported settings, generation ids, usage summed).
 - :mod:`.feedback`: the generation log, the ratings and the submission both feedback

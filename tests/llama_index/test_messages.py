@@ -36,10 +36,10 @@ from llama_index_sfmodels._salesforce import completion_response as salesforce_c
 from sfmodels_core.databricks._wire import parse_chat, parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.integration.salesforce import read_answer
-from sfmodels_core.integration.tools import wire_tool_choice
 from sfmodels_core.salesforce._wire import parse_chat as sf_parse_chat
 from sfmodels_core.salesforce._wire import parse_generation
 from sfmodels_core.tool_protocol import Outcome
+from sfmodels_core.tools import wire_tool_choice
 
 # Pure code: any attempt to open a socket fails the test.
 pytestmark = pytest.mark.disable_socket

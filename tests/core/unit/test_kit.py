@@ -17,7 +17,7 @@ from sfmodels_core.integration.feedback import (
     normalize_rating,
 )
 from sfmodels_core.integration.salesforce import apply_stop, stop_list, warn_unsupported
-from sfmodels_core.integration.tools import normalize_tool_choice, wire_tool_choice
+from sfmodels_core.tools import normalize_tool_choice, wire_tool_choice
 
 
 @pytest.mark.parametrize("text, stop, expected", [

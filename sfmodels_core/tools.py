@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import InvalidInputError
+from .errors import InvalidInputError
 
 __all__ = [
     "MODES",
