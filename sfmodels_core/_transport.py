@@ -360,6 +360,17 @@ class Transport:
     async def asend_token_request(self, request: httpx.Request) -> httpx.Response:
         return await self._asend_with_retries(await self.apool(), request, None, check=False)
 
+    def _answered(self, state: RetryState, ticket: int | None, key: str,
+                  response: httpx.Response, check: bool) -> float | None:
+        """An attempt's answer is in: give back its slot, and say how long to wait before the
+        next attempt, or None when this answer is the call's (a success, or an error status a
+        token request reads itself); or raise the error the call ends with."""
+        self._settle(ticket, key, response)
+        _log_response(response, state)
+        if response.is_success or not (check or is_retryable_status(response.status_code)):
+            return None
+        return state.delay_after_response(response)
+
     def _send_with_retries(self, request: httpx.Request, auth: httpx.Auth | None,
                            check: bool = True, retry: bool = True) -> httpx.Response:
         state = self._state(retry, paced=auth is not None)
@@ -380,12 +391,10 @@ class Transport:
                 self._settle(ticket, key, None)
                 raise
             else:
-                self._settle(ticket, key, response)
-                _log_response(response, state)
-                if response.is_success or not (check or is_retryable_status(
-                        response.status_code)):
+                wait = self._answered(state, ticket, key, response, check)
+                if wait is None:
                     return response
-                delay = state.delay_after_response(response)
+                delay = wait
             delay, held = self._retry_delay(key, delay), True
             _sleep(delay)
 
@@ -408,12 +417,10 @@ class Transport:
                 self._settle(ticket, key, None)
                 raise
             else:
-                self._settle(ticket, key, response)
-                _log_response(response, state)
-                if response.is_success or not (check or is_retryable_status(
-                        response.status_code)):
+                wait = self._answered(state, ticket, key, response, check)
+                if wait is None:
                     return response
-                delay = state.delay_after_response(response)
+                delay = wait
             delay, held = self._retry_delay(key, delay), True
             await _asleep(delay)
 
