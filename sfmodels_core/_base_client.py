@@ -58,6 +58,9 @@ class BaseClient(Closeable):
         self.auth.asend = self._transport.asend_token_request
         #: (model or endpoint, body field) pairs a service refused by name: not sent again.
         self._refused_fields: set[tuple[str, str]] = set()
+        #: The length of the vectors each model or endpoint gave this client in a job that
+        #: finished: every later vector from it must have it too, one text or a million.
+        self._dimensions: dict[str, int] = {}
 
     @property
     def throttle(self) -> ThrottleStats:
@@ -114,9 +117,10 @@ class BaseClient(Closeable):
         if not isinstance(compact, bool):
             raise InvalidInputError(f"compact must be True or False, got {compact!r}")
         todo = list(range(len(items)))
+        known = self._dimensions.get(target)
         plan = bulk.EmbedPlan(target, items, bulk.BulkJob(
             todo, self.batch_size, self.options.retry, self.options.bulk_give_up_after),
-            VectorSink(len(items)) if compact else None)
+            VectorSink(len(items), known) if compact else None, VectorCheck(known))
         if resume_from is not None:
             bulk.check_resume(resume_from, target, items, self.provider)
             plan.job.todo = list(resume_from.missing)
@@ -133,8 +137,16 @@ class BaseClient(Closeable):
                 plan.prior_vectors = {i: as_list(v) for i, v in plan.prior_vectors.items()}
             # The vectors still to come must be as long as those the earlier call kept.
             first = next(iter(plan.prior_vectors.values()), None)
-            plan.check = VectorCheck(None if first is None else len(first))
+            plan.check = VectorCheck(known if first is None else len(first))
         return plan
+
+    def _remember_dimension(self, plan: bulk.EmbedPlan,
+                            result: EmbeddingResult[Any]) -> EmbeddingResult[Any]:
+        """A job that finished: its vectors' length is the model's, for every later job."""
+        dim = plan.sink.dim if plan.sink is not None else plan.check.dim
+        if dim:
+            self._dimensions.setdefault(plan.target, dim)
+        return result
 
     def _was_refused(self, target: str, name: str) -> bool:
         """Whether the service refused the body field ``name`` for ``target`` before."""
@@ -178,7 +190,7 @@ class BaseClient(Closeable):
 
         if plan.job.todo:
             bulk.run_bulk(plan.job, one, self.max_concurrency)
-        return plan.outcome()
+        return self._remember_dimension(plan, plan.outcome())
 
     async def _abulk_embed(self, plan: bulk.EmbedPlan, request: bulk.EmbedRequest,
                            parse: Callable[[Any], ParsedBatch]) -> EmbeddingResult[Any]:
@@ -194,4 +206,4 @@ class BaseClient(Closeable):
 
         if plan.job.todo:
             await bulk.arun_bulk(plan.job, one, self.max_concurrency)
-        return plan.outcome()
+        return self._remember_dimension(plan, plan.outcome())

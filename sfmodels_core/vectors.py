@@ -288,7 +288,7 @@ def read_base64(text: str, index: int) -> bytes:
 
 def dimension_problem(count: int, dim: int) -> str:
     return (f"has {count} numbers but the vectors before it have {dim}: vectors of two "
-            "dimensions cannot be mixed")
+            "dimensions cannot be mixed (in one job, nor from one model to one client)")
 
 
 class VectorCheck:
@@ -450,13 +450,17 @@ class VectorSink:
     hold finite numbers, and all must be as long as the first.
     """
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, dim: int | None = None) -> None:
+        """``dim``: the length every vector must have, when it is known beforehand (the
+        vectors the client got from the same model before); else the first vector sets it."""
         self.count = count
         self.dim: int | None = None
         self._data: array[float] | None = None
         self._bytes: memoryview | None = None
         self._pack: struct.Struct | None = None
         self._lock = threading.Lock()
+        if dim is not None:
+            self._allocate(dim)
 
     def _allocate(self, dim: int) -> None:
         with self._lock:

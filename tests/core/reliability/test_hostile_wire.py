@@ -274,3 +274,40 @@ def test_a_bad_vector_is_refused_naming_its_text(emulator: Emulator, sender: str
 
     error = expect(emulator, case, ResponseValidationError, run)
     assert "text 2" in str(error)  # the last vector of the batch is the bad one
+
+
+@pytest.mark.parametrize("sender", SENDERS)
+@pytest.mark.parametrize("compact", [False, True], ids=["lists", "compact"])
+@pytest.mark.parametrize("provider", ["salesforce", "databricks"])
+def test_a_later_call_of_another_dimension_is_refused(emulator: Emulator, sender: str,
+                                                      compact: bool, provider: str) -> None:
+    """One text a call cannot show a mixed job; the client remembers the model's dimension."""
+    if provider == "salesforce":
+        client: Any = sf(emulator, sender)
+        model = "sfdc_ai__DefaultOpenAITextEmbeddingAda_002"
+    else:
+        client, model = dbx(emulator, sender), "databricks-gte-large-en"
+
+    async def both() -> Any:
+        async with client:
+            first = await client.aembed(model, ["one", "two"], compact=compact)
+            emulator.configure(hostile="vector_mixed_dims")
+            try:
+                await client.aembed(model, ["three"], compact=compact)
+            finally:
+                emulator.configure(hostile=None)
+            return first
+
+    def run() -> Any:
+        if sender != "sync":
+            return asyncio.run(both())
+        first = client.embed(model, ["one", "two"], compact=compact)
+        emulator.configure(hostile="vector_mixed_dims")
+        try:
+            client.embed(model, ["three"], compact=compact)
+        finally:
+            emulator.configure(hostile=None)
+        return first
+
+    with pytest.raises(ResponseValidationError, match="nor from one model to one client"):
+        run()
