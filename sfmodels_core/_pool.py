@@ -50,7 +50,8 @@ class BodyLimit:
     def _refused(size: int) -> ResponseValidationError:
         return ResponseValidationError(
             f"The answer's body holds {size:,} bytes, over the {defaults.MAX_BODY_BYTES:,} "
-            "this client reads: refused rather than held in memory")
+            "this client reads: refused rather than held in memory",
+            hint="For embeddings, a smaller batch_size makes smaller answers.")
 
 
 async def aread_whole(response: httpx.Response) -> httpx.Response:
@@ -60,11 +61,11 @@ async def aread_whole(response: httpx.Response) -> httpx.Response:
         if limit.announced:
             await response.aread()
             return response
-        chunks = []
+        body = bytearray()
         async for chunk in response.aiter_bytes():
             limit.add(chunk)
-            chunks.append(chunk)
-        response._content = b"".join(chunks)  # as response.aread() keeps it
+            body += chunk
+        response._content = bytes(body)  # as response.aread() keeps it
     finally:
         await response.aclose()
     return response

@@ -330,13 +330,13 @@ class Transport:
         response = self.client.send(request, auth=auth, stream=True)
         try:
             limit = BodyLimit(response)
-            chunks = []
+            body = bytearray()
             for chunk in response.iter_bytes():
                 limit.add(chunk)
                 if time.monotonic() > deadline:
                     raise deadline_passed(request, seconds or 0.0)
-                chunks.append(chunk)
-            response._content = b"".join(chunks)  # as response.read() keeps it
+                body += chunk
+            response._content = bytes(body)  # as response.read() keeps it
         finally:
             response.close()
         return response

@@ -75,9 +75,10 @@ MAX_RETRY_AFTER = 60.0
 #: The most one server-sent event (or one line of one) may hold, and the most a streaming
 #: request answered with one JSON body may send: past it the answer is refused, not buffered.
 MAX_EVENT_BYTES = 16 * 2**20
-#: The most a non-streaming answer's body may hold (a batch of 2,048 embeddings of 4,096
-#: dimensions as JSON is about 200 MB).
-MAX_BODY_BYTES = 512 * 2**20
+#: The most a non-streaming answer's body may hold: a chat answer is kilobytes, a batch of
+#: 2,048 embeddings of 3,072 dimensions as JSON about 80 to 120 MB; a larger body is refused
+#: as it arrives (lower batch_size for larger batches of larger vectors).
+MAX_BODY_BYTES = 128 * 2**20
 #: Connections per client (the async side gives each its own httpx client).
 MAX_CONNECTIONS = 100
 #: What sends async requests: "httpx", or "aiohttp" (the sfmodels[aiohttp] extra), which costs
