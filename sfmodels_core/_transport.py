@@ -17,6 +17,7 @@ import random
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from typing import Any, TypeVar
 
@@ -189,6 +190,9 @@ class Transport:
                         transport=self._transport, follow_redirects=False,
                         verify=shared_ssl_context())
                     self._client._cookies = _NoCookies()  # the setter would re-wrap it
+                    # Its connections close with this transport when nobody closed it (a
+                    # framework object dropped without close()), not as unclosed sockets.
+                    weakref.finalize(self, self._client.close)
         return self._client
 
     async def apool(self) -> AsyncHTTP:

@@ -89,3 +89,16 @@ def test_nothing_leaks_over_many_rounds(emulator: Emulator) -> None:
     assert threads <= baseline[1], f"threads {baseline[1]} -> {threads}"
     assert rss - baseline[2] < 32 * 2**20, f"memory grew by {(rss - baseline[2]) / 2**20:.1f} MB"
     assert emulator.counters()["in_flight"] == 0
+
+
+def test_a_client_dropped_without_close_closes_its_connections(emulator: Emulator) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        client = DatabricksClient(host=emulator.databricks_host,
+                                  api_key=emulator.databricks_token, env={})
+        assert client.chat(LLAMA, USER).text
+        del client
+        gc.collect()
+    assert [w for w in seen if issubclass(w.category, ResourceWarning)] == []
