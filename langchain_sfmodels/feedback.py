@@ -11,9 +11,10 @@ only the id of the run you started::
     submission = handler.submit("GOOD", run_id=run_id, text="Exactly right")
     submission.feedback_ids  # one per generation rated
 
-Feedback about a run goes to every Salesforce generation the run made: one per model call, and
-two for a tool or structured-output answer whose first reply had to be repaired (the same rule
-as the LlamaIndex handler: see ``sfmodels_core.integration.feedback``). Memory is bounded:
+Feedback about a run goes to the generation whose answer the run returned: the model call that
+ended last under it (and both ids of a tool or structured-output answer whose first reply had
+to be repaired), the same rule as the LlamaIndex handler: see
+``sfmodels_core.integration.feedback``. Memory is bounded:
 ``max_runs`` model runs are remembered, the oldest forgotten first.
 """
 
@@ -222,7 +223,7 @@ class SalesforceFeedbackHandler(Closeable, BaseCallbackHandler):
                source: str | None = "human", app_feedback: Mapping[str, Any] | None = None,
                app_generation_id: str | None = None, app_generation: str | None = None,
                feedback_id: str | None = None) -> FeedbackSubmission:
-        """Send ``"GOOD"`` or ``"BAD"`` (or None, with ``text``) for every generation of
+        """Send ``"GOOD"`` or ``"BAD"`` (or None, with ``text``) for the answering generation of
         ``run_id`` (default: the latest run), or for ``generation_id`` alone."""
         return submit(self.client, self._requests(feedback, run_id, generation_id, {
             "text": text, "source": source, "app_feedback": app_feedback,

@@ -4,9 +4,11 @@ Both feedback handlers record the generation ids of every Salesforce call in a
 :class:`GenerationLog` (by the framework's run or span id and every run or span above it), and
 send feedback through :func:`feedback_requests` and :func:`submit`/:func:`asubmit`, so that
 they accept the same ratings, rate the same generations and return the same
-:class:`FeedbackSubmission`. The rule for which generations are rated: every generation the
-chosen run made (a chain that called the model twice has two; a tool or structured-output
-answer whose first reply had to be repaired has two), the answering one first.
+:class:`FeedbackSubmission`. The rule for which generation is rated: the one whose answer the
+user saw, that is the model call that ended last under the chosen run (a chain that condensed
+the question, then answered it, rates the answer). A tool or structured-output answer whose
+first reply had to be repaired is one call with two generation ids: both are rated, the
+answering one first.
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ def normalize_rating(rating: Any, text: str | None = None) -> str | None:
 
 @dataclass
 class GenerationRecord:
-    """The Salesforce generation ids one model call produced, the answering one first."""
+    """What one model call produced: its Salesforce generation ids (the answering one first),
+    or, for a Databricks call, the id of the MLflow span it ran in (``trace_id`` set)."""
 
     run_id: str
     generation_ids: list[str] = field(default_factory=list)
     model: str | None = None
+    trace_id: str | None = None
 
 
 class GenerationLog:
@@ -64,8 +68,8 @@ class GenerationLog:
     model runs (the oldest are forgotten first, with every key that pointed at them).
 
     ``record`` files a model run under its own id and each id in ``ancestors``; ``find`` answers
-    for any of those ids with every generation recorded under it, newest run first; ``latest``
-    gives the most recent run.
+    for any of those ids with the model run recorded last under it (the answering one);
+    ``latest`` gives the most recent run.
     """
 
     def __init__(self, max_runs: int = defaults.FEEDBACK_MAX_RUNS) -> None:
@@ -100,15 +104,10 @@ class GenerationLog:
                     del self._by_key[key]
 
     def find(self, key: object) -> GenerationRecord | None:
-        """Every generation recorded under ``key`` as one record (None when there is none)."""
+        """The model run recorded last under ``key`` (None when there is none)."""
         with self._lock:
-            records = [self._runs[run][0] for run in self._by_key.get(str(key), ())]
-        if not records:
-            return None
-        if len(records) == 1:
-            return records[0]
-        ids = [gid for record in records for gid in record.generation_ids]
-        return GenerationRecord(str(key), list(dict.fromkeys(ids)), records[0].model)
+            runs = self._by_key.get(str(key))
+            return self._runs[runs[0]][0] if runs else None
 
     def latest(self) -> GenerationRecord | None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Feedback on a chain run reaches every Salesforce generation the chain made."""
+"""Feedback on a chain run reaches the Salesforce generation whose answer the chain returned."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from langchain_sfmodels import ChatSalesforce, SalesforceFeedbackHandler
 from sfmodels_emulator import Emulator
 
 
-def test_feedback_on_a_chain_with_two_model_calls_reaches_both(emulator: Emulator) -> None:
+def test_feedback_on_a_chain_with_two_model_calls_rates_the_answer(emulator: Emulator) -> None:
     settings = {"domain": emulator.salesforce_domain, "client_id": emulator.salesforce_client_id,
                 "client_secret": emulator.salesforce_client_secret}
     llm = ChatSalesforce(**settings)
@@ -19,11 +19,11 @@ def test_feedback_on_a_chain_with_two_model_calls_reaches_both(emulator: Emulato
     def on_start(run: object) -> None:
         seen.append(str(getattr(run, "id", "")))
 
-    chain.with_listeners(on_start=on_start).invoke("Tell me about rivers",
-                                                   config={"callbacks": [handler]})
+    answer = chain.with_listeners(on_start=on_start).invoke("Tell me about rivers",
+                                                            config={"callbacks": [handler]})
     chain_run = seen[0]
-    assert len(handler.find(chain_run).generation_ids) == 2
+    answering = answer.response_metadata["generation_id"]
+    assert handler.find(chain_run).generation_ids == [answering]
     handler.submit("BAD", run_id=chain_run, text="too vague")
     recorded = emulator.feedback()
-    assert len(recorded) == 2 and {r["feedback"] for r in recorded} == {"BAD"}
-    assert len({r["generationId"] for r in recorded}) == 2
+    assert [(r["generationId"], r["feedback"]) for r in recorded] == [(answering, "BAD")]
