@@ -6,6 +6,7 @@ it back in its start state (configuration, counters and recorded feedback reset)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -28,3 +29,26 @@ def emulator(emulator_server: Emulator) -> Iterator[Emulator]:
     emulator_server.reset()
     yield emulator_server
     emulator_server.reset()
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real local MLflow tracking store (sqlite, in a temporary folder) for the whole session:
+    created once, as creating its tables takes a few seconds. Traces are written as their spans
+    end (MLflow's default queue takes seconds to flush, in every test that reads one back)."""
+    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(before)
+
+
+@pytest.fixture
+def mlflow_tracking(mlflow_store: str) -> Iterator[str]:
+    """The session's MLflow store, with autologging and tracing left as each test found them."""
+    import mlflow
+
+    yield mlflow_store
+    mlflow.tracing.enable()

@@ -9,8 +9,9 @@
   definitions checked, and tool choice in every spelling, read one way.
 - :mod:`.salesforce`: a Salesforce chat call, plain or through the prompted protocol, and its
   answer (stop sequences, unsupported settings, generation ids, usage summed).
-- :mod:`.feedback`: the generation log, the ratings and the submission both feedback
-  handlers use.
+- :mod:`.feedback`: the generation log, the ratings and the Salesforce submission both
+  feedback handlers use; :mod:`.mlflow_feedback`: the MLflow span per Databricks generation and
+  the assessment a rating becomes.
 - :mod:`.tokens`: token counts for trimming a history, with no tokenizer download.
 
 A front end keeps only its field declarations and its conversions to and from its own types;
