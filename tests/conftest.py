@@ -41,6 +41,10 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
+    # Trace artifacts beside the store, not in ./mlruns of whatever folder the tests run in.
+    folder = tmp_path_factory.mktemp("mlflow-artifacts")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+        "sfmodels-tests", artifact_location=folder.as_uri()))
     yield uri
     mlflow.set_tracking_uri(before)
 
