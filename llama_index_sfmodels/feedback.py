@@ -110,7 +110,7 @@ def _answer_types() -> tuple[type, ...]:
 
 
 def _token_stream(answer: Any) -> Any:
-    """The generator a streamed answer's text comes from, or None for a finished answer."""
+    """The generator a streamed answer's text comes from (None for an answer not streamed)."""
     fields = getattr(answer, "__dict__", {})
     for name in _TOKEN_STREAMS:
         stream = fields.get(name)
@@ -120,16 +120,15 @@ def _token_stream(answer: Any) -> Any:
 
 
 def _running_frame(stream: Any) -> FrameType | None:
-    """The frame of a generator that has not finished (None once it has)."""
-    frame: FrameType | None = getattr(stream, "gi_frame", None) or getattr(stream, "ag_frame",
-                                                                           None)
-    return frame
+    """The frame of a generator that has not finished (None once it has, or for no generator)."""
+    frame = getattr(stream, "gi_frame", None) or getattr(stream, "ag_frame", None)
+    return frame if isinstance(frame, FrameType) else None
 
 
 class _WeakIndex:
-    """Span keys by the ``id()`` of live objects, which are held weakly: an entry goes when its
-    object dies (pydantic models and dataclasses are unhashable, so ``WeakKeyDictionary`` cannot
-    hold them)."""
+    """Span keys filed by an object's ``id()``, the object held weakly: an entry goes when its
+    object dies, before the id can be reused (pydantic models and dataclasses are unhashable,
+    so a ``WeakKeyDictionary`` cannot hold them)."""
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[weakref.ref[Any], str]] = {}
