@@ -294,8 +294,9 @@ class _GenerationTracker(BaseEventHandler):
                     f"not an answer object, and text is no identity. {instead}")
             raise InvalidInputError(
                 f"Cannot tell which {self._llm_name} call this {kind} came from: no LlamaIndex "
-                "call returned it while this handler was registered (it is older than "
-                f"handler.register(), or was built by hand). {instead}")
+                "call returned it while this handler was registered (it was made before "
+                "handler.register(), built by hand, or taken from inside LlamaIndex, such as a "
+                f"chat history). {instead}")
         if _running_frame(_token_stream(response)) is not None:
             raise InvalidInputError(
                 f"This {kind} has not been read to the end yet: its {self._llm_name} call is "

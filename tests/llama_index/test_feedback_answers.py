@@ -335,9 +335,15 @@ async def test_answers_that_cannot_be_tied_to_a_generation_are_refused_precisely
     message = str(old_refused.value)
     assert message.startswith(
         "Cannot tell which SalesforceLLM call this AgentChatResponse came from: no LlamaIndex "
-        "call returned it while this handler was registered (it is older than "
-        "handler.register(), or was built by hand).")
+        "call returned it while this handler was registered (it was made before "
+        "handler.register(), built by hand, or taken from inside LlamaIndex, such as a chat "
+        "history).")
     assert all(alternative in message for alternative in ALTERNATIVES)
+
+    remembered = engine.chat_history[-1]  # the answer's text, kept in the engine's memory
+    assert remembered.content == str(after)
+    with pytest.raises(InvalidInputError, match="such as a chat history"):
+        rig.handler.submit("GOOD", response=remembered)
 
     foreign = db_llm.chat([ChatMessage(role="user", content="Which ocean is largest?")])
     with pytest.raises(InvalidInputError) as foreign_refused:
