@@ -1,33 +1,52 @@
 """``SalesforceFeedbackHandler``: remember Salesforce generation ids, send GOOD/BAD feedback.
 
-Register it on LlamaIndex's root dispatcher (``handler.register()``); it records the generation
+Register it on LlamaIndex's root dispatcher (``handler.register()``). It records the generation
 ids of every ``SalesforceLLM`` call, streamed or not, sync or async, with tools or structured
 output (a repair request's id too), under the call's span and every span above it (the query,
 the chat engine turn, the agent step), in a bounded log, the same way the LangChain handler
 files them under chain runs (``sfmodels_core.integration.feedback``).
 
-What LlamaIndex returns then names its generations by id, never by its text:
+Feedback about an answer goes to the generation whose text the user saw: the model call that
+ended last under the span that produced the answer. The handler knows which span produced an
+answer by the answer's identity (never by its text, and without writing anything into it), so
+these answers, returned while the handler was registered, can be rated:
 
-- a ``ChatResponse``/``CompletionResponse`` carries ``generation_id`` and ``generation_ids`` in
-  ``additional_kwargs``;
-- a query engine ``Response`` (streamed or not) and a chat engine answer carry the id of the
-  span that produced them, ``sfmodels_run_id`` (also in ``metadata`` where they have one), which
-  the log maps to every generation made under it, including a stream's once it has been read.
+- a query engine answer: ``Response``, ``PydanticResponse``, ``StreamingResponse``,
+  ``AsyncStreamingResponse``;
+- a chat engine answer of any chat mode, from ``chat``, ``achat``, ``stream_chat`` or
+  ``astream_chat``: ``AgentChatResponse``, ``StreamingAgentChatResponse``;
+- an agent's ``AgentOutput`` (``FunctionAgent``, ``ReActAgent``), and the ``ChatMessage`` in its
+  ``response``;
+- a ``ChatResponse`` or ``CompletionResponse`` (of a stream, its last chunk) and the
+  ``ChatMessage`` in a ``ChatResponse``'s ``message``. A ``SalesforceLLM`` response also carries
+  ``generation_id`` and ``generation_ids`` in ``additional_kwargs``, so it can be rated even if
+  the handler was not registered.
 
-``submit(rating, response=...)`` rates those generations; an answer whose generation cannot be
-known is a clear error.
+A streamed answer's model call is made while it is read (in the reader's thread, or in the
+thread or task a chat engine writes its history from): it can be rated once it has been read to
+the end. Anything else (text, an answer made before ``register()`` or by hand) is refused with
+an error that says what to pass instead: one of the answers above, ``generation_id=``, or no
+``response`` to rate the latest call.
+
+The provider-neutral part (span links, identity tags, the log, :meth:`find`) is
+``_GenerationTracker``; what a model call's response says about its generations is its one hook,
+``generation_record``.
 """
 
 from __future__ import annotations
 
-import contextvars
+import functools
+import inspect
+import sys
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import FrameType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -55,47 +74,28 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_DEPTH",
-    "RUN_KEY",
     "SalesforceFeedbackHandler",
 ]
 
-#: Where an answer keeps the id of the span that produced it.
-RUN_KEY = "sfmodels_run_id"
 #: How far up the span tree ancestors are followed.
 MAX_DEPTH = 64
-#: The answer a streamed response's tokens are being read for: its model call may start only
-#: when the stream is read, after the query's span has ended.
-_READING: contextvars.ContextVar[str | None] = contextvars.ContextVar("sfmodels_reading",
-                                                                     default=None)
+
+#: What the error messages offer instead of a refused answer.
+_ACCEPTED = ("a query engine answer (Response, PydanticResponse, StreamingResponse, "
+            "AsyncStreamingResponse), a chat engine answer (AgentChatResponse, "
+            "StreamingAgentChatResponse), an agent's AgentOutput or its .response, a "
+            "ChatResponse or its .message, or a CompletionResponse, any of them returned while "
+            "this handler was registered")
+#: The fields a streamed answer reads its text from (instance fields, never a property: reading
+#: ``StreamingAgentChatResponse.response_gen`` would start consuming the answer).
+_TOKEN_STREAMS = ("response_gen", "chat_stream", "achat_stream")
+_Tracker = TypeVar("_Tracker", bound="_GenerationTracker")
 
 
-def _tagged(tokens: Iterator[str], answer: Any) -> Iterator[str]:
-    """``tokens``, read with ``answer``'s key as the answer being read (set only inside each
-    step; read each time, as an outer span that returns the same answer replaces it)."""
-    while True:
-        mark = _READING.set(getattr(answer, RUN_KEY, None))
-        try:
-            token = next(tokens)
-        except StopIteration:
-            return
-        finally:
-            _READING.reset(mark)
-        yield token
-
-
-async def _atagged(tokens: AsyncIterator[str], answer: Any) -> AsyncIterator[str]:
-    while True:
-        mark = _READING.set(getattr(answer, RUN_KEY, None))
-        try:
-            token = await anext(tokens)
-        except StopAsyncIteration:
-            return
-        finally:
-            _READING.reset(mark)
-        yield token
-
-
-def _response_types() -> tuple[type, ...]:
+@functools.cache
+def _answer_types() -> tuple[type, ...]:
+    """What LlamaIndex hands a user as an answer (imported on first use)."""
+    from llama_index.core.agent.workflow import AgentOutput
     from llama_index.core.base.response.schema import (
         AsyncStreamingResponse,
         PydanticResponse,
@@ -104,47 +104,106 @@ def _response_types() -> tuple[type, ...]:
     )
     from llama_index.core.chat_engine.types import AgentChatResponse, StreamingAgentChatResponse
 
-    return (Response, StreamingResponse, AsyncStreamingResponse, PydanticResponse,
-            AgentChatResponse, StreamingAgentChatResponse)
+    return (Response, PydanticResponse, StreamingResponse, AsyncStreamingResponse,
+            AgentChatResponse, StreamingAgentChatResponse, AgentOutput, ChatResponse,
+            CompletionResponse, ChatMessage)
 
 
-def _generation_ids(extra: Mapping[str, Any]) -> list[str]:
-    """The answering generation first, then the others a call made (a repair request)."""
-    ids = [extra.get("generation_id"), *(extra.get("generation_ids") or [])]
-    return list(dict.fromkeys(g for g in ids if isinstance(g, str) and g))
+def _token_stream(answer: Any) -> Any:
+    """The generator a streamed answer's text comes from (None for an answer not streamed)."""
+    fields = getattr(answer, "__dict__", {})
+    for name in _TOKEN_STREAMS:
+        stream = fields.get(name)
+        if inspect.isgenerator(stream) or inspect.isasyncgen(stream):
+            return stream
+    return None
 
 
-class SalesforceFeedbackHandler(SalesforceClientFields, BaseEventHandler):
-    """Records the generation ids of ``SalesforceLLM`` calls and sends feedback about them.
+def _running_frame(stream: Any) -> FrameType | None:
+    """The frame of a generator that has not finished (None once it has, or for no generator)."""
+    frame = getattr(stream, "gi_frame", None) or getattr(stream, "ag_frame", None)
+    return frame if isinstance(frame, FrameType) else None
 
-    Build it with the same settings as ``SalesforceLLM``, from the environment, or with
-    ``client=`` (e.g. ``llm.client`` to share one connection), then register it::
 
-        handler = SalesforceFeedbackHandler().register()
-        response = index.as_query_engine().query("...")
-        handler.submit("GOOD", response=response, text="Spot on").feedback_ids
+class _WeakIndex:
+    """Span keys filed by an object's ``id()``, the object held weakly: an entry goes when its
+    object dies, before the id can be reused (pydantic models and dataclasses are unhashable,
+    so a ``WeakKeyDictionary`` cannot hold them)."""
 
-    At most ``max_runs`` calls are remembered; the oldest are forgotten first.
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[Any], str]] = {}
+        # Reentrant: a weakref callback may run in the middle of a locked step of the same
+        # thread when the collector runs there.
+        self._lock = threading.RLock()
+
+    def add(self, index: int, obj: Any, key: str, *, replace: bool = False) -> bool:
+        """File ``obj`` under ``index``; unless ``replace``, an entry already there stays."""
+        with self._lock:
+            if not replace and index in self._entries:
+                return False
+            try:
+                ref = weakref.ref(obj, functools.partial(self._drop, index))
+            except TypeError:  # not weakly referable: it cannot be told apart later
+                return False
+            self._entries[index] = (ref, key)
+            return True
+
+    def get(self, index: int) -> tuple[Any, str] | None:
+        """The live object filed under ``index`` and its key."""
+        with self._lock:
+            entry = self._entries.get(index)
+        if entry is None:
+            return None
+        obj = entry[0]()
+        return None if obj is None else (obj, entry[1])
+
+    def _drop(self, index: int, ref: weakref.ref[Any]) -> None:
+        with self._lock:
+            entry = self._entries.get(index)
+            if entry is not None and entry[0] is ref:
+                del self._entries[index]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _GenerationTracker(BaseEventHandler):
+    """The provider-neutral part of a feedback handler.
+
+    On LlamaIndex's root dispatcher it learns each span's parent, tags every answer a span
+    returns (and the response of every model call) with that span by identity, and files what
+    :meth:`generation_record` makes of each model call in a :class:`GenerationLog` under the
+    call's span, the spans above it and any streamed answer being read. :meth:`find` maps an
+    answer back to the generation it shows.
     """
 
     max_runs: int = Field(default=defaults.FEEDBACK_MAX_RUNS, ge=1,
                           description="How many model calls to remember.")
 
+    #: The calls a subclass records, and how its generations are named directly (for errors).
+    _llm_name: ClassVar[str] = "LLM"
+    _by_id: ClassVar[str] = "generation_id="
+
     _log: GenerationLog = PrivateAttr()
     _spans: _SpanLinks = PrivateAttr()
+    _answers: _WeakIndex = PrivateAttr(default_factory=_WeakIndex)
+    _streams: _WeakIndex = PrivateAttr(default_factory=_WeakIndex)
     _callback: _LegacyCallback | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
         self._log = GenerationLog(self.max_runs)
-        self._spans = _SpanLinks(limit=max(MAX_DEPTH * self.max_runs, 64))
+        self._spans = _SpanLinks(self, limit=max(MAX_DEPTH * self.max_runs, 64))
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "SalesforceFeedbackHandler"
+    # -- the hook
+    def generation_record(self, response: ChatResponse | CompletionResponse,
+                          span_id: str) -> GenerationRecord | None:
+        """What a model call that ended with ``response`` in span ``span_id`` generated, with
+        ``span_id`` as its ``run_id`` (None: nothing this handler can give feedback about)."""
+        return None
 
     # -- recording
-    def register(self) -> SalesforceFeedbackHandler:
+    def register(self: _Tracker) -> _Tracker:
         """Add this handler (and its span tracking) to LlamaIndex's root dispatcher, once."""
         dispatcher = get_dispatcher()
         if not any(h is self for h in dispatcher.event_handlers):
@@ -165,18 +224,42 @@ class SalesforceFeedbackHandler(SalesforceClientFields, BaseEventHandler):
 
     def record(self, response: ChatResponse | CompletionResponse | None,
                run_id: str | None = None) -> None:
-        """Remember the generations of one ``SalesforceLLM`` response (others are ignored),
-        under ``run_id`` (its span) and every span above it."""
+        """A model call ended with ``response`` in span ``run_id``: tag the response with it,
+        and file what :meth:`generation_record` makes of it under the span, every span above
+        it, and every streamed answer being read (the call is made while it is read)."""
         if not isinstance(response, (ChatResponse, CompletionResponse)):
             return
-        ids = _generation_ids(response.additional_kwargs)
-        if not ids:
-            return
-        model = response.additional_kwargs.get("model")
         key = run_id or str(uuid.uuid4())
-        reading = _READING.get()
-        self._log.record(GenerationRecord(key, ids, model if isinstance(model, str) else None),
-                         [*self._spans.ancestors(key), *([reading] if reading else [])])
+        self._tag(response, key)
+        record = self.generation_record(response, key)
+        if record is not None:
+            self._log.record(record, self._spans.lineage(key, *self._being_read()))
+
+    def _tag(self, answer: Any, key: str) -> None:
+        """Tag ``answer`` and the messages it holds with ``key``, unless an inner span (the one
+        that made it) already did; remember the generator a streamed answer is read from."""
+        if not self._answers.add(id(answer), answer, key):
+            return
+        for part in vars(answer).values():
+            if isinstance(part, ChatMessage):
+                self._answers.add(id(part), part, key)
+        stream = _token_stream(answer)
+        frame = _running_frame(stream)
+        if frame is not None:  # a frame's id can be reused once its generator has finished
+            self._streams.add(id(frame), stream, key, replace=True)
+
+    def _being_read(self) -> list[str]:
+        """The keys of the streamed answers whose generators are running in this thread."""
+        if not len(self._streams):
+            return []
+        keys = []
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            found = self._streams.get(id(frame))
+            if found is not None and _running_frame(found[0]) is frame:
+                keys.append(found[1])
+            frame = frame.f_back
+        return keys
 
     @property
     def callback_handler(self) -> BaseCallbackHandler:
@@ -197,35 +280,79 @@ class SalesforceFeedbackHandler(SalesforceClientFields, BaseEventHandler):
             latest = self._log.latest()
             if latest is None:
                 raise InvalidInputError(
-                    "No SalesforceLLM call has been recorded yet: register this handler "
-                    "(handler.register()) before the call, or pass generation_id=.")
+                    f"No {self._llm_name} call has been recorded yet: register this handler "
+                    f"(handler.register()) before the call, or pass {self._by_id}.")
             return latest
+        kind = type(response).__name__
+        instead = (f"Pass instead: {_ACCEPTED}; {self._by_id} naming the generation; or no "
+                   f"response at all, which rates the latest {self._llm_name} call.")
+        tagged = self._answers.get(id(response))
+        if tagged is None:
+            if not isinstance(response, _answer_types()):
+                raise InvalidInputError(
+                    f"Cannot tell which {self._llm_name} call a {kind} came from: a {kind} is "
+                    f"not an answer object, and text is no identity. {instead}")
+            raise InvalidInputError(
+                f"Cannot tell which {self._llm_name} call this {kind} came from: no LlamaIndex "
+                "call returned it while this handler was registered (it was made before "
+                "handler.register(), built by hand, or taken from inside LlamaIndex, such as a "
+                f"chat history). {instead}")
+        if _running_frame(_token_stream(response)) is not None:
+            raise InvalidInputError(
+                f"This {kind} has not been read to the end yet: its {self._llm_name} call is "
+                "made while it is read. Read it first (str(answer), or iterate its "
+                "response_gen or async_response_gen()), then rate it.")
+        record = self._log.find(tagged[1])
+        if record is None:
+            raise InvalidInputError(
+                f"No {self._llm_name} generation is recorded for this {kind}: it was produced "
+                f"without a {self._llm_name} call (by another LLM, or with no model call), or "
+                f"its call is older than the {self.max_runs} calls remembered. {instead}")
+        return record
+
+
+def _generation_ids(extra: Mapping[str, Any]) -> list[str]:
+    """The answering generation first, then the others a call made (a repair request)."""
+    ids = [extra.get("generation_id"), *(extra.get("generation_ids") or [])]
+    return list(dict.fromkeys(g for g in ids if isinstance(g, str) and g))
+
+
+class SalesforceFeedbackHandler(SalesforceClientFields, _GenerationTracker):
+    """Records the generation ids of ``SalesforceLLM`` calls and sends feedback about them.
+
+    Build it with the same settings as ``SalesforceLLM``, from the environment, or with
+    ``client=`` (e.g. ``llm.client`` to share one connection), then register it::
+
+        handler = SalesforceFeedbackHandler().register()
+        response = index.as_query_engine().query("...")
+        handler.submit("GOOD", response=response, text="Spot on").feedback_ids
+
+    At most ``max_runs`` calls are remembered; the oldest are forgotten first.
+    """
+
+    _llm_name: ClassVar[str] = "SalesforceLLM"
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SalesforceFeedbackHandler"
+
+    def generation_record(self, response: ChatResponse | CompletionResponse,
+                          span_id: str) -> GenerationRecord | None:
+        """The generation ids a ``SalesforceLLM`` response carries (others have none)."""
+        ids = _generation_ids(response.additional_kwargs)
+        if not ids:
+            return None
+        model = response.additional_kwargs.get("model")
+        return GenerationRecord(span_id, ids, model if isinstance(model, str) else None)
+
+    def find(self, response: Any = None) -> GenerationRecord:
+        """The generations feedback about ``response`` (default: the latest call) refers to: a
+        ``SalesforceLLM`` response names its own, any other answer is looked up."""
         if isinstance(response, (ChatResponse, CompletionResponse)):
             ids = _generation_ids(response.additional_kwargs)
             if ids:
                 return GenerationRecord(ids[0], ids)
-            raise InvalidInputError("This response has no Salesforce generation id: it did not "
-                                    "come from SalesforceLLM.")
-        key = getattr(response, RUN_KEY, None)
-        if key is None:
-            raw = getattr(response, "raw", None)  # an agent workflow's AgentOutput
-            details = raw.get("generationDetails") if isinstance(raw, Mapping) else None
-            ids = _generation_ids({"generation_ids": [
-                g.get("id") for g in (details or {}).get("generations") or []
-                if isinstance(g, Mapping)]})
-            if ids:
-                return GenerationRecord(ids[0], ids)
-            raise InvalidInputError(
-                f"Cannot tell which SalesforceLLM call a {type(response).__name__} came from: "
-                "pass a ChatResponse, a CompletionResponse, a query or chat engine answer "
-                "produced while this handler was registered, or generation_id=.")
-        record = self._log.find(key)
-        if record is None:
-            raise InvalidInputError(
-                f"No SalesforceLLM generation is recorded for this {type(response).__name__}: "
-                "it made no Salesforce call, a streamed answer has not been read yet (read it "
-                f"first), or it is older than the {self.max_runs} calls remembered.")
-        return record
+        return super().find(response)
 
     def find_generation_id(self, response: Any = None) -> str:
         """The answering generation of ``response`` (default: the latest call)."""
@@ -265,19 +392,21 @@ class SalesforceFeedbackHandler(SalesforceClientFields, BaseEventHandler):
 
 
 class _SpanLinks(BaseSpanHandler[Any]):
-    """Learns each span's parent, and tags the answers spans return with their span id."""
+    """Learns each span's parent, and hands the answers spans return to the tracker."""
 
     limit: int = 4096
+    _tracker: _GenerationTracker = PrivateAttr()
     _parents: OrderedDict[str, str | None] = PrivateAttr(default_factory=OrderedDict)
     _links_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, tracker: _GenerationTracker, limit: int) -> None:
         super().__init__()
         self.limit = limit
+        self._tracker = tracker
 
     @classmethod
     def class_name(cls) -> str:
-        return "SalesforceFeedbackSpans"
+        return "FeedbackSpanLinks"
 
     def new_span(self, id_: str, bound_args: Any, instance: Any | None = None,
                  parent_span_id: str | None = None, tags: dict[str, Any] | None = None,
@@ -290,45 +419,32 @@ class _SpanLinks(BaseSpanHandler[Any]):
 
     def prepare_to_exit_span(self, id_: str, bound_args: Any, instance: Any | None = None,
                              result: Any | None = None, **kwargs: Any) -> None:
-        if isinstance(result, _response_types()):
-            # The outermost span that returns the answer exits last, and covers the most.
-            if getattr(result, RUN_KEY, None) is None:
-                _tag_stream(result)
-            setattr(result, RUN_KEY, id_)
-            if hasattr(result, "metadata"):
-                metadata = result.metadata
-                if isinstance(metadata, dict) or metadata is None:
-                    result.metadata = {**(metadata or {}), RUN_KEY: id_}
+        if isinstance(result, _answer_types()):
+            self._tracker._tag(result, id_)
         return None
 
     def prepare_to_drop_span(self, id_: str, bound_args: Any, instance: Any | None = None,
                              err: BaseException | None = None, **kwargs: Any) -> None:
         return None
 
-    def ancestors(self, span_id: str) -> list[str]:
+    def lineage(self, *span_ids: str) -> list[str]:
+        """Each of ``span_ids`` and the spans above it."""
         out: list[str] = []
         with self._links_lock:
-            current = self._parents.get(span_id)
-            while current and current not in out and len(out) < MAX_DEPTH:
-                out.append(current)
-                current = self._parents.get(current)
+            for span_id in span_ids:
+                current: str | None = span_id
+                depth = 0
+                while current and current not in out and depth <= MAX_DEPTH:
+                    out.append(current)
+                    current = self._parents.get(current)
+                    depth += 1
         return out
-
-
-def _tag_stream(result: Any) -> None:
-    """A streamed query answer's tokens, read with the answer's key as the answer being read,
-    so its model call (made while they are read) is filed under the answer's span."""
-    tokens = getattr(result, "response_gen", None)
-    if isinstance(tokens, Iterator):
-        result.response_gen = _tagged(tokens, result)
-    elif isinstance(tokens, AsyncIterator):
-        result.response_gen = _atagged(tokens, result)
 
 
 class _LegacyCallback(BaseCallbackHandler):
     """Feeds LLM events of a legacy ``CallbackManager`` to a feedback handler."""
 
-    def __init__(self, handler: SalesforceFeedbackHandler) -> None:
+    def __init__(self, handler: _GenerationTracker) -> None:
         super().__init__(event_starts_to_ignore=[], event_ends_to_ignore=[])
         self.handler = handler
 
