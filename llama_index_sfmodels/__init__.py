@@ -2,7 +2,9 @@
 
 - :class:`SalesforceLLM`, :class:`SalesforceEmbedding`: Salesforce Models API (Einstein).
 - :class:`DatabricksLLM`, :class:`DatabricksEmbedding`: Databricks serving endpoints.
-- :class:`SalesforceFeedbackHandler`: records Salesforce generation ids, sends feedback.
+- :class:`SalesforceFeedbackHandler`: records Salesforce generation ids, sends feedback;
+  :class:`DatabricksFeedbackHandler`: records an MLflow span per Databricks call, rates it
+  with an MLflow assessment.
 - :class:`SFModelsError` (the base of every error) and :class:`ModelReplyError` (a Salesforce
   model's reply broke the tool or JSON protocol, even after one repair round), as in
   ``langchain_sfmodels``; :class:`FeedbackSubmission`, what feedback ``submit`` returns.
@@ -22,11 +24,12 @@ if TYPE_CHECKING:
 
     from .databricks_llm import DatabricksLLM
     from .embeddings import DatabricksEmbedding, SalesforceEmbedding
-    from .feedback import SalesforceFeedbackHandler
+    from .feedback import DatabricksFeedbackHandler, SalesforceFeedbackHandler
     from .salesforce_llm import SalesforceLLM
 
 __all__ = [
     "DatabricksEmbedding",
+    "DatabricksFeedbackHandler",
     "DatabricksLLM",
     "FeedbackSubmission",
     "ModelReplyError",
@@ -38,6 +41,7 @@ __all__ = [
 
 _MODULES = {
     "DatabricksEmbedding": ".embeddings",
+    "DatabricksFeedbackHandler": ".feedback",
     "DatabricksLLM": ".databricks_llm",
     "FeedbackSubmission": "sfmodels_core.integration.feedback",
     "ModelReplyError": "sfmodels_core.errors",

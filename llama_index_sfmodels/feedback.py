@@ -35,6 +35,7 @@ The provider-neutral part (span links, identity tags, the log, :meth:`find`) is
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import sys
@@ -50,7 +51,12 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, Completi
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
+from llama_index.core.instrumentation.events.llm import (
+    LLMChatEndEvent,
+    LLMChatStartEvent,
+    LLMCompletionEndEvent,
+    LLMCompletionStartEvent,
+)
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index_instrumentation import get_dispatcher
 from pydantic import Field, PrivateAttr
@@ -58,6 +64,7 @@ from pydantic import Field, PrivateAttr
 from sfmodels_core import defaults
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.integration.feedback import (
+    FeedbackSubmission,
     GenerationLog,
     GenerationRecord,
     asubmit,
@@ -66,14 +73,20 @@ from sfmodels_core.integration.feedback import (
     submit,
 )
 from sfmodels_core.integration.fields import SalesforceClientFields
+from sfmodels_core.integration.mlflow_feedback import (
+    end_generation_span,
+    feedback_value,
+    log_feedback,
+    require_mlflow,
+    start_generation_span,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.instrumentation.events import BaseEvent
 
-    from sfmodels_core.integration.feedback import FeedbackSubmission
-
 __all__ = [
     "MAX_DEPTH",
+    "DatabricksFeedbackHandler",
     "SalesforceFeedbackHandler",
 ]
 
@@ -201,6 +214,9 @@ class _GenerationTracker(BaseEventHandler):
         """What a model call that ended with ``response`` in span ``span_id`` generated, with
         ``span_id`` as its ``run_id`` (None: nothing this handler can give feedback about)."""
         return None
+
+    def call_failed(self, span_id: str, error: BaseException | None) -> None:
+        """Span ``span_id`` ended with ``error`` (a model call among others): nothing to rate."""
 
     # -- recording
     def register(self: _Tracker) -> _Tracker:
@@ -391,6 +407,109 @@ class SalesforceFeedbackHandler(SalesforceClientFields, _GenerationTracker):
             "feedback_id": feedback_id}))
 
 
+class DatabricksFeedbackHandler(_GenerationTracker):
+    """Records an MLflow span for every ``DatabricksLLM`` call and rates it with an MLflow
+    feedback assessment (``pip install 'sfmodels[mlflow]'``).
+
+    Each call's span joins the MLflow trace active where the call is made (the user's own, e.g.
+    under ``mlflow.llama_index.autolog()`` or ``mlflow.start_span``), or starts a trace of its
+    own. Ratings go to MLflow's current tracking URI, as the spans do: ``databricks`` in a
+    workspace, a local store (``sqlite:///mlflow.db``) or a tracking server elsewhere::
+
+        handler = DatabricksFeedbackHandler().register()
+        answer = index.as_chat_engine().chat("...")
+        handler.submit("GOOD", response=answer, comment="Spot on", user="ann@example.com")
+
+    At most ``max_runs`` calls are remembered; the oldest are forgotten first.
+    """
+
+    _llm_name: ClassVar[str] = "DatabricksLLM"
+    _by_id: ClassVar[str] = "trace_id="
+
+    _open: OrderedDict[str, Any] = PrivateAttr(default_factory=OrderedDict)
+    _open_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "DatabricksFeedbackHandler"
+
+    def register(self) -> DatabricksFeedbackHandler:
+        require_mlflow()  # say how to install MLflow before any call is made without it
+        return super().register()
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        if isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent)):
+            model = event.model_dict
+            if model.get("class_name") == self._llm_name and event.span_id:
+                inputs = ({"prompt": event.prompt} if isinstance(event, LLMCompletionStartEvent)
+                          else {"messages": [m.model_dump(mode="json") for m in event.messages]})
+                self._opened(event.span_id, start_generation_span(
+                    self._llm_name, inputs, model=model.get("model_name")))
+        super().handle(event, **kwargs)
+
+    def _opened(self, span_id: str, span: Any) -> None:
+        if span is None:  # MLflow tracing is disabled
+            return
+        with self._open_lock:
+            self._open[span_id] = span
+            # A call whose end LlamaIndex never reports (a stream left unread) is closed as
+            # failed once ``max_runs`` newer calls are open.
+            stale = ([self._open.popitem(last=False)[1]
+                      for _ in range(len(self._open) - self.max_runs)])
+        for old in stale:
+            end_generation_span(old, "", error=TimeoutError("the call never ended"))
+
+    def _closed(self, span_id: str) -> Any:
+        with self._open_lock:
+            return self._open.pop(span_id, None)
+
+    def generation_record(self, response: ChatResponse | CompletionResponse,
+                          span_id: str) -> GenerationRecord | None:
+        """The MLflow span of the ``DatabricksLLM`` call that ended with ``response``."""
+        span = self._closed(span_id)
+        if span is None:
+            return None
+        text = (response.message.content if isinstance(response, ChatResponse)
+                else response.text)
+        return end_generation_span(span, span_id, outputs={"text": text},
+                                   model=span.attributes.get("model"))
+
+    def call_failed(self, span_id: str, error: BaseException | None) -> None:
+        span = self._closed(span_id)
+        if span is not None:
+            end_generation_span(span, span_id, error=error or RuntimeError("the call failed"))
+
+    # -- sending
+    def _record(self, rating: Any, response: Any, trace_id: str | None,
+                span_id: str | None) -> GenerationRecord:
+        feedback_value(rating)  # a bad rating fails before any lookup
+        if trace_id:
+            return GenerationRecord(trace_id, [span_id] if span_id else [], trace_id=trace_id)
+        if span_id:
+            raise InvalidInputError("span_id= needs the trace_id= of its trace")
+        return self.find(response)
+
+    def submit(self, rating: Any, *, response: Any = None, comment: str | None = None,
+               user: str | None = None, feedback_id: str | None = None,
+               trace_id: str | None = None, span_id: str | None = None) -> FeedbackSubmission:
+        """Log ``"GOOD"``/``"BAD"`` (any letter case) or a boolean on the span of the
+        generation behind ``response`` (default: the latest call), or on ``trace_id`` (and
+        ``span_id``) given directly, as a HUMAN feedback assessment by ``user`` with ``comment``
+        as its rationale. A repeat of the same submission is not logged twice."""
+        record = self._record(rating, response, trace_id, span_id)
+        return FeedbackSubmission((log_feedback(record, rating, comment=comment, user=user,
+                                                feedback_id=feedback_id),))
+
+    async def asubmit(self, rating: Any, *, response: Any = None, comment: str | None = None,
+                      user: str | None = None, feedback_id: str | None = None,
+                      trace_id: str | None = None,
+                      span_id: str | None = None) -> FeedbackSubmission:
+        """Async :meth:`submit` (MLflow's client blocks: it runs in a worker thread)."""
+        return await asyncio.to_thread(self.submit, rating, response=response, comment=comment,
+                                       user=user, feedback_id=feedback_id, trace_id=trace_id,
+                                       span_id=span_id)
+
+
 class _SpanLinks(BaseSpanHandler[Any]):
     """Learns each span's parent, and hands the answers spans return to the tracker."""
 
@@ -425,6 +544,7 @@ class _SpanLinks(BaseSpanHandler[Any]):
 
     def prepare_to_drop_span(self, id_: str, bound_args: Any, instance: Any | None = None,
                              err: BaseException | None = None, **kwargs: Any) -> None:
+        self._tracker.call_failed(id_, err)
         return None
 
     def lineage(self, *span_ids: str) -> list[str]:

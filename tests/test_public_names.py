@@ -20,8 +20,9 @@ PUBLIC = {
         "FeedbackSubmission", "ModelReplyError", "SFModelsError", "SalesforceEmbeddings",
         "SalesforceFeedbackHandler", "SalesforceLLM"],
     "llama_index_sfmodels": [
-        "DatabricksEmbedding", "DatabricksLLM", "FeedbackSubmission", "ModelReplyError",
-        "SFModelsError", "SalesforceEmbedding", "SalesforceFeedbackHandler", "SalesforceLLM"],
+        "DatabricksEmbedding", "DatabricksFeedbackHandler", "DatabricksLLM", "FeedbackSubmission",
+        "ModelReplyError", "SFModelsError", "SalesforceEmbedding", "SalesforceFeedbackHandler",
+        "SalesforceLLM"],
     "sfmodels_spark": ["embed", "generate", "submit_feedback"],
     "sfmodels_emulator": ["Emulator"],
     "sfmodels_core": [
@@ -77,6 +78,9 @@ PUBLIC = {
     "sfmodels_core.integration.feedback": [
         "FeedbackSubmission", "GenerationLog", "GenerationRecord", "RATINGS", "asubmit",
         "feedback_requests", "normalize_rating", "submit"],
+    "sfmodels_core.integration.mlflow_feedback": [
+        "Assessment", "FEEDBACK_ID_KEY", "FEEDBACK_NAME", "MLFLOW_EXTRA", "end_generation_span",
+        "feedback_value", "log_feedback", "require_mlflow", "start_generation_span"],
     "sfmodels_core.integration.fields": [
         "ClientFields", "ClientSlot", "DatabricksClientFields", "SalesforceClientFields",
         "refuse_unknown_options"],
