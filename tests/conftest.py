@@ -32,27 +32,32 @@ def emulator(emulator_server: Emulator) -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="session")
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real local MLflow tracking store (sqlite, in a temporary folder) for the whole session:
-    created once, as creating its tables takes a few seconds. Traces are written as their spans
-    end (MLflow's default queue takes seconds to flush, in every test that reads one back)."""
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real local MLflow tracking store (sqlite, in a temporary folder) for the whole session,
+    and the experiment the tests trace to: created once, as creating the tables takes seconds.
+    Traces are written as their spans end (MLflow's default queue takes seconds to flush, in
+    every test that reads one back)."""
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     mlflow = pytest.importorskip("mlflow")
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
     before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
     # Trace artifacts beside the store, not in ./mlruns of whatever folder the tests run in.
-    folder = tmp_path_factory.mktemp("mlflow-artifacts")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment(
-        "sfmodels-tests", artifact_location=folder.as_uri()))
-    yield uri
+    experiment = mlflow.create_experiment("sfmodels-tests",
+                                          artifact_location=(folder / "artifacts").as_uri())
+    yield uri, experiment
     mlflow.set_tracking_uri(before)
 
 
 @pytest.fixture
-def mlflow_tracking(mlflow_store: str) -> Iterator[str]:
-    """The session's MLflow store, with autologging and tracing left as each test found them."""
+def mlflow_tracking(mlflow_store: tuple[str, str]) -> Iterator[str]:
+    """The session's MLflow store and experiment, set again for each test (a test may have
+    pointed MLflow elsewhere), with tracing left enabled after it."""
     import mlflow
 
-    yield mlflow_store
+    uri, experiment = mlflow_store
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=experiment)
+    yield uri
     mlflow.tracing.enable()

@@ -63,8 +63,22 @@ def salesforce_query_engine(where: Setup, report: Report) -> None:
 
 
 def databricks_query_engine(where: Setup, report: Report) -> None:
-    from llama_index_sfmodels import DatabricksEmbedding, DatabricksLLM
+    from llama_index_sfmodels import DatabricksEmbedding, DatabricksFeedbackHandler, DatabricksLLM
 
     llm = DatabricksLLM(endpoint=where.databricks_endpoint, **where.databricks)
     embed = DatabricksEmbedding(endpoint=where.databricks_embedding_endpoint, **where.databricks)
-    _query(embed, llm, report)
+    if where.mlflow_uri is None:
+        _query(embed, llm, report)
+        report.line("feedback", "skipped: Databricks feedback is recorded in MLflow (pip "
+                                "install 'sfmodels[mlflow]')")
+        return
+    handler = DatabricksFeedbackHandler().register()
+    try:
+        response = _query(embed, llm, report)
+        logged = handler.submit("GOOD", response=response, comment="Answered from returns.md",
+                                user="demo").results[0]
+    finally:
+        handler.unregister()
+    report.line("feedback", f"GOOD through DatabricksFeedbackHandler, assessment "
+                            f"{logged.feedback_id}; "
+                            f"{where.assessed(logged.trace_id, logged.feedback_id)}")

@@ -4,9 +4,12 @@ SALESFORCE_* and DATABRICKS_* variables), otherwise the built-in emulator."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sfmodels_core import defaults
@@ -26,6 +29,19 @@ class Setup:
     salesforce_model: str = defaults.SALESFORCE_CHAT_MODEL
     databricks_endpoint: str = defaults.DATABRICKS_CHAT_ENDPOINT
     databricks_embedding_endpoint: str = defaults.DATABRICKS_EMBEDDING_ENDPOINT
+    #: The MLflow tracking URI Databricks feedback goes to (None: MLflow is not installed).
+    mlflow_uri: str | None = None
+
+    def assessed(self, trace_id: str, assessment_id: str) -> str:
+        """What the MLflow store holds for an assessment, read back from it."""
+        import mlflow
+
+        trace = mlflow.get_trace(trace_id)
+        mine = [a for a in (trace.info.assessments if trace else ())
+                if a.assessment_id == assessment_id]
+        return (f"MLflow holds it: {mine[0].name}={mine[0].value} by {mine[0].source.source_id} "
+                f"on span {mine[0].span_id} of {trace_id}, in {self.mlflow_uri}"
+                if mine else f"NOT found in MLflow at {self.mlflow_uri}")
 
     def acknowledged(self, feedback_id: str) -> str:
         """What the emulator recorded for a feedback id (nothing to check on the real service)."""
@@ -59,6 +75,35 @@ def _configured_where(provider: str) -> str:
     if emulated:
         return f"the emulator at {host}"
     return f"the real service ({provider.upper()}_* settings)"
+
+
+@contextlib.contextmanager
+def mlflow_store() -> Iterator[str | None]:
+    """Where the demo's Databricks feedback goes: ``MLFLOW_TRACKING_URI`` when it is set, else a
+    new local MLflow store in a temporary folder (kept, so it can be looked at afterwards).
+    None when MLflow is not installed."""
+    try:
+        import mlflow
+    except ImportError:
+        yield None
+        return
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        yield mlflow.get_tracking_uri()
+        return
+    folder = Path(tempfile.mkdtemp(prefix="sfmodels-demo-mlflow-"))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    quiet = logging.getLogger("mlflow")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # not its "creating tables" lines in the demo's output
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+            "sfmodels demo", artifact_location=(folder / "artifacts").as_uri()))
+        yield uri
+    finally:
+        quiet.setLevel(level)
+        mlflow.set_tracking_uri(before)
 
 
 @contextlib.contextmanager

@@ -140,10 +140,9 @@ def log_feedback(record: GenerationRecord, rating: Any, *, comment: str | None =
     key = feedback_id or _idempotency_key(record, value, comment, user)
     span_id = record.generation_ids[0] if record.generation_ids else None
     try:
-        trace = mlflow.get_trace(record.trace_id)
-        if trace is None:  # a trace that has just ended may still be on its way to the store
-            mlflow.flush_trace_async_logging()
-            trace = mlflow.get_trace(record.trace_id)
+        # A trace that has just ended may still be on its way to the store: flush=True waits
+        # for MLflow's queue when (and only when) the trace is not there yet.
+        trace = mlflow.get_trace(record.trace_id, silent=True, flush=True)
         if trace is None:
             raise InvalidInputError(
                 f"MLflow has no trace {record.trace_id!r} at {mlflow.get_tracking_uri()!r}: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from sfmodels.cli import main
@@ -28,11 +30,25 @@ def test_demo_runs_every_section_on_the_emulator(capsys: pytest.CaptureFixture[s
     assert out.count("within 30 days of delivery for a full refund") == 4
     assert out.count("sources     returns.md") == 4
     assert out.count("emulator recorded it: GOOD on") == 2
+    assert out.count("MLflow holds it: user_feedback=True by demo on span") == 1
+    assert "Databricks feedback: MLflow at sqlite:///" in out
     assert "get_order_status({'order_number': 1042})" in out
     assert "arrives tomorrow" in out
     assert "(reported once for the stream)" in out
     assert out.count("usage       ") == 4 and "not reported" not in out
     assert "FAILED" not in out and "All sections worked." in out
+
+
+def test_demo_without_mlflow_says_how_to_record_databricks_feedback(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        no_credentials: None) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "Databricks feedback: MLflow at (not installed)" in out
+    assert "skipped: Databricks feedback is recorded in MLflow (pip install " \
+           "'sfmodels[mlflow]')" in out
+    assert "All sections worked." in out
 
 
 def test_demo_uses_the_emulator_when_asked_even_with_credentials(
