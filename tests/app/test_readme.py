@@ -64,7 +64,7 @@ RUN = [page for page in PAGES if page not in OWN_TEST and blocks(read(page))]
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("page", RUN)
 def test_page_runs(page: str, env: Emulator,  # noqa: F811
-                   monkeypatch: pytest.MonkeyPatch) -> None:
+                   monkeypatch: pytest.MonkeyPatch, mlflow_tracking: str) -> None:
     monkeypatch.chdir(ROOT)  # the LlamaIndex quick start reads the docs/ folder
     namespace = {"__name__": "docs"}
     for code, reason in blocks(read(page)):
