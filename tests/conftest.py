@@ -35,8 +35,11 @@ def emulator(emulator_server: Emulator) -> Iterator[Emulator]:
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real local MLflow tracking store (sqlite, in a temporary folder) for the whole session:
     created once, as creating its tables takes a few seconds. Traces are written as their spans
-    end (MLflow's default queue takes seconds to flush, in every test that reads one back)."""
+    end (MLflow's default queue takes seconds to flush, in every test that reads one back).
+    MLflow's model price catalogue is not fetched: a span with token usage (autolog's) would
+    look it up on the internet, which the tests must not use (several seconds per session)."""
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+    os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
     mlflow = pytest.importorskip("mlflow")
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
