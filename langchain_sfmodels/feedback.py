@@ -1,10 +1,10 @@
-"""``SalesforceFeedbackHandler``: tell Salesforce whether the answers of a chain were good or bad.
+"""Feedback handlers: tell Salesforce, or MLflow on Databricks, whether answers were good or bad.
 
 Pass a handler in ``config={"callbacks": [handler]}`` of any run. It records every model call
 of its provider under that call's run id and under the id of every run above it (the chain, the
 agent, ...), so feedback can be given knowing only the id of the run you started::
 
-    handler = SalesforceFeedbackHandler()
+    handler = SalesforceFeedbackHandler()          # or DatabricksFeedbackHandler()
     run_id = uuid.uuid4()
     chain.invoke({"question": q}, config={"callbacks": [handler], "run_id": run_id})
     submission = handler.submit("GOOD", run_id=run_id, comment="Exactly right", user="ann")
@@ -16,17 +16,26 @@ reply had to be repaired), the same rule as the LlamaIndex handler: see
 ``sfmodels_core.integration.feedback``. A run that failed cannot be rated, nor any call made
 under it (a LangGraph ``interrupt()`` is a pause, not a failure). Memory is bounded: ``max_runs``
 model runs are remembered, the oldest forgotten first.
+
+``SalesforceFeedbackHandler`` sends the rating to the Models API feedback endpoint.
+``DatabricksFeedbackHandler`` records each ``ChatDatabricks``/``DatabricksLLM`` call as an MLflow
+span and logs the rating as an MLflow feedback assessment on it: see its docstring for the
+traces it joins.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import convert_to_openai_messages
 from langchain_core.outputs import ChatGeneration, LLMResult
 from pydantic import SecretStr
 
@@ -34,6 +43,7 @@ from sfmodels_core import defaults
 from sfmodels_core._lifecycle import Closeable
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.integration.feedback import (
+    FeedbackSubmission,
     GenerationLog,
     GenerationRecord,
     asubmit,
@@ -41,21 +51,34 @@ from sfmodels_core.integration.feedback import (
     submit,
 )
 from sfmodels_core.integration.fields import SalesforceClientFields
+from sfmodels_core.integration.mlflow_feedback import (
+    end_generation_span,
+    feedback_value,
+    log_feedback,
+    require_mlflow,
+    start_generation_span,
+)
 
-from ._common import SALESFORCE
+from ._common import DATABRICKS, SALESFORCE
 
 if TYPE_CHECKING:
-    from sfmodels_core.integration.feedback import FeedbackSubmission
+    from mlflow.entities import LiveSpan
+
     from sfmodels_core.salesforce import SalesforceClient
 
 __all__ = [
     "MAX_DEPTH",
+    "MIN_CALLS_IN_FLIGHT",
+    "DatabricksFeedbackHandler",
     "SalesforceFeedbackHandler",
     "generation_ids",
 ]
 
 #: How far up the run tree ancestors are followed.
 MAX_DEPTH = 64
+#: Databricks calls in flight whose start a handler keeps at least (more with a larger
+#: ``max_runs``); a call that never ends (cancelled) is forgotten once this many started after it.
+MIN_CALLS_IN_FLIGHT = 256
 
 
 def generation_ids(response: LLMResult) -> list[str]:
@@ -292,3 +315,167 @@ class SalesforceFeedbackHandler(Closeable, _FeedbackHandler):
             "text": text, "comment": comment, "user": user, "source": source,
             "app_feedback": app_feedback, "app_generation_id": app_generation_id,
             "app_generation": app_generation, "feedback_id": feedback_id}))
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A Databricks call in flight: what its span will say."""
+
+    name: str
+    inputs: Any
+    model: str | None
+    span_type: str
+    start_time_ns: int
+
+
+def _is_databricks(metadata: Mapping[str, Any] | None) -> bool:
+    """A model run of a Databricks model: LangChain passes each model's ``ls_provider`` in the
+    run's metadata (``ChatDatabricks`` and ``DatabricksLLM`` say ``"databricks"``)."""
+    return (metadata or {}).get("ls_provider") == DATABRICKS
+
+
+def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
+              default: str) -> str:
+    name = kwargs.get("name") or (serialized or {}).get("name")
+    if not name:
+        path = (serialized or {}).get("id")
+        name = path[-1] if isinstance(path, list) and path else default
+    return str(name)
+
+
+def _outputs(response: LLMResult) -> Any:
+    """The answer in a JSON-friendly form: an OpenAI-style message (chat) or the text."""
+    items = [convert_to_openai_messages(g.message) if isinstance(g, ChatGeneration) else g.text
+             for generations in response.generations for g in generations]
+    return items[0] if len(items) == 1 else items
+
+
+class DatabricksFeedbackHandler(_FeedbackHandler):
+    """Records each Databricks model call as an MLflow span, and rates it with an MLflow
+    feedback assessment.
+
+    Every ``ChatDatabricks`` and ``DatabricksLLM`` run (any model whose LangChain provider is
+    ``databricks``) gets one span (``CHAT_MODEL`` or ``LLM``) with its messages or prompts as
+    inputs, its answer as outputs and its endpoint as the ``model`` attribute; other models are
+    ignored. ``submit``/``asubmit`` log ``"GOOD"``/``"BAD"`` (any letter case) or a boolean on the
+    span of the answering call of a run (by default the latest) as a ``HUMAN`` assessment named
+    ``user_feedback``, by ``user``, with ``comment`` as its rationale, and return a
+    ``FeedbackSubmission`` whose ``results`` hold the ``Assessment``. The same submission made
+    again (same call, rating, comment and user, or the same ``feedback_id``) returns the
+    assessment already logged.
+
+    The span is opened when the call has ended (with the time it started), inside the MLflow span
+    active at that moment, else as a trace of its own (in ``experiment_id`` when given). So with
+    ``mlflow.langchain.autolog()`` it is a child of autolog's span for the same call, in the
+    user's trace, for ``invoke``, ``stream`` and ``batch`` of a model and ``invoke`` and
+    ``stream`` of a chain. MLflow's tracer leaves no span active in two cases, which then get a
+    trace of their own (never another call's trace):
+
+    - ``batch`` of a chain (``RunnableSequence``): autolog deliberately does not make its spans
+      active there, as the steps of several inputs run in turn on one thread;
+    - the async methods (``ainvoke``, ``astream``, ``abatch``) under autolog's default, which runs
+      its tracer outside the task; ``mlflow.langchain.autolog(run_tracer_inline=True)`` runs it
+      in the task and these join the user's trace too.
+
+    A span the user opened (``mlflow.start_span``, ``@mlflow.trace``) around the call is joined
+    in every case where it is active in the code that makes the call.
+
+    Spans and assessments go to MLflow's current tracking URI (``mlflow.set_tracking_uri`` or
+    ``MLFLOW_TRACKING_URI``): there is no per-handler URI, as MLflow exports every span through
+    one tracer provider set from the global URI, and this handler never changes that setting.
+    Nothing is recorded while MLflow tracing is disabled. Needs ``pip install 'sfmodels[mlflow]'``.
+    """
+
+    _PROVIDER = "Databricks"
+    _MODELS = "ChatDatabricks or DatabricksLLM (with MLflow tracing enabled)"
+
+    def __init__(self, *, experiment_id: str | None = None,
+                 max_runs: int = defaults.FEEDBACK_MAX_RUNS) -> None:
+        require_mlflow()
+        super().__init__(max_runs)
+        self.experiment_id = experiment_id
+        # run id -> a call started and not ended yet, the oldest forgotten first.
+        self._calls: OrderedDict[str, _Call] = OrderedDict()
+        self._max_calls = max(max_runs, MIN_CALLS_IN_FLIGHT)
+
+    def _started(self, run_id: UUID, call: _Call) -> None:
+        with self._lock:
+            self._calls[str(run_id)] = call
+            while len(self._calls) > self._max_calls:
+                self._calls.popitem(last=False)
+
+    def _ended(self, run_id: UUID) -> _Call | None:
+        with self._lock:
+            return self._calls.pop(str(run_id), None)
+
+    def on_chat_model_start(self, serialized: dict[str, Any] | None, messages: Any, *,
+                            run_id: UUID, parent_run_id: UUID | None = None,
+                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().on_chat_model_start(serialized, messages, run_id=run_id,
+                                    parent_run_id=parent_run_id)
+        if _is_databricks(metadata):
+            lists = [convert_to_openai_messages(list(m)) for m in messages]
+            self._started(run_id, _Call(
+                _run_name(serialized, kwargs, "ChatDatabricks"),
+                {"messages": lists[0] if len(lists) == 1 else lists},
+                (metadata or {}).get("ls_model_name"), "CHAT_MODEL", time.time_ns()))
+
+    def on_llm_start(self, serialized: dict[str, Any] | None, prompts: Sequence[str], *,
+                     run_id: UUID, parent_run_id: UUID | None = None,
+                     metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().on_llm_start(serialized, prompts, run_id=run_id, parent_run_id=parent_run_id)
+        if _is_databricks(metadata):
+            self._started(run_id, _Call(
+                _run_name(serialized, kwargs, "DatabricksLLM"),
+                {"prompt": prompts[0]} if len(prompts) == 1 else {"prompts": list(prompts)},
+                (metadata or {}).get("ls_model_name"), "LLM", time.time_ns()))
+
+    def _span(self, call: _Call) -> LiveSpan | None:
+        return start_generation_span(call.name, call.inputs, model=call.model,
+                                     span_type=call.span_type,
+                                     start_time_ns=call.start_time_ns,
+                                     experiment_id=self.experiment_id)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID,
+                   parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        call = self._ended(run_id)
+        if call is None:
+            return
+        span = self._span(call)
+        if span is None:  # MLflow tracing is disabled
+            return
+        record = end_generation_span(span, str(run_id), outputs=_outputs(response),
+                                     model=call.model)
+        if record is not None:
+            self._file(record, run_id, parent_run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID,
+                     parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        super().on_llm_error(error, run_id=run_id, parent_run_id=parent_run_id)
+        call = self._ended(run_id)
+        if call is None:
+            return
+        span = self._span(call)
+        if span is not None:  # the trace shows the failed call; nothing is rateable
+            end_generation_span(span, str(run_id), error=error, model=call.model)
+
+    # -- feedback
+    def submit(self, rating: str | bool, *, run_id: UUID | str | None = None,
+               comment: str | None = None, user: str | None = None,
+               feedback_id: str | None = None) -> FeedbackSubmission:
+        """Log ``rating`` on the answering Databricks call of ``run_id`` (a model run or any run
+        above one; default: the latest call), by ``user`` with ``comment`` as its rationale.
+
+        ``feedback_id`` keys the assessment (by default a digest of the span, the rating, the
+        comment and the user), so a retried submission is not logged twice."""
+        feedback_value(rating)  # a bad rating fails before any lookup
+        record = self.find(run_id)
+        return FeedbackSubmission((log_feedback(record, rating, comment=comment, user=user,
+                                                feedback_id=feedback_id),))
+
+    async def asubmit(self, rating: str | bool, *, run_id: UUID | str | None = None,
+                      comment: str | None = None, user: str | None = None,
+                      feedback_id: str | None = None) -> FeedbackSubmission:
+        """:meth:`submit`, its blocking MLflow calls made in a worker thread."""
+        return await asyncio.to_thread(self.submit, rating, run_id=run_id, comment=comment,
+                                       user=user, feedback_id=feedback_id)

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.disable_socket
 
 PUBLIC = {
     "langchain_sfmodels": [
-        "ChatDatabricks", "ChatSalesforce", "DatabricksEmbeddings", "DatabricksLLM",
-        "FeedbackSubmission", "ModelReplyError", "SFModelsError", "SalesforceEmbeddings",
-        "SalesforceFeedbackHandler", "SalesforceLLM"],
+        "ChatDatabricks", "ChatSalesforce", "DatabricksEmbeddings", "DatabricksFeedbackHandler",
+        "DatabricksLLM", "FeedbackSubmission", "ModelReplyError", "SFModelsError",
+        "SalesforceEmbeddings", "SalesforceFeedbackHandler", "SalesforceLLM"],
     "llama_index_sfmodels": [
         "DatabricksEmbedding", "DatabricksLLM", "FeedbackSubmission", "ModelReplyError",
         "SFModelsError", "SalesforceEmbedding", "SalesforceFeedbackHandler", "SalesforceLLM"],
