@@ -37,13 +37,18 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     created once, as creating its tables takes a few seconds. Traces are written as their spans
     end (MLflow's default queue takes seconds to flush, in every test that reads one back).
     MLflow's model price catalogue is not fetched: a span with token usage (autolog's) would
-    look it up on the internet, which the tests must not use (several seconds per session)."""
+    look it up on the internet, which the tests must not use (several seconds per session).
+    Traces go to an experiment whose artifacts are in the same folder: the default experiment
+    keeps them in ./mlruns, under the directory the tests run from."""
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
     mlflow = pytest.importorskip("mlflow")
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
     before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+        "sfmodels-tests", artifact_location=(folder / "artifacts").as_uri()))
     yield uri
     mlflow.set_tracking_uri(before)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -221,8 +222,10 @@ def test_calls_that_never_end_are_forgotten(emulator: Emulator) -> None:
     assert len(handler.log) == 2 and len(handler._calls) == handler._max_calls - 1
 
 
-def test_traces_of_their_own_go_to_the_experiment_given(emulator: Emulator) -> None:
-    experiment = mlflow.create_experiment(f"feedback-{uuid.uuid4()}")
+def test_traces_of_their_own_go_to_the_experiment_given(emulator: Emulator,
+                                                       tmp_path: Path) -> None:
+    experiment = mlflow.create_experiment(f"feedback-{uuid.uuid4()}",
+                                          artifact_location=tmp_path.as_uri())
     handler = DatabricksFeedbackHandler(experiment_id=experiment)
     chat(emulator).invoke("hi", config=config(handler))
     assert mlflow.get_trace(handler.find().trace_id).info.experiment_id == experiment
