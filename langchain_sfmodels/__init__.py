@@ -20,13 +20,14 @@ if TYPE_CHECKING:
     from .chat_databricks import ChatDatabricks
     from .chat_salesforce import ChatSalesforce
     from .embeddings import DatabricksEmbeddings, SalesforceEmbeddings
-    from .feedback import SalesforceFeedbackHandler
+    from .feedback import DatabricksFeedbackHandler, SalesforceFeedbackHandler
     from .llms import DatabricksLLM, SalesforceLLM
 
 _MODULES = {
     "ChatDatabricks": ".chat_databricks",
     "ChatSalesforce": ".chat_salesforce",
     "DatabricksEmbeddings": ".embeddings",
+    "DatabricksFeedbackHandler": ".feedback",
     "DatabricksLLM": ".llms",
     "FeedbackSubmission": "sfmodels_core.integration.feedback",
     "ModelReplyError": "sfmodels_core.errors",
@@ -40,6 +41,7 @@ __all__ = [
     "ChatDatabricks",
     "ChatSalesforce",
     "DatabricksEmbeddings",
+    "DatabricksFeedbackHandler",
     "DatabricksLLM",
     "FeedbackSubmission",
     "ModelReplyError",

@@ -36,14 +36,17 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     """A real local MLflow tracking store (sqlite, in a temporary folder) for the whole session,
     and the experiment the tests trace to: created once, as creating the tables takes seconds.
     Traces are written as their spans end (MLflow's default queue takes seconds to flush, in
-    every test that reads one back)."""
+    every test that reads one back). MLflow's model price catalogue is not fetched: a span with
+    token usage (autolog's) would look it up on the internet, which the tests must not use.
+    The experiment keeps trace artifacts in the same folder (the default one keeps them in
+    ./mlruns, under the directory the tests run from)."""
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+    os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
     mlflow = pytest.importorskip("mlflow")
     folder = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
-    # Trace artifacts beside the store, not in ./mlruns of whatever folder the tests run in.
     experiment = mlflow.create_experiment("sfmodels-tests",
                                           artifact_location=(folder / "artifacts").as_uri())
     yield uri, experiment

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.disable_socket
 
 PUBLIC = {
     "langchain_sfmodels": [
-        "ChatDatabricks", "ChatSalesforce", "DatabricksEmbeddings", "DatabricksLLM",
-        "FeedbackSubmission", "ModelReplyError", "SFModelsError", "SalesforceEmbeddings",
-        "SalesforceFeedbackHandler", "SalesforceLLM"],
+        "ChatDatabricks", "ChatSalesforce", "DatabricksEmbeddings", "DatabricksFeedbackHandler",
+        "DatabricksLLM", "FeedbackSubmission", "ModelReplyError", "SFModelsError",
+        "SalesforceEmbeddings", "SalesforceFeedbackHandler", "SalesforceLLM"],
     "llama_index_sfmodels": [
         "DatabricksEmbedding", "DatabricksFeedbackHandler", "DatabricksLLM", "FeedbackSubmission",
         "ModelReplyError", "SFModelsError", "SalesforceEmbedding", "SalesforceFeedbackHandler",
@@ -84,6 +84,9 @@ PUBLIC = {
     "sfmodels_core.integration.fields": [
         "ClientFields", "ClientSlot", "DatabricksClientFields", "SalesforceClientFields",
         "refuse_unknown_options"],
+    "sfmodels_core.integration.mlflow_feedback": [
+        "Assessment", "FEEDBACK_ID_KEY", "FEEDBACK_NAME", "MLFLOW_EXTRA", "end_generation_span",
+        "feedback_value", "log_feedback", "require_mlflow", "start_generation_span"],
     "sfmodels_core.integration.salesforce": [
         "AsyncChatFn", "ChatFn", "SalesforceAnswer", "SalesforceChat", "UNSUPPORTED_PARAMS",
         "apply_stop", "choose_protocol", "read_answer", "reply_protocol", "response_format_schema",

@@ -103,6 +103,13 @@ class GenerationLog:
                 if not runs:
                     del self._by_key[key]
 
+    def discard(self, key: object) -> None:
+        """Forget every model run recorded under ``key`` (a run that failed: no answer of it,
+        nor of any call made under it, can be rated any more, by any key)."""
+        with self._lock:
+            for run_id in list(self._by_key.get(str(key), ())):
+                self._forget(run_id)
+
     def find(self, key: object) -> GenerationRecord | None:
         """The model run recorded last under ``key`` (None when there is none)."""
         with self._lock:
@@ -120,10 +127,24 @@ class GenerationLog:
 
 
 @dataclass(frozen=True)
-class FeedbackSubmission:
-    """What one ``submit`` stored: one result per generation rated."""
+class Assessment:
+    """One rating logged in MLflow: ``feedback_id`` is the assessment id, ``generation_id`` the
+    span rated (``None`` for the trace as a whole). Exported by ``mlflow_feedback``, which logs
+    it; defined here, with the submission that holds it."""
 
-    results: tuple[FeedbackResult, ...]
+    feedback_id: str
+    trace_id: str
+    generation_id: str | None
+    value: bool
+
+
+@dataclass(frozen=True)
+class FeedbackSubmission:
+    """What one ``submit`` stored: one result per generation rated, a ``FeedbackResult`` from
+    Salesforce or an MLflow ``Assessment`` for Databricks (``feedback_id`` the assessment id,
+    ``generation_id`` the span rated)."""
+
+    results: tuple[FeedbackResult | Assessment, ...]
 
     @property
     def feedback_ids(self) -> list[str]:
@@ -131,12 +152,16 @@ class FeedbackSubmission:
 
     @property
     def generation_ids(self) -> list[str]:
-        return [r.generation_id for r in self.results]
+        """The generations rated (an assessment of a whole MLflow trace names none)."""
+        return [r.generation_id for r in self.results if r.generation_id is not None]
 
     @property
     def generation_id(self) -> str:
         """The first generation rated (the answering one)."""
-        return self.results[0].generation_id
+        ids = self.generation_ids
+        if not ids:
+            raise InvalidInputError("this feedback rated a whole MLflow trace, no generation")
+        return ids[0]
 
     @property
     def feedback_id(self) -> str:
@@ -145,22 +170,43 @@ class FeedbackSubmission:
 
 
 def feedback_requests(record: GenerationRecord, rating: Any, *, text: str | None = None,
+                      comment: str | None = None, user: str | None = None,
                       source: str | None = "human",
                       app_feedback: Mapping[str, Any] | None = None,
                       app_generation_id: str | None = None, app_generation: str | None = None,
                       feedback_id: str | None = None) -> list[dict[str, Any]]:
     """The ``submit_feedback`` keyword arguments for every generation of ``record``.
 
+    ``comment`` is another name for ``text`` (the name the Databricks handlers use; it is sent as
+    ``feedbackText``): give one or the other. ``user`` is sent as ``appFeedback["user"]``.
+
     A ``feedback_id`` makes a retried submission idempotent: the service keys feedback by id, so
-    the generations get ``feedback_id``, ``feedback_id-2``, ... in order.
+    the generations get ``feedback_id``, ``feedback_id-2``, ... in order. Every argument is
+    checked even when ``record`` has no generation, so a call with an empty record validates.
     """
+    if text is not None and comment is not None:
+        raise InvalidInputError("give the feedback text as text= or as comment=, not both")
+    text = comment if text is None else text
     value = normalize_rating(rating, text)
+    app_feedback = _with_user(app_feedback, user)
     return [{"generation_id": gid, "feedback": value, "text": text, "source": source,
              "app_feedback": app_feedback, "app_generation": app_generation,
              "app_generation_id": app_generation_id or record.run_id,
              "feedback_id": None if feedback_id is None else (
                  feedback_id if n == 1 else f"{feedback_id}-{n}")}
             for n, gid in enumerate(record.generation_ids, start=1)]
+
+
+def _with_user(app_feedback: Mapping[str, Any] | None,
+               user: str | None) -> Mapping[str, Any] | None:
+    if user is None:
+        return app_feedback
+    if not isinstance(user, str) or not user.strip():
+        raise InvalidInputError(f"user must be a non-empty string, got {user!r}")
+    if app_feedback is not None and app_feedback.get("user", user) != user:
+        raise InvalidInputError(f"user={user!r} and app_feedback['user']="
+                                f"{app_feedback['user']!r} differ: give the user once")
+    return {**(app_feedback or {}), "user": user}
 
 
 def submit(client: SalesforceClient, requests: list[dict[str, Any]]) -> FeedbackSubmission:

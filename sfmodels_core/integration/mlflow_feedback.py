@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, InvalidInputError, SFModelsError
-from .feedback import RATINGS, GenerationRecord
+from .feedback import RATINGS, Assessment, GenerationRecord
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -70,16 +69,24 @@ def feedback_value(rating: Any) -> bool:
 
 
 def start_generation_span(name: str, inputs: Any, *, model: str | None = None,
-                          parent: LiveSpan | None = None) -> LiveSpan | None:
+                          parent: LiveSpan | None = None, span_type: str | None = None,
+                          start_time_ns: int | None = None,
+                          experiment_id: str | None = None) -> LiveSpan | None:
     """An open MLflow span for one model call: a child of ``parent`` or of the active span,
-    else the root of a new trace. ``None`` while MLflow tracing is disabled."""
+    else the root of a new trace (in ``experiment_id`` when given, else MLflow's active
+    experiment). ``None`` while MLflow tracing is disabled.
+
+    ``span_type`` defaults to ``CHAT_MODEL``; ``start_time_ns`` (``time.time_ns()`` when the
+    call started) lets a span be opened once the call is over, inside whatever span is active
+    then."""
     mlflow = require_mlflow()
     from mlflow.entities import SpanType
 
     span = mlflow.start_span_no_context(
-        name=name, span_type=SpanType.CHAT_MODEL, inputs=inputs,
+        name=name, span_type=span_type or SpanType.CHAT_MODEL, inputs=inputs,
         parent_span=parent if parent is not None else mlflow.get_current_active_span(),
-        attributes={"model": model} if model else None)
+        attributes={"model": model} if model else None, start_time_ns=start_time_ns,
+        experiment_id=experiment_id)
     return None if span.trace_id == _NO_OP_TRACE_ID else span
 
 
@@ -96,17 +103,6 @@ def end_generation_span(span: LiveSpan, run_id: str, *, outputs: Any = None,
         return None
     span.end(outputs=outputs)
     return GenerationRecord(run_id, [span.span_id], model, trace_id=span.trace_id)
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """One rating logged in MLflow: ``feedback_id`` is the assessment id, ``generation_id`` the
-    span rated (``None`` for the trace as a whole)."""
-
-    feedback_id: str
-    trace_id: str
-    generation_id: str | None
-    value: bool
 
 
 def _idempotency_key(record: GenerationRecord, value: bool, comment: str | None,

@@ -56,7 +56,7 @@ def test_public_names_and_bases() -> None:
     assert sorted(langchain_sfmodels.__all__) == sorted([
         "ChatSalesforce", "SalesforceLLM", "SalesforceEmbeddings", "ChatDatabricks",
         "DatabricksLLM", "DatabricksEmbeddings", "SalesforceFeedbackHandler",
-        "FeedbackSubmission", "ModelReplyError", "SFModelsError"])
+        "DatabricksFeedbackHandler", "FeedbackSubmission", "ModelReplyError", "SFModelsError"])
     for chat in (ChatSalesforce, ChatDatabricks):
         assert issubclass(chat, BaseChatModel) and issubclass(chat, Runnable)
     for llm in (SalesforceLLM, DatabricksLLM):

@@ -64,6 +64,47 @@ def test_unknown_runs_and_bad_values_are_clear_errors() -> None:
         handler.submit("MEH")
 
 
+def test_a_chain_that_failed_is_not_rateable() -> None:
+    """Not even by the call that answered before the step that failed."""
+    service = _feedback_service()
+    client = salesforce_client(service)
+    handler = SalesforceFeedbackHandler(client)
+
+    def fail(message: object) -> str:
+        raise ValueError("parser failed")
+
+    run = uuid.uuid4()
+    with pytest.raises(ValueError, match="parser failed"):
+        (ChatSalesforce(client=client) | RunnableLambda(fail)).invoke(
+            "hi", config={"callbacks": [handler], "run_id": run})
+    with pytest.raises(InvalidInputError, match=f"run {run}: .* it failed"):
+        handler.submit("GOOD", run_id=run)
+    with pytest.raises(InvalidInputError, match="has been recorded yet"):
+        handler.submit("GOOD")
+
+
+def test_a_langgraph_interrupt_is_a_pause_not_a_failure() -> None:
+    """An answer a graph paused on (for a human to review it) can be rated."""
+    service = _feedback_service()
+    client = salesforce_client(service)
+    handler = SalesforceFeedbackHandler(client)
+
+    class GraphBubbleUp(Exception):  # LangGraph's names
+        pass
+
+    class GraphInterrupt(GraphBubbleUp):
+        pass
+
+    def pause(message: object) -> str:
+        raise GraphInterrupt("waiting for review")
+
+    run = uuid.uuid4()
+    with pytest.raises(GraphInterrupt):
+        (ChatSalesforce(client=client) | RunnableLambda(pause)).invoke(
+            "hi", config={"callbacks": [handler], "run_id": run})
+    assert handler.find(run).generation_ids == ["gen-0"]
+
+
 def test_only_salesforce_generations_are_recorded() -> None:
     handler = SalesforceFeedbackHandler(salesforce_client(_feedback_service()))
     llm = ChatDatabricks(client=databricks_client(FakeService(db_chat())), endpoint="ep")

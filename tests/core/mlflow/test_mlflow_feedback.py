@@ -123,3 +123,17 @@ def test_a_trace_still_on_its_way_to_the_store_is_waited_for(
         monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
         mlflow.flush_trace_async_logging(terminate=True)
         reset()
+
+
+def test_a_span_opened_after_the_call_keeps_the_time_it_started() -> None:
+    import time
+
+    started = time.time_ns() - 2_000_000_000
+    span = start_generation_span("DatabricksLLM", {"prompt": "hi"}, span_type="LLM",
+                                 start_time_ns=started)
+    assert span is not None
+    record = end_generation_span(span, "run", outputs="hello")
+    assert record is not None
+    (stored,) = mlflow.get_trace(record.trace_id).data.spans
+    assert stored.start_time_ns == started and stored.span_type == "LLM"
+    assert stored.end_time_ns - started >= 2_000_000_000

@@ -11,6 +11,7 @@ from sfmodels_core.databricks import StreamAccumulator, merge_chunks
 from sfmodels_core.databricks._wire import parse_chat_chunk
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.integration.feedback import (
+    FeedbackSubmission,
     GenerationLog,
     GenerationRecord,
     feedback_requests,
@@ -188,3 +189,46 @@ def test_max_runs_counts_model_runs_not_ancestor_keys() -> None:
         log.record(GenerationRecord(f"run-{i}", [f"g{i}"]), ancestors=[f"chain-{i}", "a", "b"])
     assert len(log) == 3
     assert [log.find(f"chain-{i}").generation_ids for i in range(3)] == [["g0"], ["g1"], ["g2"]]
+
+
+def test_a_failed_run_forgets_every_call_made_under_it() -> None:
+    log = GenerationLog()
+    log.record(GenerationRecord("run-0", ["g0"]), ancestors=["other"])
+    log.record(GenerationRecord("run-1", ["g1"]), ancestors=["step", "chain"])
+    log.record(GenerationRecord("run-2", ["g2"]), ancestors=["chain"])
+    log.discard("chain")  # its answering call failed after two calls answered
+    assert [log.find(k) for k in ("chain", "step", "run-1", "run-2")] == [None] * 4
+    assert log.latest().run_id == "run-0" and len(log) == 1
+    log.discard("nothing")
+    log.record(GenerationRecord("run-3", ["g3"]), ancestors=["chain"])  # a key used again
+    assert log.find("chain").generation_ids == ["g3"]
+
+
+def test_feedback_requests_send_a_comment_as_text_and_the_user_in_app_feedback() -> None:
+    record = GenerationRecord("run-1", ["g1"])
+    (request,) = feedback_requests(record, "bad", comment="wrong", user="ann",
+                                   app_feedback={"score": 1})
+    assert request["text"] == "wrong" and request["app_feedback"] == {"score": 1, "user": "ann"}
+    (plain,) = feedback_requests(record, "good", text="ok")
+    assert plain["text"] == "ok" and plain["app_feedback"] is None
+    assert feedback_requests(GenerationRecord("nothing"), "good", user="ann") == []
+    for kwargs, message in [({"text": "a", "comment": "b"}, "not both"),
+                            ({"user": " "}, "user must be"),
+                            ({"user": "ann", "app_feedback": {"user": "bo"}}, "differ")]:
+        with pytest.raises(InvalidInputError, match=message):
+            feedback_requests(GenerationRecord("nothing"), "good", **kwargs)
+
+
+def test_a_submission_lists_the_ids_of_salesforce_results_and_mlflow_assessments() -> None:
+    from sfmodels_core.integration.mlflow_feedback import Assessment
+    from sfmodels_core.salesforce import FeedbackResult
+
+    salesforce = FeedbackSubmission((FeedbackResult(feedback_id="f1", generation_id="g1"),
+                                     FeedbackResult(feedback_id="f2", generation_id="g2")))
+    assert (salesforce.feedback_ids, salesforce.generation_ids) == (["f1", "f2"], ["g1", "g2"])
+    mlflow = FeedbackSubmission((Assessment("a-1", "tr-1", "span-1", True),))
+    assert (mlflow.feedback_id, mlflow.generation_id) == ("a-1", "span-1")
+    whole_trace = FeedbackSubmission((Assessment("a-2", "tr-1", None, False),))
+    assert whole_trace.generation_ids == []
+    with pytest.raises(InvalidInputError, match="whole MLflow trace"):
+        _ = whole_trace.generation_id
