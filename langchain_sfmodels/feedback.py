@@ -55,6 +55,7 @@ from sfmodels_core.integration.mlflow_feedback import (
     end_generation_span,
     feedback_value,
     log_feedback,
+    named_record,
     require_mlflow,
     start_generation_span,
 )
@@ -462,20 +463,24 @@ class DatabricksFeedbackHandler(_FeedbackHandler):
     # -- feedback
     def submit(self, rating: str | bool, *, run_id: UUID | str | None = None,
                comment: str | None = None, user: str | None = None,
-               feedback_id: str | None = None) -> FeedbackSubmission:
+               feedback_id: str | None = None, trace_id: str | None = None,
+               span_id: str | None = None) -> FeedbackSubmission:
         """Log ``rating`` on the answering Databricks call of ``run_id`` (a model run or any run
-        above one; default: the latest call), by ``user`` with ``comment`` as its rationale.
+        above one; default: the latest call), or on ``trace_id`` (and ``span_id``) named
+        directly, by ``user`` with ``comment`` as its rationale.
 
         ``feedback_id`` keys the assessment (by default a digest of the span, the rating, the
         comment and the user), so a retried submission is not logged twice."""
         feedback_value(rating)  # a bad rating fails before any lookup
-        record = self.find(run_id)
+        record = named_record(trace_id, span_id) or self.find(run_id)
         return FeedbackSubmission((log_feedback(record, rating, comment=comment, user=user,
                                                 feedback_id=feedback_id),))
 
     async def asubmit(self, rating: str | bool, *, run_id: UUID | str | None = None,
                       comment: str | None = None, user: str | None = None,
-                      feedback_id: str | None = None) -> FeedbackSubmission:
+                      feedback_id: str | None = None, trace_id: str | None = None,
+                      span_id: str | None = None) -> FeedbackSubmission:
         """:meth:`submit`, its blocking MLflow calls made in a worker thread."""
         return await asyncio.to_thread(self.submit, rating, run_id=run_id, comment=comment,
-                                       user=user, feedback_id=feedback_id)
+                                       user=user, feedback_id=feedback_id, trace_id=trace_id,
+                                       span_id=span_id)

@@ -69,7 +69,6 @@ from sfmodels_core.integration.feedback import (
     GenerationRecord,
     asubmit,
     feedback_requests,
-    normalize_rating,
     submit,
 )
 from sfmodels_core.integration.fields import SalesforceClientFields
@@ -77,6 +76,7 @@ from sfmodels_core.integration.mlflow_feedback import (
     end_generation_span,
     feedback_value,
     log_feedback,
+    named_record,
     require_mlflow,
     start_generation_span,
 )
@@ -377,34 +377,40 @@ class SalesforceFeedbackHandler(SalesforceClientFields, _GenerationTracker):
     # -- sending
     def _requests(self, feedback: str | None, response: Any, generation_id: str | None,
                   options: dict[str, Any]) -> list[dict[str, Any]]:
-        normalize_rating(feedback, options["text"])  # a bad rating fails before any lookup
+        feedback_requests(GenerationRecord(""), feedback, **options)  # bad input fails first
         record = (GenerationRecord(generation_id, [generation_id]) if generation_id
                   else self.find(response))
         return feedback_requests(record, feedback, **options)
 
     def submit(self, feedback: str | None, *, response: Any = None,
                generation_id: str | None = None, text: str | None = None,
+               comment: str | None = None, user: str | None = None,
                source: str | None = "human", app_feedback: Mapping[str, Any] | None = None,
                app_generation_id: str | None = None, app_generation: str | None = None,
                feedback_id: str | None = None) -> FeedbackSubmission:
-        """Send ``"GOOD"`` or ``"BAD"`` (any letter case; or None, with ``text``) for every
-        generation behind ``response`` (default: the latest call), or ``generation_id`` alone."""
+        """Send ``"GOOD"`` or ``"BAD"`` (any letter case; or None, with a comment) for the
+        answering generation behind ``response`` (default: the latest call), or for
+        ``generation_id`` alone.
+
+        ``comment`` (or its older name ``text``, not both) is sent as the feedback text;
+        ``user`` as ``app_feedback["user"]``."""
         return submit(self.client, self._requests(feedback, response, generation_id, {
-            "text": text, "source": source, "app_feedback": app_feedback,
-            "app_generation_id": app_generation_id, "app_generation": app_generation,
-            "feedback_id": feedback_id}))
+            "text": text, "comment": comment, "user": user, "source": source,
+            "app_feedback": app_feedback, "app_generation_id": app_generation_id,
+            "app_generation": app_generation, "feedback_id": feedback_id}))
 
     async def asubmit(self, feedback: str | None, *, response: Any = None,
                       generation_id: str | None = None, text: str | None = None,
+                      comment: str | None = None, user: str | None = None,
                       source: str | None = "human",
                       app_feedback: Mapping[str, Any] | None = None,
                       app_generation_id: str | None = None, app_generation: str | None = None,
                       feedback_id: str | None = None) -> FeedbackSubmission:
         """Async :meth:`submit`."""
         return await asubmit(self.client, self._requests(feedback, response, generation_id, {
-            "text": text, "source": source, "app_feedback": app_feedback,
-            "app_generation_id": app_generation_id, "app_generation": app_generation,
-            "feedback_id": feedback_id}))
+            "text": text, "comment": comment, "user": user, "source": source,
+            "app_feedback": app_feedback, "app_generation_id": app_generation_id,
+            "app_generation": app_generation, "feedback_id": feedback_id}))
 
 
 class DatabricksFeedbackHandler(_GenerationTracker):
@@ -480,15 +486,6 @@ class DatabricksFeedbackHandler(_GenerationTracker):
             end_generation_span(span, span_id, error=error or RuntimeError("the call failed"))
 
     # -- sending
-    def _record(self, rating: Any, response: Any, trace_id: str | None,
-                span_id: str | None) -> GenerationRecord:
-        feedback_value(rating)  # a bad rating fails before any lookup
-        if trace_id:
-            return GenerationRecord(trace_id, [span_id] if span_id else [], trace_id=trace_id)
-        if span_id:
-            raise InvalidInputError("span_id= needs the trace_id= of its trace")
-        return self.find(response)
-
     def submit(self, rating: Any, *, response: Any = None, comment: str | None = None,
                user: str | None = None, feedback_id: str | None = None,
                trace_id: str | None = None, span_id: str | None = None) -> FeedbackSubmission:
@@ -496,7 +493,8 @@ class DatabricksFeedbackHandler(_GenerationTracker):
         generation behind ``response`` (default: the latest call), or on ``trace_id`` (and
         ``span_id``) given directly, as a HUMAN feedback assessment by ``user`` with ``comment``
         as its rationale. A repeat of the same submission is not logged twice."""
-        record = self._record(rating, response, trace_id, span_id)
+        feedback_value(rating)  # a bad rating fails before any lookup
+        record = named_record(trace_id, span_id) or self.find(response)
         return FeedbackSubmission((log_feedback(record, rating, comment=comment, user=user,
                                                 feedback_id=feedback_id),))
 

@@ -80,13 +80,11 @@ PUBLIC = {
         "feedback_requests", "normalize_rating", "submit"],
     "sfmodels_core.integration.mlflow_feedback": [
         "Assessment", "FEEDBACK_ID_KEY", "FEEDBACK_NAME", "MLFLOW_EXTRA", "end_generation_span",
-        "feedback_value", "log_feedback", "require_mlflow", "start_generation_span"],
+        "feedback_value", "log_feedback", "named_record", "require_mlflow",
+        "start_generation_span"],
     "sfmodels_core.integration.fields": [
         "ClientFields", "ClientSlot", "DatabricksClientFields", "SalesforceClientFields",
         "refuse_unknown_options"],
-    "sfmodels_core.integration.mlflow_feedback": [
-        "Assessment", "FEEDBACK_ID_KEY", "FEEDBACK_NAME", "MLFLOW_EXTRA", "end_generation_span",
-        "feedback_value", "log_feedback", "require_mlflow", "start_generation_span"],
     "sfmodels_core.integration.salesforce": [
         "AsyncChatFn", "ChatFn", "SalesforceAnswer", "SalesforceChat", "UNSUPPORTED_PARAMS",
         "apply_stop", "choose_protocol", "read_answer", "reply_protocol", "response_format_schema",

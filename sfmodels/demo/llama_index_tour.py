@@ -64,6 +64,7 @@ def salesforce_query_engine(where: Setup, report: Report) -> None:
 
 def databricks_query_engine(where: Setup, report: Report) -> None:
     from llama_index_sfmodels import DatabricksEmbedding, DatabricksFeedbackHandler, DatabricksLLM
+    from sfmodels_core.integration.feedback import Assessment
 
     llm = DatabricksLLM(endpoint=where.databricks_endpoint, **where.databricks)
     embed = DatabricksEmbedding(endpoint=where.databricks_embedding_endpoint, **where.databricks)
@@ -79,6 +80,7 @@ def databricks_query_engine(where: Setup, report: Report) -> None:
                                 user="demo").results[0]
     finally:
         handler.unregister()
+    assert isinstance(logged, Assessment)
     report.line("feedback", f"GOOD through DatabricksFeedbackHandler, assessment "
                             f"{logged.feedback_id}; "
                             f"{where.assessed(logged.trace_id, logged.feedback_id)}")

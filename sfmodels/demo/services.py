@@ -92,7 +92,8 @@ def mlflow_store() -> Iterator[str | None]:
         return
     folder = Path(tempfile.mkdtemp(prefix="sfmodels-demo-mlflow-"))
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    before = (mlflow.get_tracking_uri()
+              if mlflow.is_tracking_uri_set() else None)  # type: ignore[no-untyped-call]
     quiet = logging.getLogger("mlflow")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # not its "creating tables" lines in the demo's output
@@ -103,7 +104,7 @@ def mlflow_store() -> Iterator[str | None]:
         yield uri
     finally:
         quiet.setLevel(level)
-        mlflow.set_tracking_uri(before)
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None: MLflow's default
 
 
 @contextlib.contextmanager

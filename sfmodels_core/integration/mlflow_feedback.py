@@ -33,6 +33,7 @@ __all__ = [
     "end_generation_span",
     "feedback_value",
     "log_feedback",
+    "named_record",
     "require_mlflow",
     "start_generation_span",
 ]
@@ -66,6 +67,17 @@ def feedback_value(rating: Any) -> bool:
         return rating.strip().upper() == "GOOD"
     raise InvalidInputError(f"feedback must be 'GOOD' or 'BAD' (any letter case) or a boolean, "
                             f"got {rating!r}")
+
+
+def named_record(trace_id: str | None, span_id: str | None) -> GenerationRecord | None:
+    """The record for a trace (and a span of it) named directly; None when none is named."""
+    if trace_id is None:
+        if span_id is not None:
+            raise InvalidInputError("span_id= needs the trace_id= of its trace")
+        return None
+    if not isinstance(trace_id, str) or not trace_id.strip():
+        raise InvalidInputError(f"trace_id must be a non-empty string, got {trace_id!r}")
+    return GenerationRecord(trace_id, [span_id] if span_id else [], trace_id=trace_id)
 
 
 def start_generation_span(name: str, inputs: Any, *, model: str | None = None,

@@ -360,3 +360,14 @@ def test_a_message_without_content_is_recorded(emulator: Emulator) -> None:
     chat(emulator).invoke(history, config=config(handler, run))  # type: ignore[arg-type]
     inputs = span_of(handler, run).inputs["messages"]
     assert [m["role"] for m in inputs] == ["user", "assistant", "tool"]
+
+
+def test_a_known_trace_is_rated_directly() -> None:
+    handler = DatabricksFeedbackHandler()
+    with mlflow.start_span("an app's own call") as span:
+        pass
+    logged = handler.submit("BAD", trace_id=span.trace_id, span_id=span.span_id).results[0]
+    (assessment,) = mlflow.get_trace(span.trace_id).info.assessments
+    assert assessment.span_id == span.span_id == logged.generation_id
+    with pytest.raises(InvalidInputError, match="span_id= needs the trace_id="):
+        handler.submit("GOOD", span_id=span.span_id)

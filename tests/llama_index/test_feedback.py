@@ -206,3 +206,15 @@ def test_a_stream_read_token_by_token_and_a_chat_engine_answer(
     assert "8849" in str(answer)
     feedback_handler.submit("BAD", response=answer)
     assert emulator.feedback()[-1]["generationId"] == generation_ids(events)[-1]
+
+
+def test_comment_and_user_are_the_same_on_both_providers(
+        sf_llm: SalesforceLLM, feedback_handler: SalesforceFeedbackHandler,
+        emulator: Emulator) -> None:
+    answer = sf_llm.chat(ask("How high is Mount Everest?"))
+    feedback_handler.submit("good", response=answer, comment="Spot on", user="ann")
+    (sent,) = emulator.feedback()
+    assert sent["feedbackText"] == "Spot on" and sent["appFeedback"] == {"user": "ann"}
+    with pytest.raises(InvalidInputError, match="not both"):
+        feedback_handler.submit("GOOD", response=answer, comment="a", text="b")
+    assert len(emulator.feedback()) == 1
