@@ -63,7 +63,8 @@ def salesforce_rag(where: Setup, report: Report) -> None:
     report.line("usage", _usage(answer))
     report.line("generation", str(answer.response_metadata.get("generation_id")))
     # The handler knows the generation behind the chain run: feedback needs no ids from us.
-    feedback_id = handler.submit("GOOD", text="Correct and grounded in returns.md").feedback_id
+    feedback_id = handler.submit("GOOD", comment="Correct and grounded in returns.md",
+                                 user="demo").feedback_id
     report.line("feedback", f"GOOD through SalesforceFeedbackHandler, id {feedback_id}; "
                             f"{where.acknowledged(feedback_id)}")
 
@@ -77,15 +78,18 @@ def databricks_agent(where: Setup, report: Report) -> None:
     from langchain_core.messages import HumanMessage, ToolMessage
     from langchain_core.tools import tool
 
-    from langchain_sfmodels import ChatDatabricks, DatabricksEmbeddings
+    from langchain_sfmodels import ChatDatabricks, DatabricksEmbeddings, DatabricksFeedbackHandler
+    from sfmodels_core.integration.feedback import Assessment
 
     store = _store(DatabricksEmbeddings(endpoint=where.databricks_embedding_endpoint,
                                         **where.databricks), report)
     llm = ChatDatabricks(endpoint=where.databricks_endpoint, max_tokens=200, **where.databricks)
+    handler = DatabricksFeedbackHandler() if where.mlflow_uri else None
     started = time.perf_counter()
     first: float | None = None
     chunks: list[Any] = []
-    for chunk in _rag_chain(store, llm).stream(QUESTION):
+    for chunk in _rag_chain(store, llm).stream(
+            QUESTION, config={"callbacks": [handler] if handler else []}):
         if first is None and chunk.content:
             first = time.perf_counter() - started
         chunks.append(chunk)
@@ -95,6 +99,16 @@ def databricks_agent(where: Setup, report: Report) -> None:
     report.line("answer", f"{whole.content!r}\n{len(chunks)} chunks streamed, first after "
                           f"{(first or 0) * 1000:.0f} ms")
     report.line("usage", f"{_usage(whole)} (reported once for the stream)")
+    if handler is None:
+        report.line("feedback", "skipped: Databricks feedback is recorded in MLflow (pip "
+                                "install 'sfmodels[mlflow]')")
+    else:
+        # The streamed chain's answer, rated through the span its model call ran in.
+        logged = handler.submit("GOOD", comment="Grounded in returns.md", user="demo").results[0]
+        assert isinstance(logged, Assessment)
+        report.line("feedback", f"GOOD through DatabricksFeedbackHandler, assessment "
+                                f"{logged.feedback_id}; "
+                                f"{where.assessed(logged.trace_id, logged.feedback_id)}")
 
     lookup = tool(get_order_status)
     with_tools = llm.bind_tools([lookup])

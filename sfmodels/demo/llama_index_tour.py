@@ -55,7 +55,8 @@ def salesforce_query_engine(where: Setup, report: Report) -> None:
         response = _query(SalesforceEmbedding(**where.salesforce), llm, report)
         generation_id = handler.find_generation_id(response)
         report.line("generation", generation_id)
-        result = handler.submit("GOOD", response=response, text="Answered from returns.md")
+        result = handler.submit("GOOD", response=response, comment="Answered from returns.md",
+                                user="demo")
         report.line("feedback", f"GOOD through SalesforceFeedbackHandler, id "
                                 f"{result.feedback_id}; {where.acknowledged(result.feedback_id)}")
     finally:

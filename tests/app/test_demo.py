@@ -30,7 +30,7 @@ def test_demo_runs_every_section_on_the_emulator(capsys: pytest.CaptureFixture[s
     assert out.count("within 30 days of delivery for a full refund") == 4
     assert out.count("sources     returns.md") == 4
     assert out.count("emulator recorded it: GOOD on") == 2
-    assert out.count("MLflow holds it: user_feedback=True by demo on span") == 1
+    assert out.count("MLflow holds it: user_feedback=True by demo on span") == 2
     assert "Databricks feedback: MLflow at sqlite:///" in out
     assert "get_order_status({'order_number': 1042})" in out
     assert "arrives tomorrow" in out
