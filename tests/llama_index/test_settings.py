@@ -44,8 +44,9 @@ SECRET = "s3cr3t-value-never-shown"
 
 def test_exports() -> None:
     assert sorted(llama_index_sfmodels.__all__) == [
-        "DatabricksEmbedding", "DatabricksLLM", "FeedbackSubmission", "ModelReplyError",
-        "SFModelsError", "SalesforceEmbedding", "SalesforceFeedbackHandler", "SalesforceLLM"]
+        "DatabricksEmbedding", "DatabricksFeedbackHandler", "DatabricksLLM", "FeedbackSubmission",
+        "ModelReplyError", "SFModelsError", "SalesforceEmbedding", "SalesforceFeedbackHandler",
+        "SalesforceLLM"]
     assert issubclass(llama_index_sfmodels.ModelReplyError, (SFModelsError, ValueError))
     with pytest.raises(AttributeError):
         llama_index_sfmodels.Nope  # noqa: B018
