@@ -10,6 +10,7 @@ or written into a result is :func:`shown_uri`'s form of it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -97,18 +98,46 @@ def resolve_tracking_uri(uri: Any = None) -> str:
     return absolute_uri(uri.strip())
 
 
+class _Scrubber(logging.Filter):
+    """Rewrites log records that hold ``uri`` to hold its shown form (MLflow's own warnings
+    name the URL of a request that failed, user-info and all)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self.uri = uri
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.uri in message:
+            record.msg, record.args = scrub(message, self.uri), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and self.uri in record.exc_text:
+            record.exc_text = scrub(record.exc_text, self.uri)
+        return True
+
+
 @contextmanager
 def use_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow logs to ``uri`` inside the block; after it, the process's previous tracking URI
     (set or from ``MLFLOW_TRACKING_URI``, which ``mlflow.set_tracking_uri`` overwrites) is back
-    as it was."""
+    as it was. Meanwhile, when the URI holds a secret, log records written through MLflow's
+    handlers or the root logger's show it masked."""
     mlflow = require_mlflow()
     env = os.environ.get(ENV)
     before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    handlers = []
+    if shown_uri(uri) != uri:
+        scrubber = _Scrubber(uri)
+        handlers = [*logging.getLogger("mlflow").handlers, *logging.getLogger().handlers]
+        for handler in handlers:
+            handler.addFilter(scrubber)
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
+        for handler in handlers:
+            handler.removeFilter(scrubber)
         # Set again only when it was set besides the environment (the same value as the
         # environment's is the environment's).
         mlflow.set_tracking_uri(None if before == env else before)

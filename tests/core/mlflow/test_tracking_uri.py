@@ -72,3 +72,18 @@ def test_a_uri_used_for_a_while_leaves_the_process_as_it_was(
     with use_tracking_uri("sqlite:////tmp/job.db"):
         assert mlflow.get_tracking_uri() == "sqlite:////tmp/job.db"
     assert (os.environ.get(ENV), mlflow.get_tracking_uri(), mlflow.is_tracking_uri_set()) == held
+
+
+def test_mlflows_own_warnings_show_a_secret_uri_masked(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking._tracking_service import utils
+
+    monkeypatch.setattr(utils, "_tracking_uri", None)
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = "http://mlflow:hunter2-secret@127.0.0.1:1/"  # nothing listens on port 1
+    with use_tracking_uri(uri):
+        assert mlflow.get_trace("tr-" + "0" * 32) is None  # MLflow warns that it failed
+    err = capfd.readouterr().err
+    assert "127.0.0.1" in err and "http://mlflow:***@127.0.0.1:1/" in err
+    assert "hunter2" not in err
