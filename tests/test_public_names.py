@@ -77,6 +77,9 @@ PUBLIC = {
     "sfmodels_core.integration.feedback": [
         "FeedbackSubmission", "GenerationLog", "GenerationRecord", "RATINGS", "asubmit",
         "feedback_requests", "normalize_rating", "submit"],
+    "sfmodels_core.integration.mlflow_feedback": [
+        "Assessment", "FEEDBACK_ID_KEY", "FEEDBACK_NAME", "MLFLOW_EXTRA", "end_generation_span",
+        "feedback_value", "log_feedback", "require_mlflow", "start_generation_span"],
     "sfmodels_core.integration.fields": [
         "ClientFields", "ClientSlot", "DatabricksClientFields", "SalesforceClientFields",
         "refuse_unknown_options"],
