@@ -3,7 +3,9 @@
 Each adds its result columns with a pandas UDF (an iterator of Arrow batches per task): the
 task's rows go through one cached core client per Python worker process, so every task keeps
 ``max_concurrency`` requests in flight, retries and paces them, and mints tokens once per
-process. Settings are resolved here, on the driver, and shipped inside the UDF.
+process. Settings are resolved here, on the driver, and shipped inside the UDF. Databricks
+feedback is the exception: it goes to MLflow (ratings as assessments on traces), with the
+tracking URI resolved here and set in the worker around each batch only.
 
 Per-row results never fail the job: a row the service refuses, or that still fails after its
 retries, gets an error message and the other rows carry on. Calling a function again on its
@@ -408,10 +410,11 @@ def submit_feedback(df: DataFrame, generation_id: str | Column, rating: str | Co
     name = check_provider(provider)
     if text is not None and comment is not None:
         raise InvalidInputError("give the comment column as comment= or as text=, not both")
+    named = "text" if text is not None else "comment"
     comment = text if comment is None else comment
     if name == "databricks":
         return _mlflow_feedback(
-            df, generation_id, rating, comment, span_id=span_id, user=user,
+            df, generation_id, rating, comment, named, span_id=span_id, user=user,
             tracking_uri=tracking_uri, output=output, max_concurrency=max_concurrency,
             refused={"source": source, "requests_per_minute": requests_per_minute,
                      "max_parallel_tasks": max_parallel_tasks, "timeout": timeout,
@@ -422,7 +425,7 @@ def submit_feedback(df: DataFrame, generation_id: str | Column, rating: str | Co
         raise InvalidInputError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for "
                                 "provider='databricks' (MLflow feedback); Salesforce feedback "
                                 "takes source= for who gives it")
-    gen, rated, note = _feedback_columns(df, generation_id, rating, comment, "generation_id")
+    gen, rated, note = _feedback_columns(df, generation_id, rating, comment, named)
     if source is not None and not isinstance(source, str):
         raise InvalidInputError(f"source must be a string, got {type(source).__name__}")
     output = _output_name(output, "output")
@@ -445,8 +448,9 @@ def submit_feedback(df: DataFrame, generation_id: str | Column, rating: str | Co
 
 
 def _feedback_columns(df: DataFrame, generation_id: str | Column, rating: str | Column,
-                      comment: str | Column | None, id_name: str
+                      comment: str | Column | None, comment_name: str
                       ) -> tuple[Column, Column, Column]:
+    id_name = "generation_id"
     gen, gen_type = _column(df, generation_id, id_name)
     rated, rating_type = _column(df, rating, "rating")
     if not isinstance(gen_type, T.StringType):
@@ -455,7 +459,7 @@ def _feedback_columns(df: DataFrame, generation_id: str | Column, rating: str | 
     if not isinstance(rating_type, (T.StringType, T.BooleanType, T.NullType)):
         raise InvalidInputError(f"rating must be a string or boolean column, got "
                                 f"{rating_type.simpleString()}")
-    return gen, rated, _optional_column(df, comment, "comment")
+    return gen, rated, _optional_column(df, comment, comment_name)
 
 
 def _optional_column(df: DataFrame, column: str | Column | None, what: str) -> Column:
@@ -478,8 +482,9 @@ def _feedback_result(df: DataFrame, output: str, resume: bool, udf: Any,
 
 
 def _mlflow_feedback(df: DataFrame, trace_id: str | Column, rating: str | Column,
-                     comment: str | Column | None, *, span_id: str | Column | None,
-                     user: str | Column | None, tracking_uri: str | None, output: str,
+                     comment: str | Column | None, comment_name: str, *,
+                     span_id: str | Column | None, user: str | Column | None,
+                     tracking_uri: str | None, output: str,
                      max_concurrency: int | None, refused: Mapping[str, Any]) -> DataFrame:
     """``submit_feedback(provider="databricks")``: every check on the driver, then one UDF."""
     unused = sorted(k for k, v in refused.items() if v is not None)
@@ -493,7 +498,7 @@ def _mlflow_feedback(df: DataFrame, trace_id: str | Column, rating: str | Column
         raise InvalidInputError(
             f"user {user!r} is not a column of the DataFrame; for the same user on every row, "
             f"pass F.lit({user!r})")
-    trace, rated, note = _feedback_columns(df, trace_id, rating, comment, "generation_id")
+    trace, rated, note = _feedback_columns(df, trace_id, rating, comment, comment_name)
     span = _optional_column(df, span_id, "span_id")
     who = _optional_column(df, user, "user")
     if max_concurrency is None:
