@@ -31,6 +31,7 @@ from sfmodels_core.credentials import (
     resolve_salesforce,
 )
 from sfmodels_core.errors import ConfigurationError, InvalidInputError
+from sfmodels_core.integration._mlflow_tracking import scrub, shown_uri
 from sfmodels_core.options import ClientOptions
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Client",
     "Connection",
     "Provider",
+    "Tracking",
     "check_provider",
     "client_for",
     "make_client",
@@ -110,6 +112,37 @@ class Connection:
         insecure = ", allow_insecure_http=True" if self.allow_insecure_http else ""
         return (f"Connection(provider={self.provider!r}, url={self.url!r}, "
                 f"api_base={self.api_base!r}, auth={auth!r}{insecure})")
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, repr=False)
+class Tracking:
+    """The MLflow tracking URI a Databricks feedback job logs to, as the driver resolved it.
+
+    It travels to the executors like a :class:`Connection`: inside the job's pickled function,
+    as a ``SecretStr`` (a URI may hold a password or a token), never in a plan string, its
+    ``repr`` the URI with those parts masked. It holds no credentials of its own: with the
+    ``databricks`` URI (or ``databricks://profile``), MLflow on each node reads the workspace
+    credentials from that node's environment or Databricks config, as Databricks documents
+    for MLflow inside Spark tasks (on a Databricks cluster the runtime provides them)."""
+
+    secret_uri: SecretStr
+
+    @property
+    def uri(self) -> str:
+        return self.secret_uri.get_secret_value()
+
+    @property
+    def shown(self) -> str:
+        return shown_uri(self.uri)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the URI in it shown masked."""
+        return scrub(text, self.uri)
+
+    def __repr__(self) -> str:
+        return f"Tracking({self.shown!r})"
 
     __str__ = __repr__
 

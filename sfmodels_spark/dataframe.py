@@ -3,7 +3,9 @@
 Each adds its result columns with a pandas UDF (an iterator of Arrow batches per task): the
 task's rows go through one cached core client per Python worker process, so every task keeps
 ``max_concurrency`` requests in flight, retries and paces them, and mints tokens once per
-process. Settings are resolved here, on the driver, and shipped inside the UDF.
+process. Settings are resolved here, on the driver, and shipped inside the UDF. Databricks
+feedback is the exception: it goes to MLflow (ratings as assessments on traces), with the
+tracking URI resolved here and set in the worker around each batch only.
 
 Per-row results never fail the job: a row the service refuses, or that still fails after its
 retries, gets an error message and the other rows carry on. Calling a function again on its
@@ -13,11 +15,13 @@ own output redoes only the rows whose error is not null.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import SecretStr
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -26,6 +30,8 @@ from pyspark.sql.pandas.functions import pandas_udf
 from sfmodels_core._validation import require_name
 from sfmodels_core.databricks import _wire as databricks_wire
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration._mlflow_tracking import resolve_tracking_uri, use_tracking_uri
+from sfmodels_core.integration.mlflow_feedback import require_mlflow
 from sfmodels_core.options import ClientOptions
 from sfmodels_core.salesforce import SalesforceClient
 from sfmodels_core.salesforce import _wire as salesforce_wire
@@ -33,13 +39,14 @@ from sfmodels_core.vectors import Vectors
 
 from . import rows
 from .budget import parallel_tasks, per_task_rate
-from .connection import Connection, client_for, resolve
+from .connection import Connection, Tracking, check_provider, client_for, resolve
 from .schema import answer_schemas
 
 __all__ = [
     "ANSWER_TYPE",
     "EMBED_TYPE",
     "FEEDBACK_TYPE",
+    "MLFLOW_CONCURRENCY",
     "RAW_ANSWER_TYPE",
     "REDO",
     "RESULT",
@@ -354,34 +361,71 @@ def _chat_params(provider: str, model: str, params: Mapping[str, Any] | None,
 
 
 # -- feedback -------------------------------------------------------------------------------------
+#: Concurrent MLflow calls per task for Databricks feedback, unless max_concurrency says.
+MLFLOW_CONCURRENCY = 4
+
+
 def submit_feedback(df: DataFrame, generation_id: str | Column, rating: str | Column,
-                    text: str | Column | None = None, *, output: str = "feedback",
-                    source: str | None = None, requests_per_minute: float | None = None,
+                    text: str | Column | None = None, *, comment: str | Column | None = None,
+                    provider: str = "salesforce", span_id: str | Column | None = None,
+                    user: str | Column | None = None, tracking_uri: str | None = None,
+                    output: str = "feedback", source: str | None = None,
+                    requests_per_minute: float | None = None,
                     max_parallel_tasks: int | None = None, max_concurrency: int | None = None,
                     timeout: float | None = None, max_retries: int | None = None,
                     options: ClientOptions | None = None, **settings: Any) -> DataFrame:
-    """Send Salesforce feedback for every row: ``rating`` is GOOD/BAD (any case, or a boolean;
-    null sends feedback without a rating), ``text`` an optional comment column. Adds a struct
-    column ``output`` with ``feedback_id`` and ``error``.
+    """Record every row's rating of a generation. Adds a struct column ``output`` with
+    ``feedback_id`` and ``error`` (null when the row succeeded); a row that fails gets its
+    error and the others carry on.
 
-    The feedback id is derived from the row's generation id, rating and text, so every run
-    sends the same id for the same row and the service can tell a repeat from new feedback;
-    calling this again on its own output sends only the rows whose error is not null.
+    ``rating`` is GOOD/BAD (any letter case) or a boolean column; ``comment`` (or ``text``, its
+    older name: give one) an optional string column of free-text comments.
+
+    ``provider="salesforce"`` (the default): ``generation_id`` is the Salesforce generation id
+    (``generate``'s ``response.generation_id``); a null rating sends feedback with only its
+    text; ``source`` says who gives it. The feedback id is derived from the row's generation
+    id, rating and text, so every run sends the same id for the same row and the service can
+    tell a repeat from new feedback. Settings and the rate budget as for :func:`embed`.
+
+    ``provider="databricks"``: each rating becomes an MLflow feedback assessment
+    (``user_feedback``, source HUMAN) on a trace, and ``generation_id`` is the **MLflow trace
+    id** of the generation (``tr-...``); ``span_id`` an optional string column naming the span
+    rated (null: the trace as a whole); ``user`` a column of who rated it (a column name or a
+    Column; ``F.lit("ann@example.com")`` for one user on every row; null: ``anonymous``); the
+    comment becomes the assessment's rationale, and ``feedback_id`` is the assessment id. A row
+    whose trace MLflow does not have, or whose rating is null or not GOOD/BAD, gets an error.
+    Each assessment carries a key derived from the row's trace, span, rating, comment and user,
+    and a row whose key is already on its trace returns that assessment: running the same
+    DataFrame again logs nothing twice. ``tracking_uri`` is where (default: the driver's
+    ``mlflow.get_tracking_uri()``, ``databricks`` in a workspace), resolved on the driver and
+    shipped to the executors, which set it around their own work only. It carries no
+    credentials: with ``databricks`` MLflow on each node reads them from that node's
+    environment or Databricks config, as Databricks documents for MLflow in Spark tasks (a
+    Databricks cluster provides them). ``max_concurrency`` MLflow calls are in flight per task
+    (default 4); MLflow's own client retries. Needs MLflow (``pip install 'sfmodels[mlflow]'``)
+    on the driver and the executors.
+
+    Calling this again on its own output sends only the rows whose error is not null.
     """
-    gen, gen_type = _column(df, generation_id, "generation_id")
-    rated, rating_type = _column(df, rating, "rating")
-    if not isinstance(gen_type, T.StringType):
-        raise InvalidInputError(f"generation_id must be a string column, got "
-                                f"{gen_type.simpleString()}")
-    if not isinstance(rating_type, (T.StringType, T.BooleanType, T.NullType)):
-        raise InvalidInputError(f"rating must be a string or boolean column, got "
-                                f"{rating_type.simpleString()}")
-    comment = F.lit(None).cast("string")
-    if text is not None:
-        comment, text_type = _column(df, text, "text")
-        if not isinstance(text_type, T.StringType):
-            raise InvalidInputError(f"text must be a string column, got "
-                                    f"{text_type.simpleString()}")
+    name = check_provider(provider)
+    if text is not None and comment is not None:
+        raise InvalidInputError("give the comment column as comment= or as text=, not both")
+    named = "text" if text is not None else "comment"
+    comment = text if comment is None else comment
+    if name == "databricks":
+        return _mlflow_feedback(
+            df, generation_id, rating, comment, named, span_id=span_id, user=user,
+            tracking_uri=tracking_uri, output=output, max_concurrency=max_concurrency,
+            refused={"source": source, "requests_per_minute": requests_per_minute,
+                     "max_parallel_tasks": max_parallel_tasks, "timeout": timeout,
+                     "max_retries": max_retries, "options": options, **settings})
+    given = [k for k, v in (("span_id", span_id), ("user", user),
+                            ("tracking_uri", tracking_uri)) if v is not None]
+    if given:
+        raise InvalidInputError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for "
+                                "provider='databricks' (MLflow feedback); Salesforce feedback "
+                                "takes source= for who gives it")
+    gen, rated, note = _feedback_columns(df, generation_id, rating, comment, named)
     if source is not None and not isinstance(source, str):
         raise InvalidInputError(f"source must be a string, got {type(source).__name__}")
     output = _output_name(output, "output")
@@ -389,8 +433,6 @@ def submit_feedback(df: DataFrame, generation_id: str | Column, rating: str | Co
                max_parallel_tasks=max_parallel_tasks, options=options,
                max_concurrency=max_concurrency, timeout=timeout, max_retries=max_retries)
     resume = _previous(df, output, FEEDBACK_TYPE)
-    redo = (F.col(output).isNull() | F.col(f"{output}.error").isNotNull()) if resume \
-        else F.lit(True)
 
     def sfmodels_feedback(batches: Iterator[tuple[pd.Series, pd.Series, pd.Series, pd.Series]]
                           ) -> Iterator[pd.DataFrame]:
@@ -401,7 +443,83 @@ def submit_feedback(df: DataFrame, generation_id: str | Column, rating: str | Co
                                               _texts(texts), todo.tolist(), source)
             yield pd.DataFrame({"feedback_id": sent, "error": errors})
 
-    udf = _udf(sfmodels_feedback, FEEDBACK_TYPE)
-    out = df.withColumn(REDO, redo).withColumn(RESULT, udf(gen, rated, comment, F.col(REDO)))
+    return _feedback_result(df, output, resume, _udf(sfmodels_feedback, FEEDBACK_TYPE),
+                            gen, rated, note)
+
+
+def _feedback_columns(df: DataFrame, generation_id: str | Column, rating: str | Column,
+                      comment: str | Column | None, comment_name: str
+                      ) -> tuple[Column, Column, Column]:
+    id_name = "generation_id"
+    gen, gen_type = _column(df, generation_id, id_name)
+    rated, rating_type = _column(df, rating, "rating")
+    if not isinstance(gen_type, T.StringType):
+        raise InvalidInputError(f"{id_name} must be a string column, got "
+                                f"{gen_type.simpleString()}")
+    if not isinstance(rating_type, (T.StringType, T.BooleanType, T.NullType)):
+        raise InvalidInputError(f"rating must be a string or boolean column, got "
+                                f"{rating_type.simpleString()}")
+    return gen, rated, _optional_column(df, comment, comment_name)
+
+
+def _optional_column(df: DataFrame, column: str | Column | None, what: str) -> Column:
+    """A string column, or a null one when none is given."""
+    if column is None:
+        return F.lit(None).cast("string")
+    col, data_type = _column(df, column, what)
+    if not isinstance(data_type, (T.StringType, T.NullType)):
+        raise InvalidInputError(f"{what} must be a string column, got {data_type.simpleString()}")
+    return col
+
+
+def _feedback_result(df: DataFrame, output: str, resume: bool, udf: Any,
+                     *columns: Column) -> DataFrame:
+    redo = (F.col(output).isNull() | F.col(f"{output}.error").isNotNull()) if resume \
+        else F.lit(True)
+    out = df.withColumn(REDO, redo).withColumn(RESULT, udf(*columns, F.col(REDO)))
     raw = F.col(RESULT)
     return _finish(out, {output: F.when(raw.isNotNull(), raw)}, resume)
+
+
+def _mlflow_feedback(df: DataFrame, trace_id: str | Column, rating: str | Column,
+                     comment: str | Column | None, comment_name: str, *,
+                     span_id: str | Column | None, user: str | Column | None,
+                     tracking_uri: str | None, output: str,
+                     max_concurrency: int | None, refused: Mapping[str, Any]) -> DataFrame:
+    """``submit_feedback(provider="databricks")``: every check on the driver, then one UDF."""
+    unused = sorted(k for k, v in refused.items() if v is not None)
+    if unused:
+        raise InvalidInputError(
+            f"provider='databricks' feedback goes to MLflow, which takes none of "
+            f"{', '.join(unused)}: MLflow reads the workspace credentials itself (on each "
+            "node), and user= says who gives the feedback")
+    require_mlflow()  # on the driver, before any job: the error says how to install it
+    if isinstance(user, str) and user not in df.columns:
+        raise InvalidInputError(
+            f"user {user!r} is not a column of the DataFrame; for the same user on every row, "
+            f"pass F.lit({user!r})")
+    trace, rated, note = _feedback_columns(df, trace_id, rating, comment, comment_name)
+    span = _optional_column(df, span_id, "span_id")
+    who = _optional_column(df, user, "user")
+    if max_concurrency is None:
+        max_concurrency = MLFLOW_CONCURRENCY
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or \
+            max_concurrency < 1:
+        raise InvalidInputError(f"max_concurrency must be at least 1, got {max_concurrency!r}")
+    output = _output_name(output, "output")
+    tracking = Tracking(SecretStr(resolve_tracking_uri(tracking_uri)))
+    resume = _previous(df, output, FEEDBACK_TYPE)
+    workers = max_concurrency
+
+    def sfmodels_mlflow_feedback(batches: Iterator[tuple[pd.Series, ...]]
+                                 ) -> Iterator[pd.DataFrame]:
+        for traces, spans, ratings, comments, users, todo in batches:
+            to_do = todo.tolist()
+            with use_tracking_uri(tracking.uri) if any(to_do) else nullcontext():
+                sent, errors = rows.assessment_rows(
+                    _texts(traces), _texts(spans), _texts(ratings), _texts(comments),
+                    _texts(users), to_do, max_concurrency=workers, scrub=tracking.scrub)
+            yield pd.DataFrame({"feedback_id": sent, "error": errors})
+
+    return _feedback_result(df, output, resume, _udf(sfmodels_mlflow_feedback, FEEDBACK_TYPE),
+                            trace, span, rated, note, who)

@@ -3,7 +3,8 @@
 Each function takes the rows of one Arrow batch with a ``todo`` flag per row (False: a previous
 run's result stands, nothing is sent) and returns one result and one error message per row.
 Rows go through the core client's bulk path (``embed`` for embeddings, the core's batch runner
-for chats and feedback) with the client's concurrency, retries and pacing.
+for chats and feedback) with the client's concurrency, retries and pacing; Databricks feedback
+goes to MLflow instead, through the kit's ``log_feedback`` (MLflow's own client retries).
 
 An error that concerns some rows is returned on those rows and the others carry on; an error
 that concerns every row (credentials refused, model or endpoint unknown) ends the task, since
@@ -33,7 +34,8 @@ from sfmodels_core.errors import (
     PermissionDeniedError,
     SFModelsError,
 )
-from sfmodels_core.integration.feedback import normalize_rating
+from sfmodels_core.integration.feedback import GenerationRecord, normalize_rating
+from sfmodels_core.integration.mlflow_feedback import log_feedback
 from sfmodels_core.integration.salesforce import SalesforceChat
 from sfmodels_core.salesforce import SalesforceClient
 from sfmodels_core.tool_protocol import json_protocol
@@ -44,13 +46,17 @@ __all__ = [
     "FEEDBACK_NAMESPACE",
     "JOB_ERRORS",
     "MAX_ERROR",
+    "MLFLOW_JOB_CODES",
     "ROUNDS_PER_CALL",
     "Answer",
     "ChatSpec",
     "Client",
+    "assessment_key",
+    "assessment_rows",
     "chat_one",
     "describe",
     "each",
+    "each_at",
     "embed_rows",
     "feedback_id",
     "feedback_rows",
@@ -84,16 +90,24 @@ def describe(exc: BaseException) -> str:
 def each(client: Client, items: Sequence[T], fn: Callable[[T], R]) -> list[R | SFModelsError]:
     """``fn`` over every item, ``max_concurrency`` at a time over the client's shared pool and
     adaptive limit; an item's error is its result, except the errors that end the task."""
+    return each_at(client.max_concurrency, items, fn)
+
+
+def each_at(max_concurrency: int, items: Sequence[T], fn: Callable[[T], R],
+            ends_task: Callable[[SFModelsError], bool] = lambda exc: isinstance(exc, JOB_ERRORS),
+            ) -> list[R | SFModelsError]:
+    """``fn`` over every item, ``max_concurrency`` at a time; an item's error is its result,
+    except an error for which ``ends_task`` is true (and any error that is not ours)."""
 
     def one(item: T) -> R | SFModelsError:
         try:
             return fn(item)
-        except JOB_ERRORS:
-            raise
         except SFModelsError as exc:
+            if ends_task(exc):
+                raise
             return exc
 
-    workers = min(client.max_concurrency, len(items))
+    workers = min(max_concurrency, len(items))
     if workers <= 1:
         return [one(item) for item in items]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfmodels-spark") as pool:
@@ -309,4 +323,100 @@ def feedback_rows(client: SalesforceClient, generation_ids: Sequence[Any],
     for item, outcome in zip(work, each(client, work, send), strict=True):
         if isinstance(outcome, SFModelsError):
             errors[item[0]] = describe(outcome)
+    return ids, errors
+
+
+# -- feedback as MLflow assessments (Databricks) --------------------------------------------------
+#: MLflow error codes that end the task: every other row would get the same answer.
+MLFLOW_JOB_CODES = frozenset({"UNAUTHENTICATED"})
+
+
+def _ends_mlflow_task(exc: SFModelsError) -> bool:
+    return isinstance(exc, ConfigurationError) or exc.error_code in MLFLOW_JOB_CODES
+
+
+def assessment_key(trace_id: str, span_id: str | None, rating: str, comment: str | None,
+                   user: str | None) -> str:
+    """The idempotency key of one rating: the same for the same trace, span, rating, comment
+    and user on every run (an assessment that carries it is not logged again)."""
+    return str(uuid.uuid5(FEEDBACK_NAMESPACE,
+                          json.dumps([trace_id, span_id, rating, comment, user])))
+
+
+def _required_rating(value: Any) -> str:
+    """GOOD or BAD from a rating cell, as :func:`rating_value` reads it; an MLflow assessment
+    needs a value, so null is refused too."""
+    try:
+        rating = rating_value(value)
+    except InvalidInputError:
+        rating = None
+    if rating is None:
+        raise InvalidInputError("the rating must be 'GOOD', 'BAD', true or false (an MLflow "
+                                f"assessment needs a value), got {value!r}")
+    return rating
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    """A nullable string cell: None for null (or NaN); an error for another type or blank."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"the {what} is a {type(value).__name__}, not a string")
+    if not value.strip():
+        raise InvalidInputError(f"the {what} is empty")
+    return value
+
+
+def assessment_rows(trace_ids: Sequence[Any], span_ids: Sequence[Any], ratings: Sequence[Any],
+                    comments: Sequence[Any], users: Sequence[Any], todo: Sequence[bool], *,
+                    max_concurrency: int = 1,
+                    scrub: Callable[[str], str] | None = None,
+                    ) -> tuple[list[str | None], list[str | None]]:
+    """(assessment id, error) per row to do, each rating logged on its MLflow trace (and span,
+    when the row names one) as a HUMAN feedback assessment by its user, with its comment as the
+    rationale; None and None for the others.
+
+    Logs to MLflow's current tracking URI. Each row's assessment carries
+    :func:`assessment_key`, so a row already logged returns the assessment logged before.
+    ``scrub`` rewrites error messages (to keep a secret in the tracking URI out of them).
+    """
+    ids: list[str | None] = [None] * len(todo)
+    errors: list[str | None] = [None] * len(todo)
+    work: list[tuple[int, GenerationRecord, str, str | None, str | None, str]] = []
+    for i, do in enumerate(todo):
+        if not do:
+            continue
+        trace_id = trace_ids[i]
+        problem = text_problem(trace_id, "trace id")
+        try:
+            span_id = _optional_text(span_ids[i], "span id")
+            rating = _required_rating(ratings[i])
+            comment = comments[i]
+            comment = None if comment is None or (
+                isinstance(comment, float) and math.isnan(comment)) else comment
+            if comment is not None and not isinstance(comment, str):
+                raise InvalidInputError(f"the comment is a {type(comment).__name__}, "
+                                        "not a string")
+            user = _optional_text(users[i], "user")
+        except InvalidInputError as exc:
+            problem = problem or describe(exc)
+        if problem is not None:
+            errors[i] = problem
+            continue
+        record = GenerationRecord(trace_id, [span_id] if span_id else [], trace_id=trace_id)
+        work.append((i, record, rating, comment, user,
+                     assessment_key(trace_id, span_id, rating, comment, user)))
+
+    def send(item: tuple[int, GenerationRecord, str, str | None, str | None, str]) -> str:
+        _, record, rating, comment, user, key = item
+        return log_feedback(record, rating, comment=comment, user=user,
+                            feedback_id=key).feedback_id
+
+    for item, outcome in zip(work, each_at(max_concurrency, work, send, _ends_mlflow_task),
+                             strict=True):
+        if isinstance(outcome, SFModelsError):
+            message = describe(outcome)
+            errors[item[0]] = scrub(message) if scrub is not None else message
+        else:
+            ids[item[0]] = outcome
     return ids, errors

@@ -28,7 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "run the end-to-end tour (on the built-in emulator without credentials)"),
     "chat": ("chat", "ask one question"),
     "embed": ("embed", "bulk-embed lines of files into a JSONL file"),
-    "feedback": ("feedback", "send feedback on a Salesforce generation"),
+    "feedback": ("feedback", "rate a generation: Salesforce feedback, or an MLflow assessment "
+                             "on a Databricks trace"),
     "token": ("token", "check the configured credentials end to end"),
     "emulator": ("emulator", "serve the local emulator of both APIs"),
 }

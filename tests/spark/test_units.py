@@ -11,7 +11,12 @@ import pytest
 from pyspark.sql import types as T
 
 from sfmodels_core import DatabricksClient, SalesforceClient
-from sfmodels_core.errors import ConfigurationError, InvalidInputError, NotFoundError
+from sfmodels_core.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    SFModelsError,
+)
 from sfmodels_core.options import ClientOptions, RetryPolicy
 from sfmodels_emulator import Emulator
 from sfmodels_spark import connection as conn
@@ -213,3 +218,42 @@ def test_feedback_ids_are_derived_from_the_row() -> None:
         "GOOD", "BAD", "GOOD", "BAD", None]
     with pytest.raises(InvalidInputError):
         rows.rating_value("5 stars")
+
+
+def test_assessment_keys_and_the_mlflow_rows_that_end_a_task(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    key = rows.assessment_key("tr-1", "s1", "GOOD", "nice", "ann")
+    assert key == rows.assessment_key("tr-1", "s1", "GOOD", "nice", "ann")
+    assert len({key, rows.assessment_key("tr-1", None, "GOOD", "nice", "ann"),
+                rows.assessment_key("tr-1", "s1", "BAD", "nice", "ann"),
+                rows.assessment_key("tr-1", "s1", "GOOD", None, "ann"),
+                rows.assessment_key("tr-1", "s1", "GOOD", "nice", None)}) == 5
+    answers: dict[str, Exception] = {"tr-gone": SFModelsError("no such trace",
+                                                              error_code="NOT_FOUND")}
+    sent: list[tuple[Any, ...]] = []
+
+    def log(record: Any, rating: str, **kwargs: Any) -> Any:
+        if record.trace_id in answers:
+            raise answers[record.trace_id]
+        sent.append((record.trace_id, record.generation_ids, rating, kwargs))
+        return type("Logged", (), {"feedback_id": f"a-{len(sent)}"})()
+
+    monkeypatch.setattr(rows, "log_feedback", log)
+    ids, errors = rows.assessment_rows(
+        ["tr-1", "tr-gone", None, "tr-2", "tr-3", "tr-4"], [None, None, None, 7, "s", "s"],
+        ["good", True, "GOOD", "BAD", None, "BAD"], ["ok", None, None, None, None, 1.5],
+        [None, "ann", None, None, None, None], [True] * 6, max_concurrency=3,
+        scrub=lambda text: text.replace("trace", "TRACE"))
+    assert ids == ["a-1", None, None, None, None, None]
+    assert errors[0] is None and errors[1] == "SFModelsError: no such TRACE (code NOT_FOUND)"
+    assert [e and e.split(":")[1].strip() for e in errors[2:]] == [
+        "the trace id is null", "the span id is a int, not a string",
+        "the rating must be 'GOOD', 'BAD', true or false (an MLflow assessment needs a value), "
+        "got None", "the comment is a float, not a string"]
+    assert sent == [("tr-1", [], "GOOD", {"comment": "ok", "user": None, "feedback_id":
+                                          rows.assessment_key("tr-1", None, "GOOD", "ok", None)})]
+    answers["tr-1"] = SFModelsError("refused", error_code="UNAUTHENTICATED")
+    with pytest.raises(SFModelsError, match="refused"):
+        rows.assessment_rows(["tr-1"], [None], ["GOOD"], [None], [None], [True])
+    assert rows.assessment_rows(["tr-1"], [None], ["GOOD"], [None], [None], [False]) == (
+        [None], [None])
