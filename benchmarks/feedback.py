@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import LLAMA, ROOT, code_at, run_worker, table  # noqa: E402
+from _common import LLAMA, ROOT, code_at, run_worker, table
 
 QUESTION = "How high is Mount Everest?"
 DOCS = ["Mount Everest is the highest mountain on Earth. Its summit is 8849 metres high.",

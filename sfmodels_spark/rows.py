@@ -51,7 +51,6 @@ __all__ = [
     "Answer",
     "ChatSpec",
     "Client",
-    "assessment_key",
     "assessment_rows",
     "chat_one",
     "describe",
@@ -335,14 +334,6 @@ def _ends_mlflow_task(exc: SFModelsError) -> bool:
     return isinstance(exc, ConfigurationError) or exc.error_code in MLFLOW_JOB_CODES
 
 
-def assessment_key(trace_id: str, span_id: str | None, rating: str, comment: str | None,
-                   user: str | None) -> str:
-    """The idempotency key of one rating: the same for the same trace, span, rating, comment
-    and user on every run (an assessment that carries it is not logged again)."""
-    return str(uuid.uuid5(FEEDBACK_NAMESPACE,
-                          json.dumps([trace_id, span_id, rating, comment, user])))
-
-
 def _required_rating(value: Any) -> str:
     """GOOD or BAD from a rating cell, as :func:`rating_value` reads it; an MLflow assessment
     needs a value, so null is refused too."""
@@ -376,13 +367,14 @@ def assessment_rows(trace_ids: Sequence[Any], span_ids: Sequence[Any], ratings: 
     when the row names one) as a HUMAN feedback assessment by its user, with its comment as the
     rationale; None and None for the others.
 
-    Logs to MLflow's current tracking URI. Each row's assessment carries
-    :func:`assessment_key`, so a row already logged returns the assessment logged before.
+    Logs to MLflow's current tracking URI. Each row's assessment carries the kit's
+    ``feedback_key`` of its trace, span, rating, comment and user, so a row already logged
+    returns the assessment logged before (from a handler or the command line too).
     ``scrub`` rewrites error messages (to keep a secret in the tracking URI out of them).
     """
     ids: list[str | None] = [None] * len(todo)
     errors: list[str | None] = [None] * len(todo)
-    work: list[tuple[int, GenerationRecord, str, str | None, str | None, str]] = []
+    work: list[tuple[int, GenerationRecord, str, str | None, str | None]] = []
     for i, do in enumerate(todo):
         if not do:
             continue
@@ -403,14 +395,12 @@ def assessment_rows(trace_ids: Sequence[Any], span_ids: Sequence[Any], ratings: 
         if problem is not None:
             errors[i] = problem
             continue
-        record = GenerationRecord(trace_id, [span_id] if span_id else [], trace_id=trace_id)
-        work.append((i, record, rating, comment, user,
-                     assessment_key(trace_id, span_id, rating, comment, user)))
+        work.append((i, GenerationRecord(trace_id, [span_id] if span_id else [],
+                                         trace_id=trace_id), rating, comment, user))
 
-    def send(item: tuple[int, GenerationRecord, str, str | None, str | None, str]) -> str:
-        _, record, rating, comment, user, key = item
-        return log_feedback(record, rating, comment=comment, user=user,
-                            feedback_id=key).feedback_id
+    def send(item: tuple[int, GenerationRecord, str, str | None, str | None]) -> str:
+        _, record, rating, comment, user = item
+        return log_feedback(record, rating, comment=comment, user=user).feedback_id
 
     for item, outcome in zip(work, each_at(max_concurrency, work, send, _ends_mlflow_task),
                              strict=True):

@@ -80,7 +80,7 @@ PUBLIC = {
         "feedback_requests", "normalize_rating", "submit"],
     "sfmodels_core.integration.mlflow_feedback": [
         "Assessment", "FEEDBACK_ID_KEY", "FEEDBACK_NAME", "MLFLOW_EXTRA", "end_generation_span",
-        "feedback_value", "log_feedback", "named_record", "require_mlflow",
+        "feedback_key", "feedback_value", "log_feedback", "named_record", "require_mlflow",
         "start_generation_span"],
     "sfmodels_core.integration.fields": [
         "ClientFields", "ClientSlot", "DatabricksClientFields", "SalesforceClientFields",

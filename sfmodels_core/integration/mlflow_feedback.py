@@ -31,6 +31,7 @@ __all__ = [
     "MLFLOW_EXTRA",
     "Assessment",
     "end_generation_span",
+    "feedback_key",
     "feedback_value",
     "log_feedback",
     "named_record",
@@ -117,8 +118,10 @@ def end_generation_span(span: LiveSpan, run_id: str, *, outputs: Any = None,
     return GenerationRecord(run_id, [span.span_id], model, trace_id=span.trace_id)
 
 
-def _idempotency_key(record: GenerationRecord, value: bool, comment: str | None,
-                     user: str | None) -> str:
+def feedback_key(record: GenerationRecord, value: bool, comment: str | None,
+                 user: str | None) -> str:
+    """The idempotency key of a rating: the same for the same span (or trace), value, comment
+    and user, wherever it is given from (a handler, Spark, the command line)."""
     parts = (record.trace_id or "", *record.generation_ids[:1], str(value), comment or "",
              user or "")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
@@ -145,7 +148,7 @@ def log_feedback(record: GenerationRecord, rating: Any, *, comment: str | None =
     from mlflow.entities import AssessmentSource
     from mlflow.exceptions import MlflowException
 
-    key = feedback_id or _idempotency_key(record, value, comment, user)
+    key = feedback_id or feedback_key(record, value, comment, user)
     span_id = record.generation_ids[0] if record.generation_ids else None
     try:
         # A trace that has just ended may still be on its way to the store: flush=True waits

@@ -20,12 +20,12 @@ from sfmodels_core.integration.mlflow_feedback import (
     FEEDBACK_ID_KEY,
     FEEDBACK_NAME,
     end_generation_span,
+    feedback_key,
     start_generation_span,
 )
 from sfmodels_spark import submit_feedback
 from sfmodels_spark.connection import Tracking
 from sfmodels_spark.dataframe import resolve_tracking_uri
-from sfmodels_spark.rows import assessment_key
 
 mlflow = pytest.importorskip("mlflow")
 # Starting Spark and its first Python workers takes tens of seconds on a busy 2-core machine.
@@ -106,8 +106,9 @@ def test_ratings_become_assessments_once(spark: Any, traced: str) -> None:
     assert (good.assessment_id, good.name, good.value, good.rationale, good.span_id) == (
         first[0].feedback_id, FEEDBACK_NAME, True, "Spot on", span)
     assert (good.source.source_type, good.source.source_id) == ("HUMAN", "ann@example.com")
-    assert good.metadata[FEEDBACK_ID_KEY] == assessment_key(
-        answered.trace_id, span, "GOOD", "Spot on", "ann@example.com")
+    assert good.metadata[FEEDBACK_ID_KEY] == feedback_key(
+        GenerationRecord(answered.trace_id, [span], trace_id=answered.trace_id), True,
+        "Spot on", "ann@example.com")
     (whole,) = mlflow.get_trace(traced_only.trace_id).info.assessments
     assert (whole.assessment_id, whole.value, whole.span_id, whole.source.source_id) == (
         first[1].feedback_id, False, None, "anonymous")

@@ -220,14 +220,8 @@ def test_feedback_ids_are_derived_from_the_row() -> None:
         rows.rating_value("5 stars")
 
 
-def test_assessment_keys_and_the_mlflow_rows_that_end_a_task(
+def test_the_mlflow_rows_and_the_errors_that_end_a_task(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    key = rows.assessment_key("tr-1", "s1", "GOOD", "nice", "ann")
-    assert key == rows.assessment_key("tr-1", "s1", "GOOD", "nice", "ann")
-    assert len({key, rows.assessment_key("tr-1", None, "GOOD", "nice", "ann"),
-                rows.assessment_key("tr-1", "s1", "BAD", "nice", "ann"),
-                rows.assessment_key("tr-1", "s1", "GOOD", None, "ann"),
-                rows.assessment_key("tr-1", "s1", "GOOD", "nice", None)}) == 5
     answers: dict[str, Exception] = {"tr-gone": SFModelsError("no such trace",
                                                               error_code="NOT_FOUND")}
     sent: list[tuple[Any, ...]] = []
@@ -250,8 +244,7 @@ def test_assessment_keys_and_the_mlflow_rows_that_end_a_task(
         "the trace id is null", "the span id is a int, not a string",
         "the rating must be 'GOOD', 'BAD', true or false (an MLflow assessment needs a value), "
         "got None", "the comment is a float, not a string"]
-    assert sent == [("tr-1", [], "GOOD", {"comment": "ok", "user": None, "feedback_id":
-                                          rows.assessment_key("tr-1", None, "GOOD", "ok", None)})]
+    assert sent == [("tr-1", [], "GOOD", {"comment": "ok", "user": None})]
     answers["tr-1"] = SFModelsError("refused", error_code="UNAUTHENTICATED")
     with pytest.raises(SFModelsError, match="refused"):
         rows.assessment_rows(["tr-1"], [None], ["GOOD"], [None], [None], [True])
