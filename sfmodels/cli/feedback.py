@@ -25,13 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a free-text comment (--text is its older name): Salesforce "
                              "stores it as the feedback text (up to 1024 chars), MLflow as the "
                              "assessment's rationale")
+    parser.add_argument("--user", default=None,
+                        help="who gives it: Salesforce stores it as appFeedback.user, MLflow "
+                             "as the assessment's source id (default anonymous)")
     salesforce = parser.add_argument_group("Salesforce only")
-    salesforce.add_argument("--source", default=None, help="who gives it (default human)")
+    salesforce.add_argument("--source", default=None, help="the kind of source (default human)")
     databricks = parser.add_argument_group("Databricks only (MLflow)")
     databricks.add_argument("--span-id", default=None,
                             help="the span of the trace rated (default: the trace as a whole)")
-    databricks.add_argument("--user", default=None,
-                            help="who gives it, the assessment's source id (default anonymous)")
     databricks.add_argument("--tracking-uri", default=None, metavar="URI",
                             help="where the trace is: databricks, databricks://PROFILE, "
                                  "sqlite:///mlflow.db, http(s)://... (default: "
@@ -45,16 +46,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.provider == "databricks":
         return _databricks(args)
-    given = [flag for flag, value in (("--span-id", args.span_id), ("--user", args.user),
+    given = [flag for flag, value in (("--span-id", args.span_id),
                                       ("--tracking-uri", args.tracking_uri)) if value is not None]
     if given:
-        raise InvalidInputError(f"{', '.join(given)}: only with --provider databricks (MLflow); "
-                                "Salesforce feedback takes --source for who gives it")
+        raise InvalidInputError(f"{', '.join(given)}: only with --provider databricks (MLflow)")
     from sfmodels_core import SalesforceClient
+    from sfmodels_core.integration.feedback import GenerationRecord, feedback_requests
 
+    record = GenerationRecord(args.generation_id, [args.generation_id])  # as a handler's
+    (request,) = feedback_requests(record, args.verdict,
+                                   comment=args.comment, user=args.user,
+                                   source=args.source or "human")
     with SalesforceClient() as client:
-        result = client.submit_feedback(args.generation_id, args.verdict.upper(),
-                                        text=args.comment, source=args.source or "human")
+        result = client.submit_feedback(**request)
     print(f"feedback {result.feedback_id} recorded for generation {result.generation_id}: "
           f"{result.message or 'accepted'}")
     return 0
@@ -70,15 +74,15 @@ def _databricks(args: argparse.Namespace) -> int:
         shown_uri,
         use_tracking_uri,
     )
-    from sfmodels_core.integration.feedback import GenerationRecord
-    from sfmodels_core.integration.mlflow_feedback import log_feedback
+    from sfmodels_core.integration.mlflow_feedback import log_feedback, named_record
 
     if args.source is not None:
         raise InvalidInputError("--source is for Salesforce feedback; with --provider databricks "
                                 "--user says who gives it")
     uri = resolve_tracking_uri(args.tracking_uri)  # needs MLflow: the error says how to install
     trace_id, span_id = args.generation_id, args.span_id
-    record = GenerationRecord(trace_id, [span_id] if span_id else [], trace_id=trace_id)
+    record = named_record(trace_id, span_id)
+    assert record is not None
     # MLflow warns about a trace it cannot find, besides the one error line printed here.
     quiet = logging.getLogger("mlflow")
     level = quiet.level

@@ -130,19 +130,20 @@ def test_without_mlflow_the_error_says_how_to_install_it(
     assert "pip install 'sfmodels[mlflow]'" in err and "Traceback" not in err
 
 
-def test_salesforce_takes_the_comment_and_refuses_mlflow_options(
+def test_salesforce_takes_the_comment_and_the_user_and_refuses_mlflow_options(
         emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     for var in CREDENTIALS:
         monkeypatch.delenv(var, raising=False)
     for key, value in emulator.env().items():
         monkeypatch.setenv(key, value)
-    assert main(["feedback", "gen-7", "good", "--comment", "right city"]) == 0
+    assert main(["feedback", "gen-7", "good", "--comment", "right city", "--user", "ann"]) == 0
     recorded = emulator.feedback()[-1]
     assert (recorded["generationId"], recorded["feedback"], recorded["feedbackText"],
-            recorded["source"]) == ("gen-7", "GOOD", "right city", "human")
+            recorded["source"], recorded["appFeedback"]) == (
+        "gen-7", "GOOD", "right city", "human", {"user": "ann"})
     assert main(["feedback", "gen-7", "good", "--span-id", "s", "--user", "ann"]) == 1
-    assert "--span-id, --user: only with --provider databricks" in capsys.readouterr().err
+    assert "--span-id: only with --provider databricks" in capsys.readouterr().err
     assert main(["feedback", "--provider", "databricks", "tr-1", "good", "--source", "x",
                  "--tracking-uri", f"sqlite:///{tmp_path / 'unused.db'}"]) == 1
     assert "--user says who gives it" in capsys.readouterr().err
