@@ -1,5 +1,6 @@
 """The Spark page of the documentation: the open-source example runs as written against the
-emulator; the Databricks and resume examples, which need a workspace, at least compile."""
+emulator; the Databricks, resume and MLflow feedback examples, which need a workspace or traces,
+at least compile."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ PAGE = (ROOT / "docs" / "spark.md").read_text(encoding="utf-8")
 SNIPPETS = re.findall(r"```python\n(.*?)```", PAGE, re.DOTALL)
 
 
-def test_the_section_has_the_three_examples() -> None:
-    assert len(SNIPPETS) == 3
+def test_the_section_has_the_four_examples() -> None:
+    assert len(SNIPPETS) == 4
     for snippet in SNIPPETS:
         compile(snippet, "docs/spark.md", "exec")
 
