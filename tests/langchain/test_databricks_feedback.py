@@ -5,8 +5,6 @@ feedback assessment on the span of the call that answered."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ from langchain_sfmodels import (
     DatabricksLLM,
     FeedbackSubmission,
 )
-from sfmodels_core.errors import ConfigurationError, InvalidInputError, NotFoundError
+from sfmodels_core.errors import InvalidInputError, NotFoundError
 from sfmodels_core.integration.mlflow_feedback import FEEDBACK_NAME, Assessment
 
 if TYPE_CHECKING:
@@ -337,17 +335,6 @@ def test_a_span_of_the_users_own_is_joined_also_by_a_chains_batch(emulator: Emul
     assert {span_of(handler, run).trace_id for run in runs} == {outer.trace_id}
     rated_by_each(handler, runs)
 
-
-# -- without MLflow -------------------------------------------------------------------------------
-def test_without_mlflow_the_handler_says_how_to_install_it() -> None:
-    code = ("import sys; sys.modules['mlflow'] = None\n"
-            "from langchain_sfmodels import DatabricksFeedbackHandler\n"
-            "try:\n    DatabricksFeedbackHandler()\n"
-            "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.startswith(ConfigurationError.__name__)
-    assert "pip install 'sfmodels[mlflow]'" in out
 
 
 def test_a_message_without_content_is_recorded(emulator: Emulator) -> None:
