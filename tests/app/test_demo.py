@@ -14,6 +14,14 @@ CREDENTIALS = ("SALESFORCE_DOMAIN", "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_S
                "DATABRICKS_CONFIG_PROFILE")
 
 
+def mlflow_installed() -> bool:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @pytest.fixture
 def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in CREDENTIALS:
@@ -30,8 +38,11 @@ def test_demo_runs_every_section_on_the_emulator(capsys: pytest.CaptureFixture[s
     assert out.count("within 30 days of delivery for a full refund") == 4
     assert out.count("sources     returns.md") == 4
     assert out.count("emulator recorded it: GOOD on") == 2
-    assert out.count("MLflow holds it: user_feedback=True by demo on span") == 2
-    assert "Databricks feedback: MLflow at sqlite:///" in out
+    if mlflow_installed():
+        assert out.count("MLflow holds it: user_feedback=True by demo on span") == 2
+        assert "Databricks feedback: MLflow at sqlite:///" in out
+    else:
+        assert out.count("skipped: Databricks feedback is recorded in MLflow") == 2
     assert "get_order_status({'order_number': 1042})" in out
     assert "arrives tomorrow" in out
     assert "(reported once for the stream)" in out
