@@ -31,15 +31,22 @@ from sfmodels_core._validation import require_name
 from sfmodels_core.databricks import _wire as databricks_wire
 from sfmodels_core.errors import InvalidInputError
 from sfmodels_core.integration._mlflow_tracking import resolve_tracking_uri, use_tracking_uri
+from sfmodels_core.integration.batch import rows
+from sfmodels_core.integration.batch.budget import parallel_tasks, per_task_rate
+from sfmodels_core.integration.batch.connection import (
+    Connection,
+    Tracking,
+    check_provider,
+    client_for,
+    resolve,
+)
 from sfmodels_core.integration.mlflow_feedback import require_mlflow
 from sfmodels_core.options import ClientOptions
 from sfmodels_core.salesforce import SalesforceClient
 from sfmodels_core.salesforce import _wire as salesforce_wire
 from sfmodels_core.vectors import Vectors
 
-from . import rows
-from .budget import parallel_tasks, per_task_rate
-from .connection import Connection, Tracking, check_provider, client_for, resolve
+from .budget import task_slots
 from .schema import answer_schemas
 
 __all__ = [
@@ -104,7 +111,7 @@ def _job(df: DataFrame, provider: Any, settings: Mapping[str, Any], *,
             "not inside options (it is split across the tasks that run at once)")
     rate = None
     if requests_per_minute is not None or max_parallel_tasks is not None:
-        tasks = parallel_tasks(df.sparkSession, max_parallel_tasks)
+        tasks = parallel_tasks(task_slots(df.sparkSession), max_parallel_tasks)
         rate = per_task_rate(requests_per_minute, tasks)
     built = ClientOptions.build(options, requests_per_minute=rate, **client_options)
     return Job(connection, built)
@@ -176,8 +183,8 @@ def embed(df: DataFrame, column: str | Column, *, provider: str, model: str,
     credentials and URLs as the core clients take them (``host``, ``api_key``, ``domain``,
     ``client_id``, ``client_secret``, ``allow_insecure_http``, ...); what is not given comes
     from the driver's environment. ``requests_per_minute`` is for the whole job (see
-    :mod:`sfmodels_spark.budget`). Given a DataFrame that already has both columns, only rows
-    whose error is not null (or whose vector is null) are sent again.
+    :mod:`sfmodels_core.integration.batch.budget`). Given a DataFrame that already has both
+    columns, only rows whose error is not null (or whose vector is null) are sent again.
     """
     name = require_name(model, "model")
     text, data_type = _column(df, column, "column")

@@ -75,6 +75,16 @@ PUBLIC = {
         "SFModelsError", "ServerError", "TokenError", "error_class_for_status",
         "is_retryable_status"],
     "sfmodels_core.integration": [],
+    "sfmodels_core.integration.batch": [],
+    "sfmodels_core.integration.batch.budget": ["parallel_tasks", "per_task_rate"],
+    "sfmodels_core.integration.batch.connection": [
+        "Client", "Connection", "MAX_CLIENTS", "PROVIDERS", "Provider", "SETTINGS", "Tracking",
+        "check_provider", "client_for", "make_client", "resolve"],
+    "sfmodels_core.integration.batch.rows": [
+        "Answer", "ChatSpec", "Client", "FEEDBACK_NAMESPACE", "JOB_ERRORS", "MAX_ERROR",
+        "MLFLOW_JOB_CODES", "ROUNDS_PER_CALL", "assessment_rows", "chat_one", "describe", "each",
+        "each_at", "embed_rows", "feedback_id", "feedback_rows", "generate_rows", "messages_for",
+        "rating_value", "text_problem"],
     "sfmodels_core.integration.feedback": [
         "FeedbackSubmission", "GenerationLog", "GenerationRecord", "RATINGS", "asubmit",
         "feedback_requests", "normalize_rating", "submit"],

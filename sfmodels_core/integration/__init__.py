@@ -13,6 +13,8 @@
   feedback handlers use; :mod:`.mlflow_feedback`: the MLflow span per Databricks generation and
   the assessment a rating becomes.
 - :mod:`.tokens`: token counts for trimming a history, with no tokenizer download.
+- :mod:`.batch`: what a batch engine (Spark, Ray) runs on each worker, with no engine in it:
+  the rows of one batch, the connection shipped to the workers, the job's request budget.
 
 A front end keeps only its field declarations and its conversions to and from its own types;
 a behaviour two need is written here once, and a parity test (``tests/parity``) pins that they

@@ -430,21 +430,21 @@ CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required"
 
 @pytest.mark.parametrize("rating, stored", RATINGS)
 def test_spark_reads_a_rating_as_the_handlers_do(rating: str, stored: str) -> None:
-    from sfmodels_spark import rows
+    from sfmodels_core.integration.batch import rows
 
     assert rows.rating_value(rating) == stored
 
 
 @pytest.mark.parametrize("rating", BAD_RATINGS)
 def test_spark_refuses_the_same_bad_ratings(rating: Any) -> None:
-    from sfmodels_spark import rows
+    from sfmodels_core.integration.batch import rows
 
     with pytest.raises(InvalidInputError, match="'GOOD', 'BAD'"):
         rows.rating_value(rating)
 
 
 def test_spark_reads_a_salesforce_answer_as_the_frameworks_do(fw: Any) -> None:
-    from sfmodels_spark import rows
+    from sfmodels_core.integration.batch import rows
 
     answer = fw.ask(fw.salesforce(Salesforce("It is sunny.").client()), "Weather?")
     row = rows.chat_one(Salesforce("It is sunny.").client(), rows.ChatSpec("m"), "Weather?")
@@ -456,7 +456,7 @@ def test_spark_reads_a_salesforce_answer_as_the_frameworks_do(fw: Any) -> None:
 
 
 def test_spark_sums_usage_over_a_repair_round_as_the_frameworks_do(fw: Any) -> None:
-    from sfmodels_spark import rows
+    from sfmodels_core.integration.batch import rows
 
     answer = fw.ask(fw.salesforce(Salesforce(BOTH, ONE).client()), "Weather?", tools=True,
                     parallel=False)

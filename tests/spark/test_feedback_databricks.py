@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from pyspark.sql.functions import pandas_udf
 
 from sfmodels_core.errors import ConfigurationError, InvalidInputError
+from sfmodels_core.integration.batch.connection import Tracking
 from sfmodels_core.integration.feedback import GenerationRecord
 from sfmodels_core.integration.mlflow_feedback import (
     FEEDBACK_ID_KEY,
@@ -24,7 +25,6 @@ from sfmodels_core.integration.mlflow_feedback import (
     start_generation_span,
 )
 from sfmodels_spark import submit_feedback
-from sfmodels_spark.connection import Tracking
 from sfmodels_spark.dataframe import resolve_tracking_uri
 
 mlflow = pytest.importorskip("mlflow")

@@ -9,9 +9,9 @@ from pyspark.sql import types as T
 
 from sfmodels_core import DatabricksClient, SalesforceClient
 from sfmodels_core.errors import InvalidInputError
+from sfmodels_core.integration.batch.rows import feedback_id
 from sfmodels_emulator import Emulator
 from sfmodels_spark import generate, submit_feedback
-from sfmodels_spark.rows import feedback_id
 
 from .conftest import MODELS, api_requests, settings
 

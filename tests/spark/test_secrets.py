@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from sfmodels_core.integration.batch.connection import resolve
 from sfmodels_emulator import Emulator
 from sfmodels_spark import embed, generate, submit_feedback
-from sfmodels_spark.connection import resolve
 
 from .conftest import MODELS
 

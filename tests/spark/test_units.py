@@ -17,11 +17,12 @@ from sfmodels_core.errors import (
     NotFoundError,
     SFModelsError,
 )
+from sfmodels_core.integration.batch import connection as conn
+from sfmodels_core.integration.batch import rows
+from sfmodels_core.integration.batch.budget import parallel_tasks, per_task_rate
 from sfmodels_core.options import ClientOptions, RetryPolicy
 from sfmodels_emulator import Emulator
-from sfmodels_spark import connection as conn
-from sfmodels_spark import rows
-from sfmodels_spark.budget import parallel_tasks, per_task_rate, task_slots
+from sfmodels_spark.budget import task_slots
 from sfmodels_spark.schema import answer_schemas, json_schema_of, spark_type_of
 
 from .conftest import MODELS, api_requests, settings
@@ -59,13 +60,13 @@ def test_the_budget_is_split_across_the_tasks_that_run_at_once() -> None:
     assert task_slots(Session(16, {"spark.task.cpus": "4"})) == 4
     assert task_slots(Session(None, {"spark.default.parallelism": "8"})) == 8
     assert task_slots(Session(None, {})) is None
-    assert parallel_tasks(Session(16, {}), None) == 16
-    assert parallel_tasks(Session(None, {}), 6) == 6
+    assert parallel_tasks(task_slots(Session(16, {})), None) == 16
+    assert parallel_tasks(task_slots(Session(None, {})), 6) == 6
     with pytest.raises(ConfigurationError, match="max_parallel_tasks"):
-        parallel_tasks(Session(None, {}), None)
+        parallel_tasks(task_slots(Session(None, {})), None)
     for bad in (0, -1, 2.5, True):
         with pytest.raises(InvalidInputError):
-            parallel_tasks(Session(4, {}), bad)  # type: ignore[arg-type]
+            parallel_tasks(4, bad)  # type: ignore[arg-type]
     assert per_task_rate(1200, 16) == 75.0  # 1,200 a minute for the job: 75 for each task
     assert per_task_rate(None, 16) is None
     with pytest.raises(InvalidInputError):

@@ -527,8 +527,8 @@ def test_an_encoded_name_reaches_the_emulator_as_one_segment() -> None:
 # -- Spark takes the flag as a setting and carries it to its executors --------------------------
 def test_spark_settings_refuse_plain_http_unless_allowed() -> None:
     pytest.importorskip("pyspark")
+    from sfmodels_core.integration.batch.connection import make_client, resolve
     from sfmodels_core.options import ClientOptions
-    from sfmodels_spark.connection import make_client, resolve
 
     with pytest.raises(ConfigurationError, match="plain http://"):
         resolve("databricks", {"host": "http://spark.insecure.example", "api_key": "t"}, env={})
