@@ -90,21 +90,20 @@ def mlflow_store() -> Iterator[str | None]:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         yield mlflow.get_tracking_uri()
         return
+    from sfmodels_core.integration._mlflow_tracking import use_tracking_uri
+
     folder = Path(tempfile.mkdtemp(prefix="sfmodels-demo-mlflow-"))
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    before = (mlflow.get_tracking_uri()
-              if mlflow.is_tracking_uri_set() else None)  # type: ignore[no-untyped-call]
     quiet = logging.getLogger("mlflow")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # not its "creating tables" lines in the demo's output
     try:
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
-            "sfmodels demo", artifact_location=(folder / "artifacts").as_uri()))
-        yield uri
+        with use_tracking_uri(uri):
+            mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+                "sfmodels demo", artifact_location=(folder / "artifacts").as_uri()))
+            yield uri
     finally:
         quiet.setLevel(level)
-        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None: MLflow's default
 
 
 @contextlib.contextmanager
