@@ -141,7 +141,7 @@ def test_a_shipped_token_the_service_refuses_is_not_sent_again(emulator: Emulato
         assert info.value.status_code == 401 and RESUME in str(info.value)
         for call in (lambda: client.chat(LLAMA, HI),
                      lambda: asyncio.run(client.achat(LLAMA, HI))):
-            with pytest.raises(TokenExpiredError, match="refused .* by an earlier request"):
+            with pytest.raises(TokenExpiredError, match=r"refused .* by an earlier request"):
                 call()
     assert sent(emulator) == 2 and minted(emulator) == 1
 
@@ -222,3 +222,38 @@ def test_the_rows_keep_an_expired_token_per_row_and_a_refused_pat_ends_the_task(
             rows.embed_rows(client, GTE, ["a"], [True], {})
         with pytest.raises(AuthenticationError):
             rows.generate_rows(client, rows.ChatSpec(LLAMA), ["hi"], [True])
+
+
+class RuntimeConfig:
+    """databricks-sdk's configuration as a notebook's own identity gives it: a bearer header
+    whose token is opaque (no JWT, so no expiry), and no OAuth token to ask."""
+
+    auth_type = "runtime"
+
+    def __init__(self, host: str, token: str) -> None:
+        self.host, self.token = host, token
+
+    def authenticate(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def oauth_token(self) -> Any:
+        raise ValueError("OAuth tokens are not available for runtime authentication.")
+
+
+def test_a_token_of_unknown_expiry_is_used_until_the_service_refuses_it(
+        emulator: Emulator) -> None:
+    good = conn.ship(DatabricksCredentials(
+        emulator.url, sdk_config=RuntimeConfig(emulator.url, emulator.databricks_token)))
+    assert good.shipped and good.expires_at is None
+    assert "expires='unknown'" in repr(conn.Connection(good))
+    with DatabricksClient.from_credentials(good) as client:
+        assert client.chat(LLAMA, HI).text
+    refused = conn.ship(DatabricksCredentials(
+        emulator.url, sdk_config=RuntimeConfig(emulator.url, "dapi-revoked-notebook-token")))
+    with DatabricksClient.from_credentials(refused) as client:
+        with pytest.raises(TokenExpiredError) as info:
+            client.chat(LLAMA, HI)
+        assert info.value.status_code == 401 and info.value.expires_at is None
+        with pytest.raises(TokenExpiredError, match="by an earlier request"):
+            client.embed(GTE, ["a"])
+    assert sent(emulator) == 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -176,7 +176,7 @@ def test_the_request_is_the_one_databricks_sdk_sends(monkeypatch: pytest.MonkeyP
 
     class Answer:
         ok = True
-        headers = {"Content-Type": "application/json"}
+        headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
 
         @staticmethod
         def json() -> dict[str, Any]:
