@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         ServerError,
         SFModelsError,
         TokenError,
+        TokenExpiredError,
     )
     from .options import ClientOptions, RetryPolicy
     from .salesforce import ChatResult, FeedbackResult, GenerationResult, SalesforceClient
@@ -74,6 +75,7 @@ _EXPORTS = {
     "ServerError": ".errors",
     "ThrottleStats": "._throttle",
     "TokenError": ".errors",
+    "TokenExpiredError": ".errors",
     "Usage": ".types",
     "Vectors": ".vectors",
 }
@@ -109,6 +111,7 @@ __all__ = [
     "ServerError",
     "ThrottleStats",
     "TokenError",
+    "TokenExpiredError",
     "Usage",
     "Vectors",
     "defaults",

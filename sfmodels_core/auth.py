@@ -4,6 +4,13 @@ A :class:`TokenSource` knows how to build a token request and parse its answer (
 :class:`BearerAuth` caches the token, refreshes it ahead of expiry, lets one mint happen at a
 time however many threads and asyncio tasks ask at once, and on a 401 re-mints once and resends
 once. Its sync and async flows share every decision and differ only in how they send.
+
+The sources: a token the user has (:class:`StaticToken`); OAuth client credentials
+(:class:`SalesforceClientCredentials`, :class:`DatabricksM2M`); a workload identity JWT
+exchanged for a Databricks token (:class:`DatabricksTokenExchange`, reading a
+:class:`SubjectToken`); databricks-sdk (:class:`DatabricksSDKCredentials`); and a token minted
+on a batch job's driver and shipped to its workers with its expiry (:class:`ShippedToken`),
+which fails locally with :class:`~sfmodels_core.errors.TokenExpiredError` once expired.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ import base64
 import binascii
 import concurrent.futures
 import contextlib
+import datetime
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,16 +35,19 @@ from pydantic import SecretStr
 
 from . import defaults
 from ._validation import character_kind, unprintable_at, url_problem, warn_insecure_http
-from .errors import TokenError
+from .errors import ConfigurationError, SFModelsError, TokenError, TokenExpiredError
 
 __all__ = [
     "AsyncSender",
     "BearerAuth",
     "DatabricksM2M",
     "DatabricksSDKCredentials",
+    "DatabricksTokenExchange",
     "SalesforceClientCredentials",
     "Sender",
+    "ShippedToken",
     "StaticToken",
+    "SubjectToken",
     "Token",
     "TokenSource",
     "jwt_claims",
@@ -86,6 +98,15 @@ class TokenSource:
     def parse_response(self, response: httpx.Response) -> Token:  # pragma: no cover
         raise NotImplementedError
 
+    def check(self, token: Token) -> None:
+        """Raise if ``token`` must not be sent (called before each request); by default
+        every token a source gives may be."""
+
+    def refused(self, response: httpx.Response) -> SFModelsError | None:
+        """The error to raise for a 401 with a token this source cannot refresh, or None to
+        let the 401 be reported as the service's answer (the default)."""
+        return None
+
 
 class StaticToken(TokenSource):
     """A token the user already has: a pre-minted Salesforce JWT or a Databricks PAT."""
@@ -131,11 +152,12 @@ def _redacted(text: str | None, secrets: tuple[str, ...]) -> str | None:
 
 
 def _token_failure(provider: str, response: httpx.Response, hint: str | None,
-                   secrets: tuple[str, ...] = ()) -> TokenError:
+                   secrets: tuple[str, ...] = (), what: str | None = None) -> TokenError:
     code, message = _oauth_error(response)
     code, message = _redacted(code, secrets), _redacted(message, secrets)
+    what = what or f"Could not get an access token from {provider}"
     return TokenError(
-        f"Could not get an access token from {provider}: {message or code or 'no reason given'}",
+        f"{what}: {message or code or 'no reason given'}",
         status_code=response.status_code,
         error_code=code,
         provider_message=message,
@@ -307,14 +329,198 @@ class DatabricksM2M(TokenSource):
                 "Check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET of the service "
                 "principal, and that it may use the workspace.",
                 (self.client_secret.get_secret_value(),))
-        body = _json_object(response, "Databricks")
-        now = time.time()
-        try:
-            lifetime = float(body.get("expires_in", defaults.DATABRICKS_TOKEN_LIFETIME))
-        except (TypeError, ValueError):
-            lifetime = defaults.DATABRICKS_TOKEN_LIFETIME
-        return Token(value=SecretStr(body["access_token"]), expires_at=now + lifetime,
-                     issued_at=now)
+        return _databricks_token(response)
+
+
+def _databricks_token(response: httpx.Response) -> Token:
+    """The token of a successful answer of Databricks' ``/oidc/v1/token``, lasting
+    ``expires_in`` seconds (an hour when the answer does not say)."""
+    body = _json_object(response, "Databricks")
+    now = time.time()
+    try:
+        lifetime = float(body.get("expires_in", defaults.DATABRICKS_TOKEN_LIFETIME))
+    except (TypeError, ValueError):
+        lifetime = defaults.DATABRICKS_TOKEN_LIFETIME
+    return Token(value=SecretStr(body["access_token"]), expires_at=now + lifetime,
+                 issued_at=now)
+
+
+#: RFC 8693 token exchange, as Databricks' workload identity federation takes it.
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+
+
+@dataclass(frozen=True, repr=False)
+class SubjectToken:
+    """Where a workload identity's JWT (an OIDC ID token from the platform: a Kubernetes service
+    account, a CI runner) comes from, as databricks-sdk's ``env-oidc`` and ``file-oidc`` take it:
+    ``jwt``, the value of the environment variable ``setting`` as read when the credentials
+    were resolved (a process's environment does not change under it), or ``path``, a file read
+    again at every exchange (platforms rotate it). ``setting`` names where it came from in
+    errors; the JWT itself is never shown."""
+
+    setting: str
+    jwt: SecretStr | None = None
+    path: str | None = None
+
+    @property
+    def auth_type(self) -> str:
+        return "file-oidc" if self.path is not None else "env-oidc"
+
+    @property
+    def where(self) -> str:
+        """The setting, and the file it names, as errors say it."""
+        return f"{self.setting} ({self.path})" if self.path is not None else self.setting
+
+    def read(self, error: type[SFModelsError] = TokenError) -> str:
+        """The JWT, now; an ``error`` naming the setting (never the value) when there is none
+        or it holds a character no token holds."""
+        hint = ("Check the platform's workload identity (the projected service account token, "
+                "the CI job's OIDC token) and the setting that points at it.")
+        if self.path is None:
+            jwt = self.jwt.get_secret_value().strip() if self.jwt is not None else ""
+            if not jwt:
+                raise error(f"The workload identity token variable {self.setting} is empty or "
+                            "not set (auth_type env-oidc reads the JWT from it)",
+                            provider="Databricks", hint=hint)
+        else:
+            try:
+                jwt = Path(self.path).expanduser().read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                raise error(f"The workload identity token file {self.where} does not exist",
+                            provider="Databricks", hint=hint) from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise error(f"The workload identity token file {self.where} could not be read "
+                            f"({type(exc).__name__})", provider="Databricks",
+                            hint=hint) from None
+            if not jwt:
+                raise error(f"The workload identity token file {self.where} is empty",
+                            provider="Databricks", hint=hint)
+        found = unprintable_at(jwt)
+        if found is not None:
+            position, kind = found
+            raise error(f"The workload identity token from {self.where} holds {kind} at "
+                        f"character {position}, which no token holds; it was not sent (its "
+                        "value is not shown)", provider="Databricks", hint=hint)
+        return jwt
+
+    def __repr__(self) -> str:
+        return f"SubjectToken({self.auth_type}, {self.where!r})"
+
+    __str__ = __repr__
+
+
+class DatabricksTokenExchange(TokenSource):
+    """Databricks workload identity federation: the platform's JWT (a :class:`SubjectToken`)
+    exchanged at ``{host}/oidc/v1/token`` for a Databricks OAuth token (RFC 8693, the request
+    databricks-sdk's ``env-oidc`` and ``file-oidc`` send: ``scope=all-apis``, and ``client_id``
+    when a service principal's federation policy is to be used). The JWT is read again for
+    every exchange, one per token lifetime."""
+
+    refreshable = True
+    provider = "Databricks"
+
+    def __init__(self, host: str, subject: SubjectToken, client_id: str | None = None) -> None:
+        self.host = host.rstrip("/")
+        self.subject = subject
+        self.client_id = client_id
+        self._sent = ""  # the JWT of the last exchange, masked in its error
+
+    def __repr__(self) -> str:
+        client = ", client_id='***'" if self.client_id else ""
+        return f"DatabricksTokenExchange(host={self.host!r}, {self.subject!r}{client})"
+
+    def build_request(self) -> httpx.Request:
+        jwt = self.subject.read()
+        self._sent = jwt
+        form = {"grant_type": TOKEN_EXCHANGE_GRANT, "subject_token": jwt,
+                "subject_token_type": JWT_TOKEN_TYPE, "scope": "all-apis"}
+        if self.client_id:
+            form["client_id"] = self.client_id
+        return httpx.Request(
+            "POST", f"{self.host}/oidc/v1/token", content=urlencode(form).encode(),
+            headers={"content-type": "application/x-www-form-urlencoded",
+                     "accept": "application/json"})
+
+    def parse_response(self, response: httpx.Response) -> Token:
+        if not response.is_success:
+            policy = (" and that the service principal DATABRICKS_CLIENT_ID has a federation "
+                      "policy for it" if self.client_id else
+                      " (an account federation policy; set DATABRICKS_CLIENT_ID to use a "
+                      "service principal's policy)")
+            raise _token_failure(
+                "Databricks", response,
+                f"Check that the issuer, audience and subject of the JWT from "
+                f"{self.subject.where} match a federation policy{policy}.",
+                (self._sent,),
+                what=f"Databricks refused to exchange the workload identity token from "
+                     f"{self.subject.where} ({self.subject.auth_type})")
+        return _databricks_token(response)
+
+
+def _utc(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S UTC")
+
+
+_RESUME = ("Rerun the job on its saved output: only the rows not done are sent again, with a "
+           "token minted then.")
+
+
+class ShippedToken(TokenSource):
+    """A bearer token minted elsewhere (on a batch job's driver, ``ship_token=True``) and handed
+    over with its expiry, used as it is: this process cannot mint another.
+
+    A request is not sent within :data:`~sfmodels_core.defaults.SHIPPED_TOKEN_MARGIN` seconds of
+    ``expires_at`` (it fails locally with :class:`~sfmodels_core.errors.TokenExpiredError`), and
+    after the service has refused the token once (401: expired early, revoked) no further
+    request is sent with it either. ``expires_at`` None: not known, used until refused."""
+
+    provider = "Databricks"
+
+    def __init__(self, token: SecretStr, expires_at: float | None, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._token = Token(value=token, expires_at=expires_at)
+        self.expires_at = expires_at
+        self.clock = clock
+        self._refusal: tuple[int, str | None] | None = None  # status, request id
+
+    def __repr__(self) -> str:
+        expiry = "unknown" if self.expires_at is None else _utc(self.expires_at)
+        return f"ShippedToken(token=SecretStr('**********'), expires={expiry!r})"
+
+    def static_token(self) -> Token:
+        return self._token
+
+    def _expired(self, now: float) -> bool:
+        return self.expires_at is not None and (
+            now >= self.expires_at - defaults.SHIPPED_TOKEN_MARGIN)
+
+    def check(self, token: Token) -> None:
+        if self._refusal is not None:
+            status, request_id = self._refusal
+            raise TokenExpiredError(
+                f"The {self.provider} token shipped from the driver was refused (HTTP {status}) "
+                "by an earlier request: it expired or was revoked, and this worker cannot mint "
+                f"another, so the request was not sent. {_RESUME}",
+                expires_at=self.expires_at, provider=self.provider, request_id=request_id)
+        if self._expired(self.clock()):
+            assert self.expires_at is not None
+            raise TokenExpiredError(
+                f"The {self.provider} token shipped from the driver expired at "
+                f"{_utc(self.expires_at)} (requests stop {defaults.SHIPPED_TOKEN_MARGIN:g} s "
+                "before), and this worker cannot mint another, so the request was not sent. "
+                f"{_RESUME}", expires_at=self.expires_at, provider=self.provider)
+
+    def refused(self, response: httpx.Response) -> SFModelsError:
+        request_id = response.headers.get("x-request-id")
+        self._refusal = (response.status_code, request_id)
+        return TokenExpiredError(
+            f"{self.provider} refused the token shipped from the driver (HTTP "
+            f"{response.status_code}): it expired or was revoked, and this worker cannot mint "
+            f"another; no further request is sent with it. {_RESUME}",
+            expires_at=self.expires_at, status_code=response.status_code,
+            provider=self.provider, request_id=request_id)
 
 
 def _bearer_part(value: str) -> str:
@@ -377,6 +583,42 @@ class DatabricksSDKCredentials(TokenSource):
             f"{k}: {v}" for k, v in sorted(headers.items()))
         return Token(value=SecretStr(value), expires_at=expires_at, issued_at=now,
                      headers={k: SecretStr(v) for k, v in headers.items()})
+
+
+    def bearer(self) -> tuple[SecretStr, float | None]:
+        """One bearer token for another process to use as it is, and its expiry (epoch
+        seconds; None when neither the SDK nor the token says). OAuth credentials give the
+        SDK's own token and expiry; others their ``Authorization: Bearer`` header, with the
+        ``exp`` of a JWT. A ``ConfigurationError`` for credentials that are no bearer token
+        (basic auth) or that are a personal access token (which travels as it is)."""
+        auth_type = getattr(self.config, "auth_type", None) or "default"
+        if auth_type == "pat":
+            raise ConfigurationError(
+                "ship_token=True mints a short-lived token on the driver, but databricks-sdk's "
+                "credentials are a personal access token, which mints none: pass it as api_key= "
+                "(DATABRICKS_TOKEN) without ship_token, and it travels to the workers as it is.")
+        try:
+            oauth = self.config.oauth_token()
+        except Exception:  # not OAuth credentials: read the header instead
+            oauth = None
+        value = getattr(oauth, "access_token", None)
+        if isinstance(value, str) and value and unprintable_at(value) is None:
+            expiry = getattr(oauth, "expiry", None)
+            return SecretStr(value), (expiry.timestamp() if isinstance(
+                expiry, datetime.datetime) else None)
+        token = self.mint()
+        authorization = next((v.get_secret_value() for k, v in token.headers.items()
+                              if k.lower() == "authorization"), "")
+        bearer = _bearer_part(authorization)
+        if not bearer:
+            raise ConfigurationError(
+                f"ship_token=True ships a bearer token, but databricks-sdk's {auth_type} "
+                "credentials are not one.",
+                hint="Use a service principal (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET) "
+                     "or a personal access token for the workers instead.")
+        exp = jwt_claims(bearer).get("exp")
+        return SecretStr(bearer), (float(exp) if isinstance(exp, (int, float))
+                                   and not isinstance(exp, bool) else None)
 
 
 def _header_value_problem(value: str) -> tuple[int, str] | None:
@@ -567,16 +809,30 @@ class BearerAuth(httpx.Auth):
     def _should_resend(self, response: httpx.Response) -> bool:
         return response.status_code == 401 and self.source.refreshable
 
+    def _refusal(self, response: httpx.Response) -> SFModelsError | None:
+        """What a 401 to a token the source cannot refresh is, if the source says."""
+        if response.status_code != 401 or self.source.refreshable:
+            return None
+        return self.source.refused(response)
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
                                                                    None]:
         token = self.get_token()
+        self.source.check(token)
         response = yield self._authorize(request, token)
         if self._should_resend(response):
             yield self._authorize(request, self.get_token(stale=token.value))
+        elif (refusal := self._refusal(response)) is not None:
+            response.close()
+            raise refusal
 
     async def async_auth_flow(self, request: httpx.Request) -> Any:
         token = await self.aget_token()
+        self.source.check(token)
         response = yield self._authorize(request, token)
         if self._should_resend(response):
             yield self._authorize(request, await self.aget_token(stale=token.value))
+        elif (refusal := self._refusal(response)) is not None:
+            await response.aclose()
+            raise refusal
 

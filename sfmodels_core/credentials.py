@@ -1,5 +1,5 @@
 """Credentials: where requests go and with what, from the constructor arguments, then the
-environment, then (Databricks) a config profile or databricks-sdk.
+environment, then (Databricks) a config profile, a workload identity, or databricks-sdk.
 
 Credentials are resolved as a group so that a token from one place never mixes silently with a
 client id from another: the first place that names any credential provides them, and a place
@@ -10,6 +10,11 @@ Databricks also takes credentials from databricks-sdk, when it is installed (the
 ``auth_type`` only the SDK knows, and, when none of our settings name credentials, the SDK's
 default authentication (notebook runtime, ``databricks auth login``, Azure CLI, managed
 identity, GCP...). The SDK is imported only then.
+
+A workload identity (an OIDC JWT that a Kubernetes pod or a CI runner gets from its platform)
+needs no SDK: ``auth_type`` ``env-oidc`` (the JWT in ``DATABRICKS_OIDC_TOKEN``, or the variable
+``DATABRICKS_OIDC_TOKEN_ENV`` names) or ``file-oidc`` (in the file
+``DATABRICKS_OIDC_TOKEN_FILEPATH``), with databricks-sdk's names and exchange, is handled here.
 """
 
 from __future__ import annotations
@@ -30,14 +35,19 @@ from ._validation import secret_problem, url_problem, warn_insecure_http, warn_o
 from .auth import (
     DatabricksM2M,
     DatabricksSDKCredentials,
+    DatabricksTokenExchange,
     SalesforceClientCredentials,
+    ShippedToken,
     StaticToken,
+    SubjectToken,
     TokenSource,
 )
 from .errors import ConfigurationError
 
 __all__ = [
     "GENERIC_LOGIN_HOSTS",
+    "OIDC_AUTH_TYPES",
+    "OIDC_TOKEN_ENV",
     "OWN_AUTH_TYPES",
     "SDK_EXTRA",
     "SDK_ONLY_KEYS",
@@ -264,8 +274,14 @@ def resolve_salesforce(
 @dataclass(frozen=True, repr=False)
 class DatabricksCredentials:
     """Resolved Databricks settings: the workspace ``host`` and one kind of credentials, a
-    personal access ``token``, a service principal (``client_id``, ``client_secret``), or a
-    databricks-sdk configuration (``sdk_config``) that supplies the tokens itself.
+    personal access ``token``, a service principal (``client_id``, ``client_secret``), a
+    workload identity (``subject``, the platform's JWT, exchanged for a Databricks token; with
+    ``client_id`` when a service principal's federation policy is used), or a databricks-sdk
+    configuration (``sdk_config``) that supplies the tokens itself.
+
+    ``shipped``: ``token`` is a short-lived token minted elsewhere (a batch job's driver,
+    ``ship_token=True``) that expires at ``expires_at`` (epoch seconds; None: not known); it is
+    used as it is and never sent once expired (see :class:`~sfmodels_core.auth.ShippedToken`).
 
     A plain frozen value (secrets as ``SecretStr``, masked in ``repr``): it pickles, compares
     and hashes by value (the SDK's configuration aside); :attr:`token_source` builds what mints
@@ -278,21 +294,35 @@ class DatabricksCredentials:
     #: A ``databricks.sdk.core.Config`` (typed loosely: the SDK is optional).
     sdk_config: Any = field(default=None, compare=False)
     allow_insecure_http: bool = False
+    subject: SubjectToken | None = None
+    shipped: bool = False
+    expires_at: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the credentials are, as messages say it (never a secret)."""
+        if self.token is not None:
+            return "shipped token" if self.shipped else "token"
+        if self.subject is not None:
+            return f"workload identity ({self.subject.auth_type})"
+        return _auth_kind(None, self.client_secret, sdk=self.sdk_config is not None)
 
     @property
     def token_source(self) -> TokenSource:
         """A new token source for these credentials (a client reads it once)."""
         if self.token is not None:
-            return StaticToken(self.token)
+            return ShippedToken(self.token, self.expires_at) if self.shipped else \
+                StaticToken(self.token)
         if self.sdk_config is not None:
             return DatabricksSDKCredentials(self.sdk_config)
+        if self.subject is not None:
+            return DatabricksTokenExchange(self.host, self.subject, self.client_id)
         assert self.client_id and self.client_secret
         return DatabricksM2M(self.host, self.client_id, self.client_secret)
 
     def __repr__(self) -> str:
-        kind = _auth_kind(self.token, self.client_secret, sdk=self.sdk_config is not None)
         insecure = ", allow_insecure_http=True" if self.allow_insecure_http else ""
-        return f"DatabricksCredentials(host={self.host!r}, auth={kind!r}{insecure})"
+        return f"DatabricksCredentials(host={self.host!r}, auth={self.kind!r}{insecure})"
 
     __str__ = __repr__
 
@@ -328,8 +358,13 @@ def _profile(profile: str | None, config_file: str | None,
 
 #: The extra that installs databricks-sdk, as users type it.
 SDK_EXTRA = "sfmodels[databricks-sdk]"
+#: databricks-sdk's ``auth_type`` values for workload identity federation, handled here too.
+OIDC_AUTH_TYPES = ("env-oidc", "file-oidc")
+#: The environment variable holding the workload identity JWT for ``env-oidc`` unless
+#: ``DATABRICKS_OIDC_TOKEN_ENV`` names another (as in databricks-sdk).
+OIDC_TOKEN_ENV = "DATABRICKS_OIDC_TOKEN"
 #: Profile ``auth_type`` values this library handles itself; any other needs databricks-sdk.
-OWN_AUTH_TYPES = ("pat", "oauth-m2m")
+OWN_AUTH_TYPES = ("pat", "oauth-m2m", *OIDC_AUTH_TYPES)
 #: Profile keys that only databricks-sdk can use (Azure, GCP, basic auth, metadata service...).
 SDK_ONLY_KEYS = ("azure_client_id", "azure_client_secret", "azure_tenant_id",
                  "azure_workspace_resource_id", "azure_use_msi", "google_service_account",
@@ -341,7 +376,8 @@ _SDK_HINT = (f"Or install the {SDK_EXTRA} extra (pip install '{SDK_EXTRA}') to u
 _MISSING_CREDENTIALS = (
     "Databricks credentials are missing: set api_key= (DATABRICKS_TOKEN), or client_id= and "
     "client_secret= (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET), or a profile in "
-    "~/.databrickscfg (DATABRICKS_CONFIG_PROFILE).")
+    "~/.databrickscfg (DATABRICKS_CONFIG_PROFILE), or a workload identity's JWT "
+    "(DATABRICKS_OIDC_TOKEN, or DATABRICKS_OIDC_TOKEN_FILEPATH).")
 _MISSING_HOST = ("The Databricks workspace is missing: set host= or DATABRICKS_HOST "
                  "(e.g. https://adb-1234567890123456.7.azuredatabricks.net), or a profile in "
                  "~/.databrickscfg.")
@@ -462,6 +498,67 @@ def _only_the_sdk_reads(section: Mapping[str, str], place: _Place) -> bool:
         not place.names_credentials() and any(section.get(key) for key in SDK_ONLY_KEYS))
 
 
+# -- workload identity (OIDC token federation) -------------------------------------------------
+def _workload_identity(asked: str | None, places: list[_Place], section: Mapping[str, str],
+                       profile_name: str | None, env: Mapping[str, str],
+                       oidc_token_env: str | None,
+                       oidc_token_filepath: str | None) -> SubjectToken | None:
+    """Where the workload identity JWT comes from, when ``asked`` (the ``auth_type``) is
+    ``env-oidc`` or ``file-oidc``, or, with no ``auth_type``, when no place names a token or a
+    client secret but a JWT is there: the variable first, then the file, as databricks-sdk's
+    default chain tries them after a token and a service principal. None otherwise (another
+    ``auth_type`` included). A JWT that is asked for but missing or unusable is a
+    ``ConfigurationError`` naming the setting."""
+    if asked is not None and asked not in OIDC_AUTH_TYPES:
+        return None
+    profile = f"of the config profile {profile_name or 'DEFAULT'!r}"
+    variable = (_text(oidc_token_env) or _text(env.get("DATABRICKS_OIDC_TOKEN_ENV"))
+                or _text(section.get("oidc_token_env")) or OIDC_TOKEN_ENV)
+    named_file = next(((setting, value) for setting, value in (
+        ("oidc_token_filepath", _text(oidc_token_filepath)),
+        ("DATABRICKS_OIDC_TOKEN_FILEPATH", _text(env.get("DATABRICKS_OIDC_TOKEN_FILEPATH"))),
+        ("DATABRICKS_OIDC_TOKEN_FILE", _text(env.get("DATABRICKS_OIDC_TOKEN_FILE"))),
+        (f"oidc_token_filepath {profile}", _text(section.get("oidc_token_filepath"))))
+        if value), None)
+    raw = env.get(variable)
+    from_env = SubjectToken(variable, jwt=SecretStr(raw) if raw else None)
+    from_file = SubjectToken(named_file[0], path=named_file[1]) if named_file else None
+    if asked is None:
+        if any(place.get("token") or place.get("client_secret") for place in places):
+            return None
+        chosen = from_env if raw and raw.strip() else from_file
+    elif asked == "env-oidc":
+        chosen = from_env
+    else:
+        if from_file is None:
+            raise ConfigurationError(
+                "auth_type file-oidc reads the workload identity JWT from a file, but none is "
+                "named: set oidc_token_filepath= or DATABRICKS_OIDC_TOKEN_FILEPATH.")
+        chosen = from_file
+    if chosen is not None:
+        chosen.read(ConfigurationError)  # there and usable now, or said now
+    return chosen
+
+
+def _auth_type_asked(auth_type: str | None, arguments: _Place, env: Mapping[str, str],
+                     section: Mapping[str, str]) -> str | None:
+    """The ``auth_type`` asked for (argument, ``DATABRICKS_AUTH_TYPE``, the profile's), or
+    None; None too when the arguments name a token or a client secret and no ``auth_type``
+    (arguments come before the environment). The argument may only ask for a workload
+    identity: the other kinds are chosen by their own settings."""
+    given = _text(auth_type)
+    if given is not None and given not in OIDC_AUTH_TYPES:
+        raise ConfigurationError(
+            f"auth_type= takes {' or '.join(OIDC_AUTH_TYPES)} (workload identity), got "
+            f"{given!r}.",
+            hint="The other kinds of credentials are chosen by their own settings (api_key=, "
+                 "client_id=/client_secret=, profile=), or by databricks-sdk from "
+                 "DATABRICKS_AUTH_TYPE or a profile's auth_type.")
+    if given is None and (arguments.get("token") or arguments.get("client_secret")):
+        return None
+    return given or _text(env.get("DATABRICKS_AUTH_TYPE")) or _text(section.get("auth_type"))
+
+
 # -- databricks-sdk ------------------------------------------------------------------------------
 def _sdk_credentials(config: Any, insecure: bool) -> DatabricksCredentials:
     raw_host = getattr(config, "host", None)
@@ -549,10 +646,21 @@ def resolve_databricks(
     workspace_client: Any = None,
     target_uri: str | None = None,
     allow_insecure_http: bool = False,
+    auth_type: str | None = None,
+    oidc_token_env: str | None = None,
+    oidc_token_filepath: str | None = None,
 ) -> DatabricksCredentials:
     """Host and credentials, from the first place that names credentials: the arguments, the
     environment, a config profile (read when the first two do not name both a host and
-    credentials, or when a profile is asked for), then databricks-sdk.
+    credentials, or when a profile is asked for), a workload identity, then databricks-sdk.
+
+    A workload identity is used when ``auth_type`` (or ``DATABRICKS_AUTH_TYPE``, or the
+    profile's) is ``env-oidc`` or ``file-oidc``, or when nothing above names a token or a client
+    secret but its JWT is there: in the variable ``DATABRICKS_OIDC_TOKEN`` (or the one
+    ``oidc_token_env`` / ``DATABRICKS_OIDC_TOKEN_ENV`` names), else in the file
+    ``oidc_token_filepath`` / ``DATABRICKS_OIDC_TOKEN_FILEPATH``. The JWT is exchanged at the
+    workspace for a Databricks token, as a service principal's federation policy says when a
+    client id is set (``DATABRICKS_CLIENT_ID``), else as the account's does.
 
     ``workspace_client`` (a databricks-sdk ``WorkspaceClient`` or ``Config``) provides both on
     its own. When nothing names credentials, databricks-sdk's default authentication is tried if
@@ -587,13 +695,21 @@ def resolve_databricks(
                     "config_file": _text(config_file) or _text(env.get("DATABRICKS_CONFIG_FILE"))}
 
     raw_host = _first(places, "host")
+    subject = _workload_identity(_auth_type_asked(auth_type, places[0], env, section), places,
+                                 section, named_profile, env, oidc_token_env, oidc_token_filepath)
     if not raw_host:
-        if use_sdk and not has_credentials and not any(section.get(k) for k in _CREDENTIAL_KEYS):
+        if subject is None and use_sdk and not has_credentials and not any(
+                section.get(k) for k in _CREDENTIAL_KEYS):
             return _from_sdk(_MISSING_HOST, f"{_MISSING_HOST} {_SDK_FAILED}", _SDK_HINT,
                              insecure, **sdk_settings)
         raise ConfigurationError(_MISSING_HOST)
     host_url = secure_url(normalize_url(str(raw_host), "host / DATABRICKS_HOST"),
                           "host / DATABRICKS_HOST", insecure)
+    if subject is not None:
+        cid = next((_client_id(place.get("client_id"), place.names["client_id"])
+                    for place in places if place.get("client_id")), None)
+        return DatabricksCredentials(host_url, client_id=cid, subject=subject,
+                                     allow_insecure_http=insecure)
     for place in places:
         if place.where == "profile" and _only_the_sdk_reads(section, place):
             return _from_sdk_profile(named_profile or "DEFAULT", section, own_host, host_url,

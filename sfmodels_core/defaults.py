@@ -45,6 +45,7 @@ __all__ = [
     "SALESFORCE_REQUESTS_PER_MINUTE",
     "SALESFORCE_TOKEN_LIFETIME",
     "SALESFORCE_TRIAL_GENERATIONS_PER_HOUR",
+    "SHIPPED_TOKEN_MARGIN",
     "TIMEOUT",
     "TOKEN_REFRESH_MARGIN",
 ]
@@ -160,6 +161,9 @@ TOKEN_REFRESH_MARGIN = 60.0
 #: How long headers from databricks-sdk are reused when their token shows no expiry (the SDK
 #: caches and refreshes on its own: asking it again is cheap, and lets it decide).
 DATABRICKS_SDK_HEADERS_TTL = 60.0
+#: A token shipped to workers (``ship_token=True``) is not sent within this many seconds of its
+#: expiry: it could expire on the way, and the workers' clocks may run ahead of the driver's.
+SHIPPED_TOKEN_MARGIN = 60.0
 #: Seconds databricks-sdk may spend on its best-effort probe of a workspace's discovery document
 #: while finding credentials (its own default, 300 s, would stall a client built for a host that
 #: cannot be reached); unless DATABRICKS_RETRY_TIMEOUT_SECONDS says otherwise.

@@ -13,7 +13,9 @@
     └── APIStatusError                    the service answered with an error status
         ├── BadRequestError                   400, 422 and other 4xx not named here
         ├── AuthenticationError               401
-        │   └── TokenError                    the token endpoint refused to mint
+        │   ├── TokenError                    the token endpoint refused to mint
+        │   └── TokenExpiredError             a token shipped to a worker expired (or was
+        │                                     refused): nothing more is sent with it
         ├── PermissionDeniedError             403
         ├── NotFoundError                     404
         ├── RateLimitError                    429 (``retry_after`` when the service sent one)
@@ -61,6 +63,7 @@ __all__ = [
     "SFModelsError",
     "ServerError",
     "TokenError",
+    "TokenExpiredError",
     "error_class_for_status",
     "is_retryable_status",
 ]
@@ -202,6 +205,18 @@ class AuthenticationError(APIStatusError):
 
 class TokenError(AuthenticationError):
     """Minting an access token failed at the token endpoint."""
+
+
+class TokenExpiredError(AuthenticationError):
+    """A token minted elsewhere and shipped here with its expiry (``ship_token=True`` in a
+    batch job) expired, or the service refused it: a worker cannot mint another, so the request
+    was not sent (or, after a refusal, no further request is). ``expires_at`` is its expiry
+    (epoch seconds; None when it was not known). Batch jobs keep it on the rows it hit, so a
+    rerun on the job's saved output redoes only those rows, with a new token."""
+
+    def __init__(self, message: str, *, expires_at: float | None = None, **kwargs: Any) -> None:
+        self.expires_at = expires_at
+        super().__init__(message, **kwargs)
 
 
 class PermissionDeniedError(APIStatusError):

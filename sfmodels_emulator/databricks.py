@@ -1,13 +1,25 @@
 """Databricks Foundation Model serving endpoints: OAuth M2M tokens, chat, completions, embeddings.
 
+``/oidc/v1/token`` mints for a service principal (``grant_type=client_credentials``, its id and
+secret as HTTP basic auth or form fields) and exchanges a workload identity's JWT (RFC 8693
+``grant_type=urn:ietf:params:oauth:grant-type:token-exchange`` with ``subject_token`` and
+``subject_token_type=urn:ietf:params:oauth:token-type:jwt``, and ``client_id`` for a service
+principal's federation policy). The exchange accepts any well-formed, unexpired JWT, or only the
+ones given as ``databricks_oidc_tokens``; a refusal is the OAuth error body of a token request
+(``invalid_request`` for the subject token, as RFC 8693 says; ``invalid_client`` for an unknown
+client id).
+
 Both the native ``/serving-endpoints/{endpoint}/invocations`` route and the OpenAI-compatible
 ``/serving-endpoints/chat/completions``, ``/completions`` and ``/embeddings`` routes are served.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
+import time
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
@@ -562,6 +574,29 @@ def _completion_stream_events(
     return events
 
 
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+
+
+def _b64_json(part: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a well-formed JWT (three base64url parts, a header naming its ``alg`` and
+    a JSON object of claims; the signature is not checked), or None."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in parts[:2]):
+        return None
+    header, claims = _b64_json(parts[0]), _b64_json(parts[1])
+    if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
 class DatabricksApi:
     """Handlers for the Databricks routes."""
 
@@ -572,12 +607,15 @@ class DatabricksApi:
 
     def token(self, request: Request) -> Response:
         form = parse_form(request)
+        if form.get("grant_type") == TOKEN_EXCHANGE_GRANT:
+            return self._exchange(form)
         if form.get("grant_type") != "client_credentials":
             return json_response(
                 400,
                 {
                     "error": "unsupported_grant_type",
-                    "error_description": "grant_type must be client_credentials",
+                    "error_description": "grant_type must be client_credentials or "
+                    + TOKEN_EXCHANGE_GRANT,
                 },
             )
         basic = basic_auth(request)
@@ -598,6 +636,35 @@ class DatabricksApi:
             )
         scope = form.get("scope") or "all-apis"
         return json_response(200, self.state.mint_databricks(scope))
+
+    def _exchange(self, form: Mapping[str, str]) -> Response:
+        """Workload identity federation: a JWT from the platform for a Databricks token."""
+
+        def refused(description: str, status: int = 400, code: str = "invalid_request") -> Response:
+            return json_response(status, {"error": code, "error_description": description})
+
+        if form.get("subject_token_type") != JWT_TOKEN_TYPE:
+            return refused(f"subject_token_type must be {JWT_TOKEN_TYPE}")
+        subject = form.get("subject_token") or ""
+        if not subject:
+            return refused("subject_token is required")
+        claims = jwt_claims(subject)
+        if claims is None:
+            return refused("subject_token is not a well-formed JWT")
+        exp = claims.get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool) and exp <= time.time():
+            return refused("subject_token has expired")
+        allowed = self.state.credentials.databricks_oidc_tokens
+        if allowed and subject not in allowed:
+            return refused("subject_token does not match any federation policy")
+        client_id = form.get("client_id")
+        if client_id and client_id != self.state.credentials.databricks_client_id:
+            return refused("Client authentication failed", 401, "invalid_client")
+        scope = form.get("scope") or "all-apis"
+        sub = claims.get("sub")
+        return json_response(
+            200, self.state.mint_databricks(scope, subject=sub if isinstance(sub, str) else None)
+        )
 
     # ---- API routes ----------------------------------------------------------------------
 

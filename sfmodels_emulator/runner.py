@@ -191,7 +191,9 @@ class Emulator:
     """A local server speaking the Salesforce Models API and Databricks serving endpoints.
 
     ``with Emulator() as emu:`` starts it on a free port of 127.0.0.1; point clients at
-    ``emu.url`` (or export ``emu.env()``) with the credentials it exposes.
+    ``emu.url`` (or export ``emu.env()``) with the credentials it exposes. Databricks'
+    ``/oidc/v1/token`` also exchanges a workload identity's JWT (``env-oidc``, ``file-oidc``):
+    any well-formed, unexpired one, or only those given as ``databricks_oidc_tokens``.
 
     Every setting can be given here, changed while it runs with :meth:`configure`, and (for the
     response shapes and limits listed in ``PER_MODEL_SETTINGS``) set for one model or endpoint
@@ -276,6 +278,7 @@ class Emulator:
         databricks_token: str = DEFAULT_DATABRICKS_TOKEN,
         databricks_client_id: str = DEFAULT_DATABRICKS_CLIENT_ID,
         databricks_client_secret: str = DEFAULT_DATABRICKS_CLIENT_SECRET,
+        databricks_oidc_tokens: Sequence[str] = (),
     ) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', got {mode!r}")
@@ -329,6 +332,7 @@ class Emulator:
                 databricks_token=databricks_token,
                 databricks_client_id=databricks_client_id,
                 databricks_client_secret=databricks_client_secret,
+                databricks_oidc_tokens=tuple(databricks_oidc_tokens),
             ),
             seed=seed,
         )

@@ -306,6 +306,8 @@ class Credentials:
     databricks_token: str = DEFAULT_DATABRICKS_TOKEN
     databricks_client_id: str = DEFAULT_DATABRICKS_CLIENT_ID
     databricks_client_secret: str = DEFAULT_DATABRICKS_CLIENT_SECRET
+    #: Workload identity JWTs the token exchange accepts; empty: any well-formed, unexpired one.
+    databricks_oidc_tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,9 @@ class Config:
         data = json.loads(text)
         settings = Settings()
         settings.update(data.get("settings", {}))
-        credentials = Credentials(**data.get("credentials", {}))
+        given = dict(data.get("credentials", {}))
+        given["databricks_oidc_tokens"] = tuple(given.get("databricks_oidc_tokens", ()))
+        credentials = Credentials(**given)
         return cls(settings=settings, credentials=credentials, seed=int(data.get("seed", 0)))
 
 
@@ -490,12 +494,15 @@ class State:
             "api_instance_url": instance_url,
         }
 
-    def mint_databricks(self, scope: str) -> dict[str, Any]:
+    def mint_databricks(self, scope: str, subject: str | None = None) -> dict[str, Any]:
+        """A token response body shaped like Databricks' ``/oidc/v1/token`` answer; ``subject``:
+        the ``sub`` of the workload identity JWT it was exchanged for."""
         now = time.time()
         ttl = self.token_ttl("databricks")
         expires = _expiry(now, ttl)
         claims = {
             "client_id": self.credentials.databricks_client_id,
+            **({"sub": subject} if subject is not None else {}),
             "scope": scope,
             "iat": int(now),
             "exp": expires,

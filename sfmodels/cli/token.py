@@ -59,8 +59,9 @@ def _describe_databricks() -> Iterator[str]:
     from sfmodels_core.credentials import resolve_databricks
 
     settings = resolve_databricks()
-    kind = ("service principal (OAuth M2M)" if settings.token_source.refreshable
-            else "personal access token")
+    kind = {"token": "personal access token",
+            "client credentials": "service principal (OAuth M2M)"}.get(settings.kind,
+                                                                       settings.kind)
     yield f"workspace: {settings.host}"
     yield f"credentials: {kind}"
 

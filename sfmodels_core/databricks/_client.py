@@ -13,7 +13,7 @@ from .. import defaults
 from .._base_client import BaseClient
 from .._sse import EventReader, aiter_events, iter_events
 from ..bulk import EmbedPlan, EmbedRequest
-from ..credentials import Secret, resolve_databricks
+from ..credentials import DatabricksCredentials, Secret, resolve_databricks
 from ..errors import BulkEmbeddingError
 from ..options import ClientOptions
 from ..types import EmbeddingResult
@@ -57,6 +57,10 @@ class DatabricksClient(BaseClient):
     works, and when nothing above names credentials the SDK's default authentication is used
     (notebooks and jobs, ``databricks auth login``, Azure CLI, managed identities, GCP). The SDK
     only supplies credentials: requests go through this client's transport, retries and pools.
+    A workload identity needs no SDK: ``auth_type="env-oidc"`` (the JWT in
+    ``DATABRICKS_OIDC_TOKEN``, or the variable ``oidc_token_env`` names) or ``"file-oidc"`` (in
+    the file ``oidc_token_filepath``), or the same as ``DATABRICKS_*`` variables, exchanged
+    for a Databricks token once per token lifetime.
     Timeout, retries, pacing, pool size and batching as for ``SalesforceClient``.
 
     Streaming calls send ``stream_options: {"include_usage": true}`` so that external-model
@@ -89,19 +93,41 @@ class DatabricksClient(BaseClient):
         async_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
         allow_insecure_http: bool = False,
+        auth_type: str | None = None,
+        oidc_token_env: str | None = None,
+        oidc_token_filepath: str | None = None,
         **settings: Any,
     ) -> None:
         resolved = resolve_databricks(host=host, api_key=api_key if api_key is not None else token,
                                       client_id=client_id, client_secret=client_secret,
                                       profile=profile, config_file=config_file, env=env,
                                       workspace_client=workspace_client, target_uri=target_uri,
-                                      allow_insecure_http=allow_insecure_http)
-        self.allow_insecure_http = allow_insecure_http
+                                      allow_insecure_http=allow_insecure_http,
+                                      auth_type=auth_type, oidc_token_env=oidc_token_env,
+                                      oidc_token_filepath=oidc_token_filepath)
+        self._start(resolved, ClientOptions.build(options, **settings), transport,
+                    async_transport)
+
+    @classmethod
+    def from_credentials(cls, credentials: DatabricksCredentials,
+                         options: ClientOptions | None = None, *,
+                         transport: httpx.BaseTransport | None = None,
+                         async_transport: httpx.AsyncBaseTransport | None = None,
+                         ) -> DatabricksClient:
+        """A client for credentials already resolved (by :func:`resolve_databricks`, or shipped
+        to a worker inside a batch job's connection): nothing else is read."""
+        client = cls.__new__(cls)
+        client._start(credentials, options or ClientOptions(), transport, async_transport)
+        return client
+
+    def _start(self, resolved: DatabricksCredentials, options: ClientOptions,
+               transport: httpx.BaseTransport | None,
+               async_transport: httpx.AsyncBaseTransport | None) -> None:
+        self.allow_insecure_http = resolved.allow_insecure_http
         self.host = resolved.host
         super().__init__(
             resolved.token_source, provider=PROVIDER, headers=HEADERS, parse_error=parse_error,
-            options=ClientOptions.build(options, **settings), transport=transport,
-            async_transport=async_transport)
+            options=options, transport=transport, async_transport=async_transport)
 
     def __repr__(self) -> str:
         return f"DatabricksClient(host={self.host!r}, auth={self.auth.source!r})"

@@ -8,7 +8,10 @@ goes to MLflow instead, through the kit's ``log_feedback`` (MLflow's own client 
 
 An error that concerns some rows is returned on those rows and the others carry on; an error
 that concerns every row (credentials refused, model or endpoint unknown) ends the task, since
-every other row would fail the same way.
+every other row would fail the same way. A shipped token that expired
+(:class:`~sfmodels_core.errors.TokenExpiredError`) is the exception: the rows done before it
+keep their results, the others get it as their error, and a rerun on the saved output redoes
+them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sfmodels_core.errors import (
     NotFoundError,
     PermissionDeniedError,
     SFModelsError,
+    TokenExpiredError,
 )
 from sfmodels_core.integration.feedback import GenerationRecord, normalize_rating
 from sfmodels_core.integration.mlflow_feedback import log_feedback
@@ -69,7 +73,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 Client = SalesforceClient | DatabricksClient
 
-#: Errors that end the task: they would be the same for every row.
+#: Errors that end the task: they would be the same for every row (but see :func:`_ends_task`).
 JOB_ERRORS = (ConfigurationError, AuthenticationError, PermissionDeniedError, NotFoundError)
 #: One bulk embedding call covers this many rounds of ``max_concurrency`` requests. A call that
 #: still fails after its retries marks its rows with the error (a rerun redoes them).
@@ -78,6 +82,12 @@ ROUNDS_PER_CALL = 4
 MAX_ERROR = 2000
 #: Feedback ids are UUIDs derived from the row, so a rerun sends the same id again.
 FEEDBACK_NAMESPACE = uuid.UUID("6f1d7c2a-41c9-5b7e-9a53-2f0e8d6b4c11")
+
+
+def _ends_task(exc: SFModelsError) -> bool:
+    """Whether ``exc`` ends the task: one of :data:`JOB_ERRORS`, except an expired shipped
+    token, which stays on the rows it hit so that the rows already done keep their results."""
+    return isinstance(exc, JOB_ERRORS) and not isinstance(exc, TokenExpiredError)
 
 
 def describe(exc: BaseException) -> str:
@@ -93,7 +103,7 @@ def each(client: Client, items: Sequence[T], fn: Callable[[T], R]) -> list[R | S
 
 
 def each_at(max_concurrency: int, items: Sequence[T], fn: Callable[[T], R],
-            ends_task: Callable[[SFModelsError], bool] = lambda exc: isinstance(exc, JOB_ERRORS),
+            ends_task: Callable[[SFModelsError], bool] = _ends_task,
             ) -> list[R | SFModelsError]:
     """``fn`` over every item, ``max_concurrency`` at a time; an item's error is its result,
     except an error for which ``ends_task`` is true (and any error that is not ours)."""
@@ -170,9 +180,9 @@ def embed_rows(client: Client, model: str, texts: Sequence[Any], todo: Sequence[
         unit = pending[start:start + size]
         try:
             outcome: Vectors | SFModelsError = send(unit)
-        except JOB_ERRORS:
-            raise
         except SFModelsError as exc:
+            if _ends_task(exc):
+                raise
             outcome = exc
         settle(unit, outcome)
     return vectors, errors
